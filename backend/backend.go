@@ -1,0 +1,217 @@
+// Package backend picks the GoMLX compute backend for every learnresize entry point (command line,
+// notebooks, tests and benchmarks), so that they all agree on what runs where.
+//
+// The rule, in order:
+//
+//  1. GOMLX_BACKEND, when set, is used as given (for example "go", "xla:cpu", "xla:cuda" or
+//     "xla:/abs/path/xla_cuda_plugin.so"). If it cannot start, New returns the error: a backend the
+//     user asked for is never silently replaced.
+//  2. LEARNRESIZE_PJRT_PLUGIN, when set, names a PJRT plugin file (.so) that XLA loads by absolute
+//     path; failure is an error too.
+//  3. When an NVIDIA GPU is present, XLA with a CUDA PJRT plugin: one installed by go-xla
+//     (~/.local/lib/go-xla, /usr/local/lib/go-xla), else one shipped inside a Python JAX install
+//     (jax_plugins/xla_cuda*/xla_cuda_plugin.so under common site-packages folders), else go-xla's
+//     auto-install (needs the internet). If none starts, the pure-Go backend runs and the report
+//     says why.
+//  4. Otherwise the pure-Go backend ("go"), which needs no downloads and runs everywhere.
+//
+// New returns the backend and an [Info] whose String method is the one-line report entry points
+// print ("backend go (pure Go, 2 CPUs) ...").
+package backend
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/gomlx/compute"
+	_ "github.com/gomlx/compute/gobackend" // the pure-Go backend, "go".
+	_ "github.com/gomlx/go-xla/compute/xla"
+	_ "github.com/gomlx/go-xla/compute/xla/autoinstall" // lets "xla:cuda" install its plugin where online.
+)
+
+const (
+	// EnvBackend is GoMLX's own variable naming the backend configuration (see compute.ConfigEnvVar).
+	EnvBackend = compute.ConfigEnvVar
+	// EnvPlugin names a PJRT plugin file (for example a JAX xla_cuda_plugin.so) for XLA to load.
+	EnvPlugin = "LEARNRESIZE_PJRT_PLUGIN"
+)
+
+// Info describes the backend New picked and why.
+type Info struct {
+	// Config is the GoMLX configuration string the backend was built from ("go", "xla:cuda", ...).
+	Config string
+	// Name is the registered backend name, the part of Config before ":" ("go" or "xla").
+	Name string
+	// Device describes device 0 as the backend reports it.
+	Device string
+	// Reason says how the backend was chosen, including why a GPU was not used when one was present.
+	Reason string
+}
+
+// String is the one-line report: which backend, which device, and why.
+func (i Info) String() string {
+	return fmt.Sprintf("backend %s [%s] on %s (%s)", i.Name, i.Config, i.Device, i.Reason)
+}
+
+// IsGo reports whether the pure-Go backend runs.
+func (i Info) IsGo() bool { return i.Name == "go" }
+
+// New picks, starts and describes the backend following the package rule.
+func New() (compute.Backend, Info, error) {
+	if cfg, ok := os.LookupEnv(EnvBackend); ok && cfg != "" {
+		b, err := start(cfg)
+		if err != nil {
+			return nil, Info{}, fmt.Errorf("backend %s=%q (asked for by the user) cannot start: %w", EnvBackend, cfg, err)
+		}
+		return b, describe(b, cfg, "set by "+EnvBackend), nil
+	}
+	if p := os.Getenv(EnvPlugin); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return nil, Info{}, fmt.Errorf("%s=%q: plugin file not readable: %w", EnvPlugin, p, err)
+		}
+		prepareCUDAEnv(p)
+		cfg := "xla:" + p
+		b, err := start(cfg)
+		if err != nil {
+			return nil, Info{}, fmt.Errorf("%s=%q (asked for by the user) cannot start: %w", EnvPlugin, p, err)
+		}
+		return b, describe(b, cfg, "plugin set by "+EnvPlugin), nil
+	}
+	var why []string
+	if HasNVIDIAGPU() {
+		for _, c := range cudaCandidates() {
+			b, err := start(c.config)
+			if err == nil {
+				return b, describe(b, c.config, "NVIDIA GPU found; "+c.source), nil
+			}
+			why = append(why, fmt.Sprintf("%s: %v", c.config, firstLine(err)))
+		}
+	} else {
+		why = append(why, "no NVIDIA GPU found")
+	}
+	b, err := start("go")
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("the pure-Go backend cannot start: %w", err)
+	}
+	return b, describe(b, "go", "default; "+strings.Join(why, "; ")), nil
+}
+
+// Must is New for programs and tests that cannot go on without a backend: it panics on error.
+func Must() (compute.Backend, Info) {
+	b, info, err := New()
+	if err != nil {
+		panic(err)
+	}
+	return b, info
+}
+
+// HasNVIDIAGPU reports whether the NVIDIA kernel driver is loaded (Linux only).
+func HasNVIDIAGPU() bool {
+	if runtime.GOOS != "linux" {
+		return false
+	}
+	for _, p := range []string{"/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/nvidia0"} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+type candidate struct{ config, source string }
+
+// cudaCandidates lists, best first, the XLA configurations worth trying on an NVIDIA machine.
+func cudaCandidates() []candidate {
+	var out []candidate
+	home, _ := os.UserHomeDir()
+	for _, dir := range []string{filepath.Join(home, ".local/lib/go-xla"), "/usr/local/lib/go-xla"} {
+		if m, _ := filepath.Glob(filepath.Join(dir, "pjrt_c_api_cuda*.so")); len(m) > 0 {
+			out = append(out, candidate{"xla:cuda", "CUDA plugin installed by go-xla in " + dir})
+			break
+		}
+	}
+	for _, p := range FindJAXCUDAPlugins() {
+		out = append(out, candidate{"xla:" + p, "CUDA plugin from a Python JAX install"})
+	}
+	out = append(out, candidate{"xla:cuda", "go-xla auto-install of the CUDA plugin"})
+	return out
+}
+
+// FindJAXCUDAPlugins returns the CUDA PJRT plugins shipped by Python JAX installs in common places
+// (virtual environments under /opt, $VIRTUAL_ENV, /usr/local, ~/.local), newest CUDA first.
+func FindJAXCUDAPlugins() []string {
+	home, _ := os.UserHomeDir()
+	roots := []string{
+		os.Getenv("VIRTUAL_ENV") + "/lib/python3*/site-packages",
+		"/opt/*/.venv/lib/python3*/site-packages",
+		"/opt/*/venv/lib/python3*/site-packages",
+		"/opt/*/lib/python3*/site-packages",
+		"/opt/venv/lib/python3*/site-packages",
+		"/usr/local/lib/python3*/*-packages",
+		"/usr/lib/python3/dist-packages",
+		home + "/.local/lib/python3*/site-packages",
+	}
+	seen := map[string]bool{}
+	var found []string
+	for _, r := range roots {
+		m, _ := filepath.Glob(filepath.Join(r, "jax_plugins/xla_cuda*/xla_cuda_plugin.so"))
+		for _, p := range m {
+			if !seen[p] {
+				seen[p] = true
+				found = append(found, p)
+			}
+		}
+	}
+	sort.SliceStable(found, func(i, j int) bool { return found[i] > found[j] })
+	return found
+}
+
+// prepareCUDAEnv points XLA at the CUDA libraries that a pip-installed JAX keeps beside its plugin
+// (site-packages/nvidia), unless the user already configured XLA_FLAGS.
+func prepareCUDAEnv(plugin string) {
+	sp := filepath.Dir(filepath.Dir(filepath.Dir(plugin))) // .../site-packages
+	nv := filepath.Join(sp, "nvidia")
+	if fi, err := os.Stat(nv); err == nil && fi.IsDir() && os.Getenv("XLA_FLAGS") == "" {
+		_ = os.Setenv("XLA_FLAGS", "--xla_gpu_cuda_data_dir="+nv)
+	}
+	if os.Getenv("GOPJRT_CUDA_CHECKS") == "" {
+		_ = os.Setenv("GOPJRT_CUDA_CHECKS", "0")
+	}
+}
+
+// start builds a backend from a configuration, turning GoMLX's panics (unknown backend name) into errors.
+func start(cfg string) (b compute.Backend, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	if strings.HasPrefix(cfg, "xla:/") {
+		prepareCUDAEnv(strings.SplitN(strings.TrimPrefix(cfg, "xla:"), ",", 2)[0])
+	}
+	return compute.NewWithConfig(cfg)
+}
+
+func describe(b compute.Backend, cfg, reason string) Info {
+	dev := "unknown device"
+	if b.NumDevices() > 0 {
+		dev = b.DeviceDescription(0)
+	}
+	name, _, _ := strings.Cut(cfg, ":")
+	if name == "go" {
+		dev = fmt.Sprintf("CPU, %d cores", runtime.NumCPU())
+	}
+	return Info{Config: cfg, Name: name, Device: dev, Reason: reason}
+}
+
+func firstLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
