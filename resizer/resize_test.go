@@ -299,4 +299,3 @@ func TestParseMethod(t *testing.T) {
 		t.Error("ParseMethod(lanczos3) gave no error")
 	}
 }
-
