@@ -1,0 +1,147 @@
+// Package layers holds the few Keras-compatible layers the learnresize models share: a 2-D
+// convolution with Keras' glorot-uniform kernels and variable names, a batch normalisation with
+// Keras' semantics and the true gradient through the batch statistics, and LeakyReLU.
+//
+// Why not GoMLX's own layers: GoMLX v0.28 initialises kernels with He by default (Keras uses
+// glorot_uniform), names variables "weights"/"biases", and its graph batch norm (the only one the
+// pure-Go backend can run) applies StopGradient to the batch mean and variance, so its input
+// gradient is wrong during training (measured ~21% off finite differences). It also debiases its
+// moving averages, where Keras uses plain momentum.
+package layers
+
+import (
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/model/initializer"
+	"github.com/gomlx/gomlx/support/exceptions"
+)
+
+// ConvBuilder configures a Keras Conv2D on NHWC input. Create it with Conv and finish with Done.
+type ConvBuilder struct {
+	scope            *model.Scope
+	x                *Node
+	filters, kernel  int
+	strides          int
+	same, bias       bool
+	dilation, groups int
+}
+
+// Conv starts a Keras Conv2D in scope (variables "kernel" [k, k, in, filters] and "bias" [filters]),
+// defaults: stride 1, "same" padding, with bias.
+func Conv(scope *model.Scope, x *Node) *ConvBuilder {
+	return &ConvBuilder{scope: scope, x: x, strides: 1, same: true, bias: true}
+}
+
+// Filters sets the number of output channels (required).
+func (c *ConvBuilder) Filters(n int) *ConvBuilder { c.filters = n; return c }
+
+// Kernel sets the square kernel size (required).
+func (c *ConvBuilder) Kernel(k int) *ConvBuilder { c.kernel = k; return c }
+
+// Strides sets the stride on both spatial axes.
+func (c *ConvBuilder) Strides(s int) *ConvBuilder { c.strides = s; return c }
+
+// Same selects Keras "same" padding (for stride 1 and odd kernels: k/2 on every side).
+func (c *ConvBuilder) Same() *ConvBuilder { c.same = true; return c }
+
+// Valid selects Keras "valid" padding (none).
+func (c *ConvBuilder) Valid() *ConvBuilder { c.same = false; return c }
+
+// UseBias sets whether a bias is added (Keras use_bias).
+func (c *ConvBuilder) UseBias(b bool) *ConvBuilder { c.bias = b; return c }
+
+// Done creates the variables (glorot-uniform kernel, zero bias) and returns the convolution.
+func (c *ConvBuilder) Done() *Node {
+	if c.filters <= 0 || c.kernel <= 0 {
+		exceptions.Panicf("layers.Conv in %q: filters (%d) and kernel (%d) must be set and positive", c.scope.Scope(), c.filters, c.kernel)
+	}
+	if c.x.Rank() != 4 {
+		exceptions.Panicf("layers.Conv in %q: input must be NHWC, got %s", c.scope.Scope(), c.x.Shape())
+	}
+	g := c.x.Graph()
+	dtype := c.x.DType()
+	inC := c.x.Shape().Dimensions[3]
+	kernelVar := c.scope.WithInitializer(initializer.GlorotUniformFn(c.scope)).
+		VariableWithShape("kernel", shapes.Make(dtype, c.kernel, c.kernel, inC, c.filters))
+	conv := Convolve(c.x, kernelVar.NodeValue(g)).Strides(c.strides)
+	if c.same {
+		if c.strides != 1 {
+			exceptions.Panicf("layers.Conv in %q: \"same\" padding is only implemented for stride 1 (Keras pads "+
+				"strided convs unevenly; use explicit padding and Valid)", c.scope.Scope())
+		}
+		conv = conv.PadSame()
+	} else {
+		conv = conv.NoPadding()
+	}
+	y := conv.Done()
+	if c.bias {
+		biasVar := c.scope.WithInitializer(initializer.Zero).VariableWithShape("bias", shapes.Make(dtype, c.filters))
+		y = Add(y, Reshape(biasVar.NodeValue(g), 1, 1, 1, c.filters))
+	}
+	return y
+}
+
+// BatchNormBuilder configures a Keras BatchNormalization over the last (channel) axis.
+type BatchNormBuilder struct {
+	scope             *model.Scope
+	x                 *Node
+	momentum, epsilon float64
+}
+
+// BatchNorm starts a Keras BatchNormalization in scope with Keras' defaults (momentum 0.99,
+// epsilon 1e-3). Variables: "gamma", "beta" (trainable), "moving_mean", "moving_variance" (not).
+func BatchNorm(scope *model.Scope, x *Node) *BatchNormBuilder {
+	return &BatchNormBuilder{scope: scope, x: x, momentum: 0.99, epsilon: 1e-3}
+}
+
+// Momentum of the moving statistics: moving = momentum*moving + (1-momentum)*batch.
+func (b *BatchNormBuilder) Momentum(m float64) *BatchNormBuilder { b.momentum = m; return b }
+
+// Epsilon added to the variance.
+func (b *BatchNormBuilder) Epsilon(e float64) *BatchNormBuilder { b.epsilon = e; return b }
+
+// Done returns the normalised x. In training graphs (scope.IsTraining) it normalises with the batch
+// mean and biased variance, back-propagates through them, and updates the moving statistics; in
+// inference it uses the moving statistics.
+func (b *BatchNormBuilder) Done() *Node {
+	x := b.x
+	g := x.Graph()
+	dtype := x.DType()
+	c := x.Shape().Dimensions[x.Rank()-1]
+	vshape := shapes.Make(dtype, c)
+	gamma := b.scope.WithInitializer(initializer.One).VariableWithShape("gamma", vshape)
+	beta := b.scope.WithInitializer(initializer.Zero).VariableWithShape("beta", vshape)
+	movingMean := b.scope.WithInitializer(initializer.Zero).VariableWithShape("moving_mean", vshape).SetTrainable(false)
+	movingVar := b.scope.WithInitializer(initializer.One).VariableWithShape("moving_variance", vshape).SetTrainable(false)
+
+	bshape := make([]int, x.Rank())
+	for i := range bshape {
+		bshape[i] = 1
+	}
+	bshape[x.Rank()-1] = c
+	axes := make([]int, x.Rank()-1)
+	for i := range axes {
+		axes[i] = i
+	}
+	var mean, variance *Node
+	if b.scope.IsTraining(g) {
+		mean = ReduceAndKeep(x, ReduceMean, axes...)
+		variance = ReduceAndKeep(Square(Sub(x, mean)), ReduceMean, axes...)
+		m := b.momentum
+		movingMean.SetNodeValue(Add(MulScalar(movingMean.NodeValue(g), m), MulScalar(StopGradient(Reshape(mean, c)), 1-m)))
+		movingVar.SetNodeValue(Add(MulScalar(movingVar.NodeValue(g), m), MulScalar(StopGradient(Reshape(variance, c)), 1-m)))
+	} else {
+		mean = Reshape(movingMean.NodeValue(g), bshape...)
+		variance = Reshape(movingVar.NodeValue(g), bshape...)
+	}
+	// 1/Sqrt rather than Rsqrt: GoMLX's Rsqrt has no gradient.
+	inv := Div(Reshape(gamma.NodeValue(g), bshape...), Sqrt(AddScalar(variance, b.epsilon)))
+	return Add(Mul(Sub(x, mean), inv), Reshape(beta.NodeValue(g), bshape...))
+}
+
+// LeakyReLU is max(x, alpha*x) for 0 <= alpha < 1 (Keras' LeakyReLU; the tutorial uses alpha 0.2,
+// GoMLX's default slope is 0.3).
+func LeakyReLU(x *Node, alpha float64) *Node {
+	return Where(GreaterOrEqual(x, ScalarZero(x.Graph(), x.DType())), x, MulScalar(x, alpha))
+}
