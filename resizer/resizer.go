@@ -54,9 +54,9 @@ const ScopeName = "learnable_resizer"
 
 // Tutorial defaults.
 const (
-	DefaultTarget    = 150
-	DefaultFilters   = 16
-	DefaultResBlocks = 1
+	DefaultTarget     = 150
+	DefaultFilters    = 16
+	DefaultResBlocks  = 1
 	LeakyAlpha        = 0.2  // LeakyReLU slope of the tutorial (GoMLX's default is 0.3).
 	BatchNormEpsilon  = 1e-3 // Keras default.
 	BatchNormMomentum = 0.99 // Keras default: moving = 0.99*moving + 0.01*batch.
