@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -297,5 +298,28 @@ func TestParseMethod(t *testing.T) {
 	}
 	if _, err := ParseMethod("lanczos3"); err == nil {
 		t.Error("ParseMethod(lanczos3) gave no error")
+	}
+}
+
+// TestBFloat16 runs both formulations on bfloat16 images (half the memory traffic on GPUs) and
+// compares with float32 within bfloat16's precision.
+func TestBFloat16(t *testing.T) {
+	b := testBackend(t)
+	x := randomData(2*12*10*3, 77)
+	x32 := make([]float32, len(x))
+	for i, v := range x {
+		x32[i] = float32(v)
+	}
+	for _, m := range []Method{Bilinear, Bicubic, Area} {
+		for _, f := range formulations {
+			want := runResize(t, x32, []int{2, 12, 10, 3}, 6, 7, m, f)
+			y, err := ExecOnce(b, func(x *Node) *Node {
+				return ConvertDType(ResizeWith(ConvertDType(x, dtypes.BFloat16), 6, 7, m, f), dtypes.Float32)
+			}, tensors.FromFlatDataAndDimensions(x32, 2, 12, 10, 3))
+			if err != nil {
+				t.Fatalf("%s/%s bfloat16: %v", m, f, err)
+			}
+			assertClose(t, fmt.Sprintf("bfloat16 %s/%s", m, f), tensors.MustCopyFlatData[float32](y), want, 3e-2)
+		}
 	}
 }

@@ -1,0 +1,79 @@
+package backend
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestExplicitGoBackend(t *testing.T) {
+	t.Setenv(EnvBackend, "go")
+	b, info, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Finalize()
+	if !info.IsGo() || info.Config != "go" || !strings.Contains(info.String(), "set by GOMLX_BACKEND") {
+		t.Errorf("info = %+v (%s)", info, info)
+	}
+}
+
+func TestAskedForBackendThatCannotStartIsAnError(t *testing.T) {
+	t.Setenv(EnvBackend, "nosuchbackend")
+	if _, _, err := New(); err == nil || !strings.Contains(err.Error(), "nosuchbackend") || !strings.Contains(err.Error(), "asked for") {
+		t.Errorf("error = %v, want one naming the backend the user asked for", err)
+	}
+}
+
+func TestPluginEnvErrors(t *testing.T) {
+	t.Setenv(EnvBackend, "")
+	t.Setenv(EnvPlugin, filepath.Join(t.TempDir(), "missing.so"))
+	if _, _, err := New(); err == nil || !strings.Contains(err.Error(), EnvPlugin) {
+		t.Errorf("missing plugin: error = %v, want one naming %s", err, EnvPlugin)
+	}
+	bogus := filepath.Join(t.TempDir(), "bogus.so")
+	if err := os.WriteFile(bogus, []byte("not a shared library"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvPlugin, bogus)
+	if _, _, err := New(); err == nil || !strings.Contains(err.Error(), "cannot start") {
+		t.Errorf("bogus plugin: error = %v, want 'cannot start'", err)
+	}
+}
+
+func TestDefaultWithoutGPU(t *testing.T) {
+	if HasNVIDIAGPU() {
+		t.Skip("this machine has an NVIDIA GPU: the default is XLA there")
+	}
+	t.Setenv(EnvBackend, "")
+	t.Setenv(EnvPlugin, "")
+	b, info, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Finalize()
+	if !info.IsGo() || !strings.Contains(info.Reason, "no NVIDIA GPU") {
+		t.Errorf("info = %s, want the go backend because no GPU was found", info)
+	}
+}
+
+func TestFindJAXCUDAPlugins(t *testing.T) {
+	venv := t.TempDir()
+	p := filepath.Join(venv, "lib/python3.12/site-packages/jax_plugins/xla_cuda13/xla_cuda_plugin.so")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("VIRTUAL_ENV", venv)
+	found := FindJAXCUDAPlugins()
+	ok := false
+	for _, f := range found {
+		ok = ok || f == p
+	}
+	if !ok {
+		t.Errorf("FindJAXCUDAPlugins() = %v, want it to include %s", found, p)
+	}
+}
