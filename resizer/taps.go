@@ -193,3 +193,22 @@ func keysTable() []float32 {
 	}
 	return table
 }
+
+// AxisWeights are Resize's 1-D resampling weights along one axis, for host-side code that must
+// resize exactly as the graph op does (the dataset pipeline resizes decoded images on the CPU with
+// them). Output o is the sum over k of Weights[o][k] * x[clamp(Start[o]+k, 0, In-1)]; every row has
+// Taps entries (zero-padded).
+type AxisWeights struct {
+	In, Out, Taps int
+	Start         []int
+	Weights       [][]float64
+}
+
+// NewAxisWeights returns the weights of method for an axis resized from in to out.
+func NewAxisWeights(method Method, in, out int) (*AxisWeights, error) {
+	t, err := newTaps(method, in, out)
+	if err != nil {
+		return nil, err
+	}
+	return &AxisWeights{In: t.in, Out: t.out, Taps: t.k, Start: t.start, Weights: t.weights}, nil
+}
