@@ -10,6 +10,9 @@
 package layers
 
 import (
+	"hash/fnv"
+	"math"
+
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/ml/model"
@@ -62,7 +65,7 @@ func (c *ConvBuilder) Done() *Node {
 	g := c.x.Graph()
 	dtype := c.x.DType()
 	inC := c.x.Shape().Dimensions[3]
-	kernelVar := c.scope.WithInitializer(initializer.GlorotUniformFn(c.scope)).
+	kernelVar := c.scope.WithInitializer(GlorotUniform(c.scope, "kernel")).
 		VariableWithShape("kernel", shapes.Make(dtype, c.kernel, c.kernel, inC, c.filters))
 	conv := Convolve(c.x, kernelVar.NodeValue(g)).Strides(c.strides)
 	if c.same {
@@ -80,6 +83,57 @@ func (c *ConvBuilder) Done() *Node {
 		y = Add(y, Reshape(biasVar.NodeValue(g), 1, 1, 1, c.filters))
 	}
 	return y
+}
+
+// Dense is a Keras Dense layer on [batch, features] input: "kernel" [features, units] (glorot
+// uniform) and "bias" [units] (zeros). No activation.
+func Dense(scope *model.Scope, x *Node, units int) *Node {
+	if x.Rank() != 2 || units <= 0 {
+		exceptions.Panicf("layers.Dense in %q: want [batch, features] input and units > 0, got %s and %d", scope.Scope(), x.Shape(), units)
+	}
+	g := x.Graph()
+	dtype := x.DType()
+	kernel := scope.WithInitializer(GlorotUniform(scope, "kernel")).
+		VariableWithShape("kernel", shapes.Make(dtype, x.Shape().Dimensions[1], units))
+	bias := scope.WithInitializer(initializer.Zero).VariableWithShape("bias", shapes.Make(dtype, units))
+	return Add(Dot(x, kernel.NodeValue(g)).Product(), Reshape(bias.NodeValue(g), 1, units))
+}
+
+// GlorotUniform is Keras' glorot_uniform initializer (uniform in ±sqrt(6/(fan_in+fan_out)), fans of
+// a Dense or convolution kernel) for the variable name in scope.
+//
+// When the store has a seed (model.ParamInitialSeed != 0), each variable draws from its own random
+// stream, seeded by the seed and the variable's full path. So a variable's initial value depends only
+// on the seed and its name, not on how many variables were created before it: the tutorial's two
+// models (with and without the resizer) get the same initial DenseNet for the same seed, which is the
+// tutorial's fairness condition. Without a seed it falls back to the store's random state.
+func GlorotUniform(scope *model.Scope, name string) model.VariableInitializer {
+	seed := model.GetParamOr(scope, model.ParamInitialSeed, int64(0))
+	if seed == 0 {
+		return initializer.GlorotUniformFn(scope)
+	}
+	path := model.JoinPath(scope.Scope(), name)
+	return func(g *Graph, shape shapes.Shape) *Node {
+		fanIn, fanOut := fans(shape)
+		limit := math.Sqrt(6 / float64(max(1, fanIn+fanOut)))
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(path))
+		_, u := RandomUniform(RNGStateFromSeedForGraph(g, seed^int64(h.Sum64())), shape)
+		return AddScalar(MulScalar(u, 2*limit), -limit)
+	}
+}
+
+// fans returns Keras' fan_in and fan_out of a kernel: [in, out] for Dense, [k..., in, out] for convs.
+func fans(shape shapes.Shape) (fanIn, fanOut int) {
+	d := shape.Dimensions
+	if len(d) < 2 {
+		return 1, 1
+	}
+	receptive := 1
+	for _, k := range d[:len(d)-2] {
+		receptive *= k
+	}
+	return d[len(d)-2] * receptive, d[len(d)-1] * receptive
 }
 
 // BatchNormBuilder configures a Keras BatchNormalization over the last (channel) axis.

@@ -178,3 +178,33 @@ func TestLeakyReLU(t *testing.T) {
 }
 
 func shapesF32(dims ...int) shapes.Shape { return shapes.Make(dtypes.Float32, dims...) }
+
+// TestInitDependsOnlyOnSeedAndPath: a kernel's initial value must not depend on what was created
+// before it (the with/without-resizer fairness condition), and must depend on the seed.
+func TestInitDependsOnlyOnSeedAndPath(t *testing.T) {
+	b := newBackend(t)
+	kernel := func(seed int64, extraFirst bool) []float32 {
+		store := model.NewStore()
+		store.SetParam(model.ParamInitialSeed, seed)
+		model.MustCallOnce(b, store, func(scope *model.Scope, g *Graph) *Node {
+			x := Ones(g, shapesF32(1, 4, 4, 3))
+			if extraFirst {
+				x = Conv(scope.In("other"), x).Filters(3).Kernel(3).Done()
+			}
+			return Conv(scope.In("net").In("conv"), x).Filters(4).Kernel(3).Done()
+		})
+		return tensors.MustCopyFlatData[float32](store.GetVariable("/net/conv/kernel").MustValue())
+	}
+	a, bb, c := kernel(11, false), kernel(11, true), kernel(12, false)
+	same, differ := true, false
+	for i := range a {
+		same = same && a[i] == bb[i]
+		differ = differ || a[i] != c[i]
+	}
+	if !same {
+		t.Error("the same seed gave a different kernel once another layer was created first")
+	}
+	if !differ {
+		t.Error("different seeds gave the same kernel")
+	}
+}
