@@ -1,0 +1,286 @@
+// Package densenet implements DenseNet-121/169/201 (Huang et al., "Densely Connected Convolutional
+// Networks", arXiv:1608.06993) in GoMLX, laid out exactly as keras.applications.DenseNet121 & co., the
+// backbone of the keras.io "Learning to Resize Images" tutorial:
+//
+//	ZeroPadding2D(3) -> Conv 7x7/2 (64, valid, no bias) -> BN -> ReLU -> ZeroPadding2D(1) -> MaxPool 3x3/2
+//	dense block (conv2) -> transition (pool2) -> dense block (conv3) -> transition (pool3)
+//	-> dense block (conv4) -> transition (pool4) -> dense block (conv5) -> BN -> ReLU
+//	-> GlobalAveragePooling -> Dense(classes)          (include top; or avg/max/no pooling)
+//
+// A dense-block layer is BN-ReLU-Conv1x1(bottleneck·growth)-BN-ReLU-Conv3x3(growth), concatenated to its
+// input on the channel axis; a transition is BN-ReLU-Conv1x1(compression·channels)-AvgPool 2x2/2.
+// Batch norm uses epsilon 1.001e-5 and momentum 0.99, kernels are glorot-uniform, convolutions have no
+// bias: all as Keras. Scope names are Keras' layer names (densenet121/conv2_block1_1_conv/kernel, ...),
+// so checkpoints read like the Keras summary. Parameter counts match Keras (7,039,554 for DenseNet-121
+// with 2 classes).
+//
+// Differences from Keras: the top returns logits (Keras applies softmax in the Dense layer; the
+// training loss here applies it, numerically more stable) unless Softmax(true) is set; batch norm in
+// training back-propagates through the batch statistics as Keras does (unlike GoMLX's own graph batch
+// norm).
+package densenet
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/support/exceptions"
+
+	"github.com/learnresize/learnresize/internal/layers"
+	"github.com/learnresize/learnresize/summary"
+)
+
+// Presets: number of layers in each of the four dense blocks.
+var Presets = map[string][]int{
+	"densenet121": {6, 12, 24, 16},
+	"densenet169": {6, 12, 32, 32},
+	"densenet201": {6, 12, 48, 32},
+}
+
+// Hyperparameter keys read by New (model.GetParamOr, so they can be set on any enclosing scope).
+const (
+	// ParamPreset names the preset (string): densenet121 (default), densenet169 or densenet201.
+	ParamPreset = "densenet_preset"
+	// ParamClasses is the number of output classes of the top (int), default 1000 as Keras.
+	ParamClasses = "densenet_classes"
+	// ParamCheckpoint turns on gradient checkpointing of the dense-block layers (bool), default false.
+	ParamCheckpoint = "densenet_checkpoint"
+)
+
+// Pooling selects what happens after the last ReLU when the top is not included.
+type Pooling int
+
+const (
+	// PoolingNone returns the 4-D feature map.
+	PoolingNone Pooling = iota
+	// PoolingAvg returns the global average of the feature map (Keras pooling="avg").
+	PoolingAvg
+	// PoolingMax returns the global maximum of the feature map (Keras pooling="max").
+	PoolingMax
+)
+
+// Keras constants of keras.applications.densenet.
+const (
+	BatchNormEpsilon  = 1.001e-5
+	BatchNormMomentum = 0.99
+	InitialFeatures   = 64 // filters of the stem convolution
+	MinInputSize      = 32
+)
+
+// Builder configures a DenseNet. Create it with New, set options, call Done.
+type Builder struct {
+	scope       *model.Scope
+	images      *Node
+	name        string
+	blocks      []int
+	growth      int
+	bottleneck  int
+	compression float64
+	classes     int
+	includeTop  bool
+	pooling     Pooling
+	softmax     bool
+	checkpoint  bool
+	rec         *summary.Recorder
+}
+
+// New starts a DenseNet on images [batch, height, width, channels] (NHWC, float, height and width at
+// least 32), configured by default as the ParamPreset preset (DenseNet-121) with the top included.
+func New(scope *model.Scope, images *Node) *Builder {
+	b := &Builder{
+		scope: scope, images: images,
+		growth: 32, bottleneck: 4, compression: 0.5,
+		classes:    model.GetParamOr(scope, ParamClasses, 1000),
+		includeTop: true, pooling: PoolingAvg,
+		checkpoint: model.GetParamOr(scope, ParamCheckpoint, false),
+	}
+	return b.Preset(model.GetParamOr(scope, ParamPreset, "densenet121"))
+}
+
+// Preset selects densenet121, densenet169 or densenet201 (blocks and scope name).
+func (b *Builder) Preset(name string) *Builder {
+	blocks, ok := Presets[strings.ToLower(name)]
+	if !ok {
+		exceptions.Panicf("densenet: unknown preset %q (want densenet121, densenet169 or densenet201)", name)
+	}
+	b.name = strings.ToLower(name)
+	b.blocks = slices.Clone(blocks)
+	return b
+}
+
+// Blocks sets the number of layers of each dense block (a custom DenseNet, scope name "densenet"
+// unless Name is set).
+func (b *Builder) Blocks(blocks ...int) *Builder {
+	b.blocks = slices.Clone(blocks)
+	if _, preset := Presets[b.name]; preset && !slices.Equal(Presets[b.name], blocks) {
+		b.name = "densenet"
+	}
+	return b
+}
+
+// Growth sets the growth rate (filters added by each dense-block layer), default 32.
+func (b *Builder) Growth(k int) *Builder { b.growth = k; return b }
+
+// Bottleneck sets the bottleneck multiplier of the 1x1 convolutions (bn_size), default 4.
+func (b *Builder) Bottleneck(n int) *Builder { b.bottleneck = n; return b }
+
+// Compression sets the transitions' channel reduction, default 0.5.
+func (b *Builder) Compression(c float64) *Builder { b.compression = c; return b }
+
+// Classes sets the number of outputs of the top's Dense layer.
+func (b *Builder) Classes(n int) *Builder { b.classes = n; return b }
+
+// IncludeTop sets whether the classifier (global average pooling + Dense) is added. Default true.
+func (b *Builder) IncludeTop(v bool) *Builder { b.includeTop = v; return b }
+
+// Pooling sets the pooling used when the top is not included. Default PoolingAvg.
+func (b *Builder) Pooling(p Pooling) *Builder { b.pooling = p; return b }
+
+// Softmax makes the top return probabilities (Keras' classifier_activation="softmax") instead of logits.
+func (b *Builder) Softmax(v bool) *Builder { b.softmax = v; return b }
+
+// Checkpoint turns on GoMLX gradient checkpointing for each dense-block layer: activations inside a
+// layer are recomputed in the backward pass instead of kept, trading compute for memory.
+func (b *Builder) Checkpoint(v bool) *Builder { b.checkpoint = v; return b }
+
+// Name sets the scope name (default: the preset's name, e.g. densenet121).
+func (b *Builder) Name(name string) *Builder { b.name = name; return b }
+
+// Record makes Done record its layers in rec (for a Keras-style summary).
+func (b *Builder) Record(rec *summary.Recorder) *Builder { b.rec = rec; return b }
+
+// ScopeName is the sub-scope Done creates for the network's variables.
+func (b *Builder) ScopeName() string { return b.name }
+
+func (b *Builder) validate() error {
+	x := b.images
+	switch {
+	case x.Rank() != 4:
+		return fmt.Errorf("images must be NHWC, got shape %s", x.Shape())
+	case !x.DType().IsFloat():
+		return fmt.Errorf("images must be float, got %s", x.DType())
+	case x.Shape().Dimensions[1] < MinInputSize || x.Shape().Dimensions[2] < MinInputSize:
+		return fmt.Errorf("input %dx%d is smaller than %dx%d, the least DenseNet can reduce", x.Shape().Dimensions[1], x.Shape().Dimensions[2], MinInputSize, MinInputSize)
+	case len(b.blocks) == 0:
+		return fmt.Errorf("no dense blocks")
+	case b.growth <= 0 || b.bottleneck <= 0:
+		return fmt.Errorf("growth (%d) and bottleneck (%d) must be positive", b.growth, b.bottleneck)
+	case b.compression <= 0 || b.compression > 1:
+		return fmt.Errorf("compression %g must be in (0, 1]", b.compression)
+	case b.includeTop && b.classes <= 0:
+		return fmt.Errorf("classes %d must be positive", b.classes)
+	}
+	for _, n := range b.blocks {
+		if n <= 0 {
+			return fmt.Errorf("dense block sizes %v must be positive", b.blocks)
+		}
+	}
+	return nil
+}
+
+// Done builds the network. With the top it returns [batch, classes] logits (probabilities with
+// Softmax(true)); without, the pooled [batch, channels] features or the [batch, h, w, channels] map.
+func (b *Builder) Done() *Node {
+	if err := b.validate(); err != nil {
+		exceptions.Panicf("densenet: %v", err)
+	}
+	scope := b.scope.In("%s", b.name)
+	rec := b.rec
+	in := func(name string) *model.Scope { return scope.In("%s", name) }
+	bn := func(name string, x *Node) *Node {
+		s := in(name)
+		y := layers.BatchNorm(s, x).Epsilon(BatchNormEpsilon).Momentum(BatchNormMomentum).Done()
+		rec.Add(name, "BatchNormalization", y, s)
+		return y
+	}
+	relu := func(name string, x *Node) *Node {
+		y := Max(x, ScalarZero(x.Graph(), x.DType()))
+		rec.Add(name, "Activation", y, nil)
+		return y
+	}
+	conv := func(name string, x *Node, filters, kernel, stride int, same bool) *Node {
+		s := in(name)
+		c := layers.Conv(s, x).Filters(filters).Kernel(kernel).Strides(stride).UseBias(false)
+		if !same {
+			c = c.Valid()
+		}
+		y := c.Done()
+		rec.Add(name, "Conv2D", y, s)
+		return y
+	}
+	zeroPad := 0
+	pad := func(x *Node, p int) *Node {
+		y := Pad(x, ScalarZero(x.Graph(), x.DType()), PadAxis{}, PadAxis{Start: p, End: p}, PadAxis{Start: p, End: p}, PadAxis{})
+		name := "zero_padding2d"
+		if zeroPad > 0 {
+			name = fmt.Sprintf("zero_padding2d_%d", zeroPad)
+		}
+		zeroPad++
+		rec.Add(name, "ZeroPadding2D", y, nil)
+		return y
+	}
+
+	x := b.images
+	x = pad(x, 3)
+	x = conv("conv1_conv", x, InitialFeatures, 7, 2, false)
+	x = relu("conv1_relu", bn("conv1_bn", x))
+	x = pad(x, 1)
+	x = MaxPool(x).Window(3).Strides(2).NoPadding().Done()
+	rec.Add("pool1", "MaxPooling2D", x, nil)
+
+	for i, n := range b.blocks {
+		stage := fmt.Sprintf("conv%d", i+2)
+		for j := range n {
+			name := fmt.Sprintf("%s_block%d", stage, j+1)
+			input := x
+			if b.checkpoint {
+				input = input.Checkpoint()
+			}
+			y := relu(name+"_0_relu", bn(name+"_0_bn", input))
+			y = conv(name+"_1_conv", y, b.bottleneck*b.growth, 1, 1, true)
+			y = relu(name+"_1_relu", bn(name+"_1_bn", y))
+			y = conv(name+"_2_conv", y, b.growth, 3, 1, true)
+			x = Concatenate([]*Node{input, y}, -1)
+			if b.checkpoint {
+				x = x.StopCheckpoint()
+			}
+			rec.Add(name+"_concat", "Concatenate", x, nil)
+		}
+		if i == len(b.blocks)-1 {
+			break
+		}
+		name := fmt.Sprintf("pool%d", i+2)
+		x = relu(name+"_relu", bn(name+"_bn", x))
+		x = conv(name+"_conv", x, int(float64(x.Shape().Dimensions[3])*b.compression), 1, 1, true)
+		if x.Shape().Dimensions[1] < 2 || x.Shape().Dimensions[2] < 2 {
+			exceptions.Panicf("densenet: feature map %v too small for transition %s: use a larger input", x.Shape().Dimensions[1:3], name)
+		}
+		x = MeanPool(x).Window(2).Strides(2).NoPadding().Done()
+		rec.Add(name+"_pool", "AveragePooling2D", x, nil)
+	}
+	x = relu("relu", bn("bn", x))
+
+	if !b.includeTop {
+		switch b.pooling {
+		case PoolingAvg:
+			x = ReduceMean(x, 1, 2)
+			rec.Add("avg_pool", "GlobalAveragePooling2D", x, nil)
+		case PoolingMax:
+			x = ReduceMax(x, 1, 2)
+			rec.Add("max_pool", "GlobalMaxPooling2D", x, nil)
+		}
+		return x
+	}
+	x = ReduceMean(x, 1, 2)
+	rec.Add("avg_pool", "GlobalAveragePooling2D", x, nil)
+	top := in("predictions")
+	x = layers.Dense(top, x, b.classes)
+	if b.softmax {
+		x = Softmax(x, -1)
+	}
+	rec.Add("predictions", "Dense", x, top)
+	return x
+}
