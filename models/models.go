@@ -1,0 +1,188 @@
+// Package models builds the two models the keras.io "Learning to Resize Images" tutorial compares:
+//
+//	with resizer: Rescaling(1/255) -> learnable resizer (INP_SIZE -> TARGET_SIZE) -> DenseNet-121
+//	baseline:     Rescaling(1/255) -> plain resize to TARGET_SIZE (same method)  -> DenseNet-121
+//
+// One Config chooses between them (Config.Resizer), so the notebook, the command line and the tests
+// share one model function. With the tutorial's defaults they have 7,051,717 and 7,039,554
+// parameters, as the tutorial's table. For the same seed both start from identical DenseNet weights
+// (each kernel's initial value depends only on the seed and its name): the tutorial's fairness
+// condition.
+//
+// The models return logits; the training loss applies the softmax (Keras' DenseNet applies it in its
+// last layer and its loss takes probabilities: the same function, computed more stably here).
+package models
+
+import (
+	"fmt"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/support/exceptions"
+
+	"github.com/learnresize/learnresize/densenet"
+	"github.com/learnresize/learnresize/resizer"
+	"github.com/learnresize/learnresize/summary"
+)
+
+// Config describes one of the tutorial's models.
+type Config struct {
+	// InputHeight, InputWidth: the images fed to the model (the tutorial's INP_SIZE, 300x300).
+	InputHeight, InputWidth int
+	// TargetHeight, TargetWidth: what the resizer (or the plain resize) produces (TARGET_SIZE, 150x150).
+	TargetHeight, TargetWidth int
+	// Interpolation of the resizer's resizes and of the baseline's plain resize ("bilinear").
+	Interpolation resizer.Method
+	// Resizer selects the learnable resizer (true) or the plain resize baseline (false).
+	Resizer bool
+	// Filters and ResBlocks of the learnable resizer (16 and 1).
+	Filters, ResBlocks int
+	// Preset of the DenseNet backbone: densenet121 (default), densenet169, densenet201.
+	Preset string
+	// Blocks and Growth override the preset's dense blocks and growth rate when set (small models
+	// for tests and quick runs); the scope name is then "densenet".
+	Blocks []int
+	Growth int
+	// Classes of the classifier (2: cat, dog).
+	Classes int
+	// Checkpoint turns on gradient checkpointing in the DenseNet's dense blocks.
+	Checkpoint bool
+}
+
+// Tutorial returns the tutorial's model with the learnable resizer.
+func Tutorial() Config {
+	return Config{InputHeight: 300, InputWidth: 300, TargetHeight: 150, TargetWidth: 150,
+		Interpolation: resizer.Bilinear, Resizer: true, Filters: 16, ResBlocks: 1,
+		Preset: "densenet121", Classes: 2}
+}
+
+// Baseline returns c without the learnable resizer (plain resize).
+func (c Config) Baseline() Config { c.Resizer = false; return c }
+
+// Name is a short name for files and tables: "resizer" or "baseline".
+func (c Config) Name() string {
+	if c.Resizer {
+		return "resizer"
+	}
+	return "baseline"
+}
+
+// Title is the tutorial table's model name.
+func (c Config) Title() string {
+	backbone := c.Preset
+	if len(c.Blocks) > 0 {
+		backbone = fmt.Sprintf("DenseNet%v", c.Blocks)
+	}
+	if c.Resizer {
+		return fmt.Sprintf("Learnable resizer + %s", backbone)
+	}
+	return fmt.Sprintf("%s resize + %s", c.Interpolation, backbone)
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.InputHeight <= 0 || c.InputWidth <= 0:
+		return fmt.Errorf("input size %dx%d must be positive", c.InputHeight, c.InputWidth)
+	case c.TargetHeight < densenet.MinInputSize || c.TargetWidth < densenet.MinInputSize:
+		return fmt.Errorf("target size %dx%d is below DenseNet's minimum %dx%d", c.TargetHeight, c.TargetWidth, densenet.MinInputSize, densenet.MinInputSize)
+	case c.Classes < 2:
+		return fmt.Errorf("classes %d: need at least 2", c.Classes)
+	case c.Resizer && (c.Filters <= 0 || c.ResBlocks < 0):
+		return fmt.Errorf("resizer filters %d / residual blocks %d invalid", c.Filters, c.ResBlocks)
+	}
+	if _, ok := densenet.Presets[c.Preset]; !ok && len(c.Blocks) == 0 {
+		return fmt.Errorf("unknown DenseNet preset %q", c.Preset)
+	}
+	return nil
+}
+
+// ResizerConfig is the learnable resizer's part of the configuration.
+func (c Config) ResizerConfig() resizer.Config {
+	return resizer.Config{TargetHeight: c.TargetHeight, TargetWidth: c.TargetWidth, Filters: c.Filters,
+		ResBlocks: c.ResBlocks, Interpolation: c.Interpolation}
+}
+
+// BackboneScope is the scope name of the DenseNet's variables.
+func (c Config) BackboneScope() string {
+	if len(c.Blocks) > 0 {
+		return "densenet"
+	}
+	return c.Preset
+}
+
+// Build builds the model on images [batch, height, width, 3] holding raw pixel values in [0, 255]
+// (uint8 or float) and returns [batch, classes] logits. Layers are recorded in rec (nil for none):
+// the resizer and the backbone as one row each, as Keras' summary shows sub-models.
+func Build(scope *model.Scope, images *Node, cfg Config, rec *summary.Recorder) *Node {
+	return build(scope, images, cfg, rec, false)
+}
+
+// build is Build; with expand the backbone records its own layers instead of one row.
+func build(scope *model.Scope, images *Node, cfg Config, rec *summary.Recorder, expand bool) *Node {
+	if err := cfg.Validate(); err != nil {
+		exceptions.Panicf("models: %v", err)
+	}
+	if images.Rank() != 4 || images.Shape().Dimensions[3] != 3 {
+		exceptions.Panicf("models: images must be [batch, height, width, 3], got %s", images.Shape())
+	}
+	x := images
+	if x.DType() != dtypes.Float32 {
+		x = ConvertDType(x, dtypes.Float32)
+	}
+	x = MulScalar(x, 1.0/255)
+	rec.Add("rescaling", "Rescaling", x, nil)
+	if cfg.Resizer {
+		x = resizer.New(scope, x).Target(cfg.TargetHeight, cfg.TargetWidth).Filters(cfg.Filters).
+			ResBlocks(cfg.ResBlocks).Interpolation(cfg.Interpolation).Done()
+		rec.Add(resizer.ScopeName, "Functional", x, scope.At(resizer.ScopeName))
+	} else {
+		x = resizer.Resize(x, cfg.TargetHeight, cfg.TargetWidth, cfg.Interpolation)
+		rec.Add("resizing", "Resizing", x, nil)
+	}
+	b := densenet.New(scope, x).Classes(cfg.Classes).Checkpoint(cfg.Checkpoint)
+	if len(cfg.Blocks) > 0 {
+		b = b.Blocks(cfg.Blocks...).Name("densenet")
+	} else {
+		b = b.Preset(cfg.Preset)
+	}
+	if cfg.Growth > 0 {
+		b = b.Growth(cfg.Growth)
+	}
+	if expand {
+		return b.Record(rec).Done()
+	}
+	logits := b.Done()
+	rec.Add(b.ScopeName(), "Functional", logits, scope.At("%s", b.ScopeName()))
+	return logits
+}
+
+// ModelFn returns the model as a function for GoMLX's train.Trainer and model.Exec.
+func ModelFn(cfg Config) func(scope *model.Scope, images *Node) *Node {
+	return func(scope *model.Scope, images *Node) *Node { return Build(scope, images, cfg, nil) }
+}
+
+// Summary builds (compiles, without running or initialising) the model for a [1, input, input, 3]
+// uint8 batch and returns its Keras-style summary. With expand, the backbone's layers are listed one
+// by one instead of as a single row.
+func Summary(b compute.Backend, cfg Config, expand bool) (s summary.Summary, err error) {
+	if err := cfg.Validate(); err != nil {
+		return s, err
+	}
+	store := model.NewStore()
+	rec := &summary.Recorder{}
+	exec, err := model.NewExec(b, store, func(scope *model.Scope, x *Node) *Node {
+		return build(scope, x, cfg, rec, expand)
+	})
+	if err != nil {
+		return s, err
+	}
+	defer exec.Finalize()
+	if _, err := exec.Compile(shapes.Make(dtypes.Uint8, 1, cfg.InputHeight, cfg.InputWidth, 3)); err != nil {
+		return s, err
+	}
+	return summary.Build(cfg.Title(), rec, store, "/"), nil
+}

@@ -1,0 +1,203 @@
+package models
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/train"
+	"github.com/gomlx/gomlx/ml/train/loss"
+	"github.com/gomlx/gomlx/ml/train/optimizer"
+
+	"github.com/learnresize/learnresize/backend"
+)
+
+func testBackend(t testing.TB) compute.Backend {
+	b, _, err := backend.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestTutorialParameterCounts: the tutorial's table, 7,051,717 with the resizer and 7,039,554 without.
+func TestTutorialParameterCounts(t *testing.T) {
+	b := testBackend(t)
+	for _, c := range []struct {
+		cfg   Config
+		total int
+		row   string
+	}{
+		{Tutorial(), 7051717, "learnable_resizer (Functional)"},
+		{Tutorial().Baseline(), 7039554, "resizing (Resizing)"},
+	} {
+		s, err := Summary(b, c.cfg, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Total != c.total {
+			t.Errorf("%s: %d parameters, want %d", c.cfg.Name(), s.Total, c.total)
+		}
+		text := s.String()
+		if !strings.Contains(text, c.row) || !strings.Contains(text, "densenet121 (Functional)") {
+			t.Errorf("%s summary:\n%s", c.cfg.Name(), text)
+		}
+		expanded, err := Summary(b, c.cfg, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if expanded.Total != c.total || len(expanded.Rows) < 400 {
+			t.Errorf("%s expanded summary: %d params, %d rows", c.cfg.Name(), expanded.Total, len(expanded.Rows))
+		}
+	}
+}
+
+func small() Config {
+	c := Tutorial()
+	c.InputHeight, c.InputWidth, c.TargetHeight, c.TargetWidth = 48, 48, 32, 32
+	c.Filters = 4
+	c.Blocks, c.Growth = []int{2, 2}, 4
+	return c
+}
+
+// TestSameInitialBackbone: for the same seed both models start from the same DenseNet-121 weights.
+func TestSameInitialBackbone(t *testing.T) {
+	b := testBackend(t)
+	cfg := Tutorial()
+	cfg.InputHeight, cfg.InputWidth, cfg.TargetHeight, cfg.TargetWidth = 40, 40, 32, 32
+	init := func(c Config, seed int64) *model.Store {
+		store := model.NewStore()
+		store.SetParam(model.ParamInitialSeed, seed)
+		if _, err := model.CallOnce(b, store, ModelFn(c), tensors.FromShape(shapes.Make(dtypes.Uint8, 1, 40, 40, 3))); err != nil {
+			t.Fatal(err)
+		}
+		return store
+	}
+	with, without, other := init(cfg, 7), init(cfg.Baseline(), 7), init(cfg.Baseline(), 8)
+	compared, differs := 0, false
+	for v := range with.IterVariables() {
+		if !strings.HasPrefix(v.Path(), "/densenet121/") {
+			continue
+		}
+		a := tensors.MustCopyFlatData[float32](v.MustValue())
+		w2 := without.GetVariable(v.Path())
+		if w2 == nil {
+			t.Fatalf("%s missing in the baseline", v.Path())
+		}
+		bb := tensors.MustCopyFlatData[float32](w2.MustValue())
+		o := tensors.MustCopyFlatData[float32](other.GetVariable(v.Path()).MustValue())
+		for i := range a {
+			if a[i] != bb[i] {
+				t.Fatalf("%s[%d]: %v with the resizer, %v without", v.Path(), i, a[i], bb[i])
+			}
+			differs = differs || a[i] != o[i]
+		}
+		compared++
+	}
+	if compared < 600 {
+		t.Errorf("compared only %d backbone variables", compared)
+	}
+	if !differs {
+		t.Error("seeds 7 and 8 gave identical backbones")
+	}
+}
+
+// TestTrainingStepLearns trains each model a few SGD steps with GoMLX's trainer on a learnable
+// synthetic task (class 1 images are brighter) at tiny shapes: the loss must be finite and drop.
+func TestTrainingStepLearns(t *testing.T) {
+	b := testBackend(t)
+	const batch = 8
+	r := rand.New(rand.NewPCG(3, 4))
+	makeBatch := func() train.Batch {
+		px := make([]uint8, batch*48*48*3)
+		labels := make([]float32, batch*2)
+		for i := range batch {
+			cls := i % 2
+			labels[i*2+cls] = 1
+			for j := range 48 * 48 * 3 {
+				v := r.IntN(128)
+				if cls == 1 {
+					v += 100
+				}
+				px[i*48*48*3+j] = uint8(v)
+			}
+		}
+		return train.Batch{Inputs: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(px, batch, 48, 48, 3)},
+			Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(labels, batch, 2)}}
+	}
+	for _, cfg := range []Config{small(), small().Baseline()} {
+		store := model.NewStore()
+		store.SetParam(model.ParamInitialSeed, int64(1))
+		trainer := train.NewTrainer(b, store, ModelFn(cfg), loss.CategoricalCrossEntropyLogits,
+			optimizer.StochasticGradientDescent().WithDecay(false).WithLearningRate(0.05).Done(), nil, nil)
+		var losses []float64
+		for range 12 {
+			m, err := trainer.TrainStep(makeBatch())
+			if err != nil {
+				t.Fatalf("%s: %v", cfg.Name(), err)
+			}
+			l := float64(tensors.MustCopyFlatData[float32](m[0])[0])
+			if math.IsNaN(l) || math.IsInf(l, 0) {
+				t.Fatalf("%s: loss %v", cfg.Name(), l)
+			}
+			losses = append(losses, l)
+		}
+		first := (losses[0] + losses[1] + losses[2]) / 3
+		last := (losses[9] + losses[10] + losses[11]) / 3
+		t.Logf("%s losses: %.3f", cfg.Name(), losses)
+		if !(last < 0.8*first) {
+			t.Errorf("%s: mean loss went from %.4f (first 3 steps) to %.4f (last 3); want a clear drop", cfg.Name(), first, last)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	bad := []func(*Config){
+		func(c *Config) { c.TargetHeight = 20 },
+		func(c *Config) { c.Classes = 1 },
+		func(c *Config) { c.Preset = "resnet50" },
+		func(c *Config) { c.Filters = 0 },
+		func(c *Config) { c.InputWidth = 0 },
+	}
+	for i, f := range bad {
+		c := Tutorial()
+		f(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("case %d: %+v validated", i, c)
+		}
+	}
+	if _, err := Summary(testBackend(t), Config{}, false); err == nil {
+		t.Error("Summary of an empty config gave no error")
+	}
+}
+
+func ExampleSummary() {
+	b, _, err := backend.New()
+	if err != nil {
+		panic(err)
+	}
+	s, err := Summary(b, Tutorial(), false)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Print(s)
+	// Output:
+	// Model: "Learnable resizer + densenet121"
+	// _________________________________________________________________
+	//  Layer (type)                    Output Shape              Param #
+	// =================================================================
+	//  rescaling (Rescaling)           (None, 300, 300, 3)             0
+	//  learnable_resizer (Functional)  (None, 150, 150, 3)        12,163
+	//  densenet121 (Functional)        (None, 2)               7,039,554
+	// =================================================================
+	// Total params: 7,051,717 (26.90 MB)
+	// Trainable params: 6,967,941 (26.58 MB)
+	// Non-trainable params: 83,776 (327.25 KB)
+}
