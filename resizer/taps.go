@@ -212,3 +212,21 @@ func NewAxisWeights(method Method, in, out int) (*AxisWeights, error) {
 	}
 	return &AxisWeights{In: t.in, Out: t.out, Taps: t.k, Start: t.start, Weights: t.weights}, nil
 }
+
+// MarshalText writes the method's name (so configurations read "bilinear" in JSON).
+func (m Method) MarshalText() ([]byte, error) {
+	if m < Bilinear || m > Area {
+		return nil, fmt.Errorf("unknown interpolation method %d", int(m))
+	}
+	return []byte(m.String()), nil
+}
+
+// UnmarshalText parses a method name (see ParseMethod).
+func (m *Method) UnmarshalText(b []byte) error {
+	v, err := ParseMethod(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}

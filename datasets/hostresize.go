@@ -1,0 +1,173 @@
+package datasets
+
+import (
+	"fmt"
+
+	"github.com/learnresize/learnresize/resizer"
+)
+
+// HostResizer resizes packed uint8 images (HWC, row-major) on the CPU with exactly the resampling
+// weights of resizer.Resize, which are tf.image.resize's (half-pixel centres, no antialiasing; see
+// resizer.NewAxisWeights). It is separable: each output row of the horizontal pass is
+// sum_k Wx[o][k] * x[clamp(Sx[o]+k)] over the source columns, then the vertical pass combines rows
+// the same way, accumulating in float32 as TensorFlow's kernels do.
+//
+// Unlike tf.image.resize, which returns float32, the result is rounded to the nearest uint8 (and
+// clamped to [0, 255], which only bicubic can leave): the pipeline then feeds the accelerator 4x
+// fewer bytes. For bilinear, nearest and area (convex combinations) the deviation from TensorFlow's
+// float32 output is at most 0.5/255 plus float32 rounding, far below the JPEG decoders' differences.
+//
+// A HostResizer keeps scratch buffers and per-input-size weights: use one per goroutine.
+type HostResizer struct {
+	method        resizer.Method
+	height, width int
+	plans         map[[2]int]*axisPlan // keyed by {in, out}.
+	tmp           []float32
+}
+
+// axisPlan is an AxisWeights flattened for the inner loops: taps are already clamped indices.
+type axisPlan struct {
+	taps    int
+	index   []int32   // [out*taps]: source index of each tap, clamped to [0, in-1].
+	weights []float32 // [out*taps].
+}
+
+// NewHostResizer returns a resizer to height x width with method (the zero Method is Bilinear, the
+// tutorial's tf.image.resize default).
+func NewHostResizer(method resizer.Method, height, width int) (*HostResizer, error) {
+	if height <= 0 || width <= 0 {
+		return nil, fmt.Errorf("resize target %dx%d: sizes must be positive", height, width)
+	}
+	if _, err := resizer.NewAxisWeights(method, 1, 1); err != nil {
+		return nil, err
+	}
+	return &HostResizer{method: method, height: height, width: width, plans: make(map[[2]int]*axisPlan)}, nil
+}
+
+// Height and Width are the output size.
+func (r *HostResizer) Height() int { return r.height }
+
+// Width is the output width.
+func (r *HostResizer) Width() int { return r.width }
+
+func (r *HostResizer) plan(in, out int) (*axisPlan, error) {
+	key := [2]int{in, out}
+	if p, ok := r.plans[key]; ok {
+		return p, nil
+	}
+	aw, err := resizer.NewAxisWeights(r.method, in, out)
+	if err != nil {
+		return nil, err
+	}
+	p := &axisPlan{taps: aw.Taps, index: make([]int32, out*aw.Taps), weights: make([]float32, out*aw.Taps)}
+	for o := range out {
+		for k := range aw.Taps {
+			p.index[o*aw.Taps+k] = int32(min(max(aw.Start[o]+k, 0), in-1))
+			p.weights[o*aw.Taps+k] = float32(aw.Weights[o][k])
+		}
+	}
+	if len(r.plans) > 256 { // many distinct input sizes: bound the memory.
+		clear(r.plans)
+	}
+	r.plans[key] = p
+	return p, nil
+}
+
+// Resize resizes src, an h x w image with c channels (packed, row-major), into dst, which must hold
+// Height()*Width()*c bytes.
+func (r *HostResizer) Resize(dst, src []uint8, h, w, c int) error {
+	if h <= 0 || w <= 0 || c <= 0 {
+		return fmt.Errorf("resize of a %dx%dx%d image: sizes must be positive", h, w, c)
+	}
+	if len(src) != h*w*c {
+		return fmt.Errorf("resize: source has %d bytes, want %dx%dx%d = %d", len(src), h, w, c, h*w*c)
+	}
+	H, W := r.height, r.width
+	if len(dst) != H*W*c {
+		return fmt.Errorf("resize: destination has %d bytes, want %dx%dx%d = %d", len(dst), H, W, c, H*W*c)
+	}
+	px, err := r.plan(w, W)
+	if err != nil {
+		return err
+	}
+	py, err := r.plan(h, H)
+	if err != nil {
+		return err
+	}
+	// Horizontal pass over the source rows the vertical pass reads (all of them, except when
+	// shrinking with few taps, where skipping unused rows saves work).
+	rowW := W * c
+	if cap(r.tmp) < h*rowW {
+		r.tmp = make([]float32, h*rowW)
+	}
+	tmp := r.tmp[:h*rowW]
+	used := make([]bool, h)
+	for _, idx := range py.index {
+		used[idx] = true
+	}
+	for y := range h {
+		if !used[y] {
+			continue
+		}
+		horizontal(tmp[y*rowW:(y+1)*rowW], src[y*w*c:(y+1)*w*c], px, c)
+	}
+	// Vertical pass, rounding to uint8.
+	for o := range H {
+		out := dst[o*rowW : (o+1)*rowW]
+		idx := py.index[o*py.taps : (o+1)*py.taps]
+		wts := py.weights[o*py.taps : (o+1)*py.taps]
+		if py.taps == 2 {
+			a, b := tmp[int(idx[0])*rowW:int(idx[0]+1)*rowW], tmp[int(idx[1])*rowW:int(idx[1]+1)*rowW]
+			w0, w1 := wts[0], wts[1]
+			for i := range out {
+				out[i] = roundU8(w0*a[i] + w1*b[i])
+			}
+			continue
+		}
+		for i := range out {
+			var acc float32
+			for k, wt := range wts {
+				acc += wt * tmp[int(idx[k])*rowW+i]
+			}
+			out[i] = roundU8(acc)
+		}
+	}
+	return nil
+}
+
+// horizontal resamples one row of c-channel pixels.
+func horizontal(out []float32, in []uint8, p *axisPlan, c int) {
+	W := len(out) / c
+	if p.taps == 2 && c == 3 {
+		for o := range W {
+			i0, i1 := int(p.index[2*o])*3, int(p.index[2*o+1])*3
+			w0, w1 := p.weights[2*o], p.weights[2*o+1]
+			a, b := in[i0:i0+3:i0+3], in[i1:i1+3:i1+3]
+			out[3*o] = w0*float32(a[0]) + w1*float32(b[0])
+			out[3*o+1] = w0*float32(a[1]) + w1*float32(b[1])
+			out[3*o+2] = w0*float32(a[2]) + w1*float32(b[2])
+		}
+		return
+	}
+	for o := range W {
+		idx := p.index[o*p.taps : (o+1)*p.taps]
+		wts := p.weights[o*p.taps : (o+1)*p.taps]
+		for ch := range c {
+			var acc float32
+			for k, wt := range wts {
+				acc += wt * float32(in[int(idx[k])*c+ch])
+			}
+			out[o*c+ch] = acc
+		}
+	}
+}
+
+func roundU8(v float32) uint8 {
+	if v <= 0 {
+		return 0
+	}
+	if v >= 255 {
+		return 255
+	}
+	return uint8(v + 0.5)
+}

@@ -1,0 +1,88 @@
+// Package training runs the keras.io "Learning to Resize Images" experiment: it trains the tutorial's
+// models (package models) as Keras' model.fit does, evaluates them, keeps a history and checkpoints
+// that survive interruption, and compares the model with the learnable resizer against the plain
+// resize baseline. The notebook and the learnresize command both call it.
+//
+// Keras equivalents: loss CategoricalCrossentropy(label_smoothing=0.1) on softmax outputs
+// (SmoothedCrossEntropy, from logits), optimizer "sgd" = SGD(learning_rate=0.01), no momentum, no decay
+// (GoMLX's SGD defaults to 0.1 with 1/sqrt(step) decay: both are overridden), metric "accuracy";
+// validation in inference mode (batch-norm moving statistics).
+package training
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/learnresize/learnresize/models"
+)
+
+// Config holds the tutorial's hyperparameters (Default) and the options beyond them.
+type Config struct {
+	// Model is the network: input size (INP_SIZE), target size (TARGET_SIZE), interpolation, resizer
+	// filters and residual blocks, DenseNet preset, and whether the learnable resizer is used.
+	Model models.Config `json:"model"`
+	// BatchSize (BATCH_SIZE, 64) and Epochs (EPOCHS, 5).
+	BatchSize int `json:"batch_size"`
+	Epochs    int `json:"epochs"`
+	// LearningRate of plain SGD (Keras' default 0.01).
+	LearningRate float64 `json:"learning_rate"`
+	// LabelSmoothing of the cross-entropy (0.1).
+	LabelSmoothing float64 `json:"label_smoothing"`
+	// Seed fixes the initial weights and the data order (same seed, same run).
+	Seed int64 `json:"seed"`
+	// TrainSplit and ValSplit are TFDS split expressions ("train[:40%]", "train[40%:50%]").
+	TrainSplit string `json:"train_split"`
+	ValSplit   string `json:"val_split"`
+	// ShuffleBuffer is the shuffle buffer size (BATCH_SIZE*100 in the tutorial); 0 means BatchSize*100.
+	ShuffleBuffer int `json:"shuffle_buffer"`
+}
+
+// Default returns the tutorial's settings, with the learnable resizer.
+func Default() Config {
+	return Config{
+		Model:     models.Tutorial(),
+		BatchSize: 64, Epochs: 5, LearningRate: 0.01, LabelSmoothing: 0.1, Seed: 42,
+		TrainSplit: "train[:40%]", ValSplit: "train[40%:50%]",
+	}
+}
+
+// Validate reports the first invalid setting.
+func (c Config) Validate() error {
+	if err := c.Model.Validate(); err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	switch {
+	case c.BatchSize <= 0:
+		return fmt.Errorf("batch size %d must be positive", c.BatchSize)
+	case c.Epochs <= 0:
+		return fmt.Errorf("epochs %d must be positive", c.Epochs)
+	case c.LearningRate <= 0:
+		return fmt.Errorf("learning rate %g must be positive", c.LearningRate)
+	case c.LabelSmoothing < 0 || c.LabelSmoothing >= 1:
+		return fmt.Errorf("label smoothing %g must be in [0, 1)", c.LabelSmoothing)
+	case c.ShuffleBuffer < 0:
+		return fmt.Errorf("shuffle buffer %d must not be negative", c.ShuffleBuffer)
+	}
+	return nil
+}
+
+// Buffer is the effective shuffle buffer size.
+func (c Config) Buffer() int {
+	if c.ShuffleBuffer > 0 {
+		return c.ShuffleBuffer
+	}
+	return c.BatchSize * 100
+}
+
+// compatible reports why a run with config c cannot resume a checkpoint written with config old
+// (nil if it can: only Epochs may grow).
+func (c Config) compatible(old Config) error {
+	a, b := c, old
+	a.Epochs, b.Epochs = 0, 0
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if string(ja) != string(jb) {
+		return fmt.Errorf("the checkpoint was written with another configuration:\n  checkpoint: %s\n  this run:   %s", jb, ja)
+	}
+	return nil
+}

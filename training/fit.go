@@ -1,0 +1,383 @@
+package training
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gomlx/compute"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/model/checkpoint"
+	"github.com/gomlx/gomlx/ml/train"
+	"github.com/gomlx/gomlx/ml/train/metric"
+	"github.com/gomlx/gomlx/ml/train/optimizer"
+
+	"github.com/learnresize/learnresize/internal/fileutil"
+	"github.com/learnresize/learnresize/models"
+)
+
+// Data is what Fit trains and validates on: GoMLX datasets whose batches have one input, the
+// images [batch, height, width, 3] (uint8 or float, pixel values 0..255), and one label, one-hot
+// float32 [batch, classes].
+type Data struct {
+	Train, Val train.Dataset
+	// NumTrain is the number of training examples (for the progress bar; 0 if unknown).
+	NumTrain int
+}
+
+// EpochSetter is implemented by datasets whose order depends on the epoch (seed + epoch): Fit calls
+// SetEpoch(e) before epoch e (0-based), so a resumed run sees the same data order as an
+// uninterrupted one.
+type EpochSetter interface{ SetEpoch(epoch int) }
+
+// Options of a training run beyond the configuration.
+type Options struct {
+	// Dir receives checkpoints (checkpoints/epoch-NNNN, LATEST) and history.json/history.csv.
+	Dir string
+	// Resume continues from the latest checkpoint in Dir. Without it, a Dir that already holds a
+	// checkpoint is an error (nothing is overwritten).
+	Resume bool
+	// Log receives the progress bar and the per-epoch lines (nil: silent).
+	Log io.Writer
+	// Interactive redraws the progress bar in place (\r); otherwise a line every 10 s.
+	Interactive bool
+	// BackendInfo is recorded in the history.
+	BackendInfo string
+	// OnEpoch, if set, is called after each epoch's checkpoint is written.
+	OnEpoch func(h *History)
+	// KeepCheckpoints is how many epoch checkpoints to keep (default 2).
+	KeepCheckpoints int
+}
+
+// ErrCheckpointExists is returned when Dir already has a checkpoint and Resume is false.
+var ErrCheckpointExists = errors.New("output directory already holds a checkpoint")
+
+// trainingMeta is stored next to each checkpoint.
+type trainingMeta struct {
+	Config Config `json:"config"`
+	Epoch  int    `json:"epoch"` // epochs completed
+}
+
+// Fit trains cfg.Model on data for cfg.Epochs epochs (continuing a checkpoint with Resume) and
+// returns the history. It checkpoints after every epoch; a run killed at any moment loses at most the
+// epoch in progress, and never leaves a checkpoint that cannot be read.
+func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Options) (*History, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("training: %w", err)
+	}
+	if b == nil || data.Train == nil || data.Val == nil {
+		return nil, errors.New("training: backend and train/validation data are required")
+	}
+	if opt.Dir == "" {
+		return nil, errors.New("training: an output directory is required")
+	}
+	if opt.KeepCheckpoints <= 0 {
+		opt.KeepCheckpoints = 2
+	}
+	if err := os.MkdirAll(filepath.Join(opt.Dir, "checkpoints"), 0o755); err != nil {
+		return nil, fmt.Errorf("training: %w", err)
+	}
+
+	store := model.NewStore()
+	hist := &History{Config: cfg, Backend: opt.BackendInfo}
+	start := 0
+	latest, err := latestCheckpoint(opt.Dir)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case latest != "" && !opt.Resume:
+		return nil, fmt.Errorf("training: %s (%s): use -resume to continue it or choose another directory: %w",
+			opt.Dir, latest, ErrCheckpointExists)
+	case latest != "":
+		meta, err := readMeta(latest)
+		if err != nil {
+			return nil, err
+		}
+		if err := cfg.compatible(meta.Config); err != nil {
+			return nil, fmt.Errorf("training: cannot resume %s: %w", latest, err)
+		}
+		if _, err := checkpoint.Load(store).Dir(latest).Immediate().Done(); err != nil {
+			return nil, fmt.Errorf("training: cannot read checkpoint %s: %w", latest, err)
+		}
+		h, err := LoadHistory(latest)
+		if err != nil {
+			return nil, fmt.Errorf("training: checkpoint %s: %w", latest, err)
+		}
+		hist.Epochs = h.Epochs
+		start = meta.Epoch
+		if opt.Log != nil {
+			fmt.Fprintf(opt.Log, "Resuming from %s (%d of %d epochs done)\n", latest, start, cfg.Epochs)
+		}
+	default:
+		store.SetParam(model.ParamInitialSeed, cfg.Seed)
+	}
+
+	trainer := train.NewTrainer(b, store, models.ModelFn(cfg.Model), LossFn(cfg.LabelSmoothing),
+		optimizer.StochasticGradientDescent().WithDecay(false).WithLearningRate(cfg.LearningRate).Done(),
+		[]metric.Interface{accuracyMetric()},
+		[]metric.Interface{metric.NewMeanMetric("accuracy", "acc", metric.AccuracyMetricType,
+			func(_ *model.Scope, labels, predictions []*Node) *Node { return Accuracy(labels[0], predictions[0]) }, nil)})
+	trainLoss, trainAcc := metricIndex(trainer.TrainMetrics(), "Loss"), metricIndex(trainer.TrainMetrics(), "accuracy")
+	valLoss, valAcc := metricIndex(trainer.EvalMetrics(), "Mean Loss"), metricIndex(trainer.EvalMetrics(), "accuracy")
+
+	for epoch := start; epoch < cfg.Epochs; epoch++ {
+		if err := ctx.Err(); err != nil {
+			return hist, err
+		}
+		if opt.Log != nil {
+			fmt.Fprintf(opt.Log, "Epoch %d/%d\n", epoch+1, cfg.Epochs)
+		}
+		stats := EpochStats{Epoch: epoch + 1}
+		steps := 0
+		if data.NumTrain > 0 {
+			steps = (data.NumTrain + cfg.BatchSize - 1) / cfg.BatchSize
+		}
+		bar := newProgress(opt.Log, steps, opt.Interactive)
+		if s, ok := data.Train.(EpochSetter); ok {
+			s.SetEpoch(epoch)
+		}
+		t0 := time.Now()
+		var lossSum, accSum float64
+		images := 0
+		for batch, err := range data.Train.Iter() {
+			if err != nil {
+				return hist, fmt.Errorf("training: reading training data: %w", err)
+			}
+			if err := ctx.Err(); err != nil {
+				_ = batch.Finalize()
+				return hist, err
+			}
+			n, err := batchSize(batch)
+			if err != nil {
+				return hist, fmt.Errorf("training: training data: %w", err)
+			}
+			m, err := trainer.TrainStep(batch)
+			if err != nil {
+				return hist, fmt.Errorf("training: step %d of epoch %d: %w", stats.Steps+1, epoch+1, err)
+			}
+			l, a := scalar(m[trainLoss]), scalar(m[trainAcc])
+			if math.IsNaN(l) || math.IsInf(l, 0) {
+				return hist, fmt.Errorf("training: loss became %v at step %d of epoch %d", l, stats.Steps+1, epoch+1)
+			}
+			lossSum += l * float64(n)
+			accSum += a * float64(n)
+			images += n
+			stats.Steps++
+			bar.update(stats.Steps, images, lossSum/float64(images), accSum/float64(images), false)
+		}
+		if images == 0 {
+			return hist, errors.New("training: the training data yielded no examples")
+		}
+		stats.Seconds = time.Since(t0).Seconds()
+		stats.Loss, stats.Accuracy = lossSum/float64(images), accSum/float64(images)
+		stats.ImagesPerS = float64(images) / stats.Seconds
+
+		t1 := time.Now()
+		if b.Capabilities().PreferConstantsForVariables {
+			// Backends that prefer constants (the pure-Go one) get inference graphs with the variables
+			// baked in as constants when the graph is built (GoMLX v0.28, model.Variable.paramNode): a
+			// cached evaluation graph would keep evaluating the first epoch's weights. Rebuild it.
+			trainer.ResetComputationGraphs()
+		}
+		vl, va, err := evaluate(trainer, data.Val, valLoss, valAcc)
+		if err != nil {
+			return hist, err
+		}
+		stats.ValLoss, stats.ValAccuracy, stats.ValSeconds = vl, va, time.Since(t1).Seconds()
+		bar.done(stats)
+		hist.Epochs = append(hist.Epochs, stats)
+		hist.Params = countParams(store)
+		if err := saveCheckpoint(store, opt.Dir, cfg, epoch+1, hist, opt.KeepCheckpoints); err != nil {
+			return hist, err
+		}
+		if err := hist.Save(opt.Dir); err != nil {
+			return hist, err
+		}
+		if opt.OnEpoch != nil {
+			opt.OnEpoch(hist)
+		}
+	}
+	return hist, nil
+}
+
+// evaluate returns the mean loss and accuracy over data, in inference mode (moving statistics).
+func evaluate(trainer *train.Trainer, data train.Dataset, lossIdx, accIdx int) (loss, acc float64, err error) {
+	for _, m := range trainer.EvalMetrics() {
+		m.Reset(trainer.Store().RootScope())
+	}
+	var last []*tensors.Tensor
+	for batch, err := range data.Iter() {
+		if err != nil {
+			return 0, 0, fmt.Errorf("training: reading validation data: %w", err)
+		}
+		if _, err := batchSize(batch); err != nil {
+			return 0, 0, fmt.Errorf("training: validation data: %w", err)
+		}
+		if last, err = trainer.EvalStep(batch); err != nil {
+			return 0, 0, fmt.Errorf("training: validation: %w", err)
+		}
+	}
+	if last == nil {
+		return 0, 0, errors.New("training: the validation data yielded no examples")
+	}
+	return scalar(last[lossIdx]), scalar(last[accIdx]), nil
+}
+
+func batchSize(b train.Batch) (int, error) {
+	if len(b.Inputs) != 1 || len(b.Labels) != 1 {
+		_ = b.Finalize()
+		return 0, fmt.Errorf("want 1 input and 1 label per batch, got %d and %d", len(b.Inputs), len(b.Labels))
+	}
+	return b.Inputs[0].Shape().Dimensions[0], nil
+}
+
+func scalar(t *tensors.Tensor) float64 {
+	switch v := t.Value().(type) {
+	case float32:
+		return float64(v)
+	case float64:
+		return v
+	}
+	return math.NaN()
+}
+
+func metricIndex(ms []metric.Interface, name string) int {
+	for i, m := range ms {
+		if m.Name() == name {
+			return i
+		}
+	}
+	panic(fmt.Sprintf("training: metric %q not found", name))
+}
+
+func countParams(store *model.Store) int {
+	n := 0
+	for v := range store.IterVariables() {
+		p := v.Path()
+		if strings.HasPrefix(p, "/optimizers") || strings.Contains(p, "#") || v.Name() == "global_step" || strings.Contains(p, "/metrics") {
+			continue
+		}
+		n += v.Shape().Size()
+	}
+	return n
+}
+
+// ---- Checkpoints: checkpoints/epoch-NNNN/ written under a temporary name, renamed, then LATEST. ----
+
+func latestCheckpoint(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "LATEST"))
+	if os.IsNotExist(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("training: %w", err)
+	}
+	name := strings.TrimSpace(string(b))
+	p := filepath.Join(dir, "checkpoints", name)
+	if name == "" || strings.ContainsAny(name, "/\\") {
+		return "", fmt.Errorf("training: %s/LATEST names %q, not a checkpoint", dir, name)
+	}
+	if _, err := os.Stat(filepath.Join(p, "training.json")); err != nil {
+		return "", fmt.Errorf("training: %s/LATEST names %s, which is unreadable: %w", dir, name, err)
+	}
+	return p, nil
+}
+
+func readMeta(ckpt string) (trainingMeta, error) {
+	var m trainingMeta
+	b, err := os.ReadFile(filepath.Join(ckpt, "training.json"))
+	if err != nil {
+		return m, fmt.Errorf("training: %w", err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("training: %s: %w", filepath.Join(ckpt, "training.json"), err)
+	}
+	return m, nil
+}
+
+func saveCheckpoint(store *model.Store, dir string, cfg Config, epochs int, hist *History, keep int) error {
+	root := filepath.Join(dir, "checkpoints")
+	tmp, err := os.MkdirTemp(root, ".tmp-")
+	if err != nil {
+		return fmt.Errorf("training: checkpoint: %w", err)
+	}
+	fail := func(err error) error {
+		_ = os.RemoveAll(tmp)
+		return fmt.Errorf("training: checkpoint: %w", err)
+	}
+	h, err := checkpoint.Build(store).Dir(tmp).Done()
+	if err != nil {
+		return fail(err)
+	}
+	if err := h.Save(); err != nil {
+		return fail(err)
+	}
+	meta, _ := json.MarshalIndent(trainingMeta{Config: cfg, Epoch: epochs}, "", "  ")
+	if err := os.WriteFile(filepath.Join(tmp, "training.json"), meta, 0o644); err != nil {
+		return fail(err)
+	}
+	if err := hist.Save(tmp); err != nil {
+		return fail(err)
+	}
+	if err := syncTree(tmp); err != nil {
+		return fail(err)
+	}
+	name := fmt.Sprintf("epoch-%04d", epochs)
+	final := filepath.Join(root, name)
+	_ = os.RemoveAll(final)
+	if err := os.Rename(tmp, final); err != nil {
+		return fail(err)
+	}
+	_ = fileutil.SyncDir(root)
+	if err := fileutil.WriteAtomic(filepath.Join(dir, "LATEST"), []byte(name+"\n"), 0o644); err != nil {
+		return err
+	}
+	// Prune: older epochs beyond keep, and temporaries of killed runs.
+	entries, _ := os.ReadDir(root)
+	var epochsDirs []string
+	for _, e := range entries {
+		switch {
+		case strings.HasPrefix(e.Name(), ".tmp-"):
+			_ = os.RemoveAll(filepath.Join(root, e.Name()))
+		case strings.HasPrefix(e.Name(), "epoch-") && e.Name() <= name:
+			epochsDirs = append(epochsDirs, e.Name())
+		}
+	}
+	sort.Strings(epochsDirs)
+	for len(epochsDirs) > keep {
+		_ = os.RemoveAll(filepath.Join(root, epochsDirs[0]))
+		epochsDirs = epochsDirs[1:]
+	}
+	return nil
+}
+
+// syncTree fsyncs every file in dir (GoMLX's checkpoint writer does not).
+func syncTree(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		f, err := os.OpenFile(filepath.Join(dir, e.Name()), os.O_RDONLY, 0)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		_ = f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return fileutil.SyncDir(dir)
+}

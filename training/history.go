@@ -1,0 +1,84 @@
+package training
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/learnresize/learnresize/internal/fileutil"
+)
+
+// EpochStats is one epoch of training, as Keras' History records it (plus timing).
+type EpochStats struct {
+	Epoch       int     `json:"epoch"` // 1-based
+	Loss        float64 `json:"loss"`
+	Accuracy    float64 `json:"accuracy"`
+	ValLoss     float64 `json:"val_loss"`
+	ValAccuracy float64 `json:"val_accuracy"`
+	Seconds     float64 `json:"seconds"`      // training time of the epoch (without validation)
+	ValSeconds  float64 `json:"val_seconds"`  // validation time
+	ImagesPerS  float64 `json:"images_per_s"` // training throughput
+	Steps       int     `json:"steps"`
+}
+
+// History is the record of a training run.
+type History struct {
+	Config  Config       `json:"config"`
+	Backend string       `json:"backend"`
+	Params  int          `json:"params"`
+	Epochs  []EpochStats `json:"epochs"`
+}
+
+// Last returns the last epoch's stats (zero value if none).
+func (h *History) Last() EpochStats {
+	if len(h.Epochs) == 0 {
+		return EpochStats{}
+	}
+	return h.Epochs[len(h.Epochs)-1]
+}
+
+// BestValAccuracy returns the best validation accuracy over the epochs.
+func (h *History) BestValAccuracy() float64 {
+	best := 0.0
+	for _, e := range h.Epochs {
+		best = max(best, e.ValAccuracy)
+	}
+	return best
+}
+
+// Save writes history.json and history.csv into dir, atomically.
+func (h *History) Save(dir string) error {
+	js, err := json.MarshalIndent(h, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := fileutil.WriteAtomic(filepath.Join(dir, "history.json"), js, 0o644); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	_ = w.Write([]string{"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "val_seconds", "images_per_s", "steps"})
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', 8, 64) }
+	for _, e := range h.Epochs {
+		_ = w.Write([]string{strconv.Itoa(e.Epoch), f(e.Loss), f(e.Accuracy), f(e.ValLoss), f(e.ValAccuracy), f(e.Seconds), f(e.ValSeconds), f(e.ImagesPerS), strconv.Itoa(e.Steps)})
+	}
+	w.Flush()
+	return fileutil.WriteAtomic(filepath.Join(dir, "history.csv"), buf.Bytes(), 0o644)
+}
+
+// LoadHistory reads history.json from dir.
+func LoadHistory(dir string) (*History, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "history.json"))
+	if err != nil {
+		return nil, err
+	}
+	h := &History{}
+	if err := json.Unmarshal(b, h); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "history.json"), err)
+	}
+	return h, nil
+}

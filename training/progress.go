@@ -1,0 +1,94 @@
+package training
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// progress draws a Keras-like progress line on a terminal-ish writer:
+//
+//	Epoch 1/5
+//	 37/146 [======>.......................] - ETA: 1:02 - 0.57s/step - 112 img/s - loss: 0.6931 - accuracy: 0.5101
+//
+// and closes each epoch with the tutorial log's line:
+//
+//	146/146 - 83s 568ms/step - accuracy: 0.5738 - loss: 0.6842 - val_accuracy: 0.5882 - val_loss: 0.6770
+type progress struct {
+	w          io.Writer
+	total      int // steps per epoch, 0 if unknown
+	start      time.Time
+	lastDraw   time.Time
+	interval   time.Duration
+	terminalCR bool // redraw with \r (else print a line every interval)
+}
+
+func newProgress(w io.Writer, total int, interactive bool) *progress {
+	iv := 10 * time.Second
+	if interactive {
+		iv = 200 * time.Millisecond
+	}
+	return &progress{w: w, total: total, start: time.Now(), interval: iv, terminalCR: interactive}
+}
+
+func (p *progress) update(step, images int, loss, acc float64, force bool) {
+	if p.w == nil {
+		return
+	}
+	now := time.Now()
+	if !force && now.Sub(p.lastDraw) < p.interval {
+		return
+	}
+	p.lastDraw = now
+	el := now.Sub(p.start)
+	perStep := el / time.Duration(max(step, 1))
+	var b strings.Builder
+	if p.total > 0 {
+		const width = 30
+		done := min(width, width*step/p.total)
+		bar := strings.Repeat("=", done)
+		if done < width {
+			bar += ">" + strings.Repeat(".", width-done-1)
+		}
+		eta := perStep * time.Duration(max(p.total-step, 0))
+		fmt.Fprintf(&b, "%*d/%d [%s] - ETA: %s", len(fmt.Sprint(p.total)), step, p.total, bar, clock(eta))
+	} else {
+		fmt.Fprintf(&b, "%d steps - %s", step, clock(el))
+	}
+	fmt.Fprintf(&b, " - %s/step - %.0f img/s - loss: %.4f - accuracy: %.4f",
+		stepTime(perStep), float64(images)/el.Seconds(), loss, acc)
+	if p.terminalCR {
+		fmt.Fprintf(p.w, "\r%s", b.String())
+	} else {
+		fmt.Fprintln(p.w, b.String())
+	}
+}
+
+// done prints the epoch's final line.
+func (p *progress) done(e EpochStats) {
+	if p.w == nil {
+		return
+	}
+	if p.terminalCR {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+	perStep := time.Duration(e.Seconds / float64(max(e.Steps, 1)) * float64(time.Second))
+	fmt.Fprintf(p.w, "%d/%d - %.0fs %s/step - %.0f img/s - accuracy: %.4f - loss: %.4f - val_accuracy: %.4f - val_loss: %.4f\n",
+		e.Steps, e.Steps, e.Seconds, stepTime(perStep), e.ImagesPerS, e.Accuracy, e.Loss, e.ValAccuracy, e.ValLoss)
+}
+
+func clock(d time.Duration) string {
+	s := int(d.Round(time.Second).Seconds())
+	if s >= 3600 {
+		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+	}
+	return fmt.Sprintf("%d:%02d", s/60, s%60)
+}
+
+func stepTime(d time.Duration) string {
+	if d >= time.Second {
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+	return fmt.Sprintf("%dms", d.Milliseconds())
+}

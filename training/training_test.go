@@ -1,0 +1,208 @@
+package training
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/compute"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/train"
+
+	"github.com/learnresize/learnresize/backend"
+)
+
+func testBackend(t testing.TB) compute.Backend {
+	b, _, err := backend.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestSmoothedCrossEntropyByHand(t *testing.T) {
+	// logits (2, 0) for a cat (label [1, 0]), smoothing 0.1: y = [0.95, 0.05];
+	// log_softmax = [2 - log(e^2+1), -log(e^2+1)]; loss = -(0.95*lp0 + 0.05*lp1).
+	lse := math.Log(math.Exp(2) + 1)
+	want := -(0.95*(2-lse) + 0.05*(-lse))
+	// second example: logits (0, 0), dog: loss = log 2 whatever the smoothing.
+	want = (want + math.Log(2)) / 2
+	b := testBackend(t)
+	got := MustExecOnce(b, func(labels, logits *Node) *Node { return SmoothedCrossEntropy(labels, logits, 0.1) },
+		[][]float32{{1, 0}, {0, 1}}, [][]float32{{2, 0}, {0, 0}})
+	if d := math.Abs(float64(got.Value().(float32)) - want); d > 1e-6 {
+		t.Errorf("loss %v, want %v", got.Value(), want)
+	}
+	acc := MustExecOnce(b, func(labels, logits *Node) *Node { return Accuracy(labels, logits) },
+		[][]float32{{1, 0}, {0, 1}, {0, 1}}, [][]float32{{2, 0}, {3, 1}, {-1, 1}})
+	if v := acc.Value().(float32); math.Abs(float64(v)-2.0/3) > 1e-6 {
+		t.Errorf("accuracy %v, want 2/3", v)
+	}
+}
+
+// memData is an in-memory dataset: class 1 images are brighter. Its order depends on seed and epoch.
+type memData struct {
+	px            []uint8
+	labels        []float32
+	n, size, bs   int
+	seed          uint64
+	epoch         int
+	yieldedEpochs []int
+}
+
+func newMemData(n, size, bs int, seed uint64) *memData {
+	r := rand.New(rand.NewPCG(seed, 99))
+	d := &memData{n: n, size: size, bs: bs, seed: seed, px: make([]uint8, n*size*size*3), labels: make([]float32, n*2)}
+	for i := range n {
+		cls := r.IntN(2)
+		d.labels[i*2+cls] = 1
+		for j := range size * size * 3 {
+			d.px[i*size*size*3+j] = uint8(r.IntN(140) + 110*cls)
+		}
+	}
+	return d
+}
+
+func (d *memData) Name() string        { return "mem" }
+func (d *memData) SetEpoch(e int)      { d.epoch = e }
+func (d *memData) NumExamples() int    { return d.n }
+func (d *memData) Iter() iter.Seq2[train.Batch, error] {
+	return func(yield func(train.Batch, error) bool) {
+		d.yieldedEpochs = append(d.yieldedEpochs, d.epoch)
+		order := rand.New(rand.NewPCG(d.seed, uint64(d.epoch))).Perm(d.n)
+		img := d.size * d.size * 3
+		for s := 0; s < d.n; s += d.bs {
+			e := min(s+d.bs, d.n)
+			px := make([]uint8, 0, (e-s)*img)
+			lb := make([]float32, 0, (e-s)*2)
+			for _, i := range order[s:e] {
+				px = append(px, d.px[i*img:(i+1)*img]...)
+				lb = append(lb, d.labels[i*2:i*2+2]...)
+			}
+			b := train.Batch{Inputs: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(px, e-s, d.size, d.size, 3)},
+				Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(lb, e-s, 2)}}
+			if !yield(b, nil) {
+				return
+			}
+		}
+	}
+}
+
+func tinyConfig() Config {
+	c := Default()
+	c.Model.InputHeight, c.Model.InputWidth, c.Model.TargetHeight, c.Model.TargetWidth = 40, 40, 32, 32
+	c.Model.Filters = 4
+	c.Model.Blocks, c.Model.Growth = []int{2, 2}, 4
+	c.BatchSize, c.Epochs, c.LearningRate = 8, 3, 0.05
+	return c
+}
+
+func tinyData() Data {
+	return Data{Train: newMemData(36, 40, 8, 1), Val: newMemData(16, 40, 8, 2), NumTrain: 36}
+}
+
+func TestFitResumeAndRefusals(t *testing.T) {
+	b := testBackend(t)
+	cfg := tinyConfig()
+	ctx := context.Background()
+
+	full := t.TempDir()
+	var log strings.Builder
+	h, err := Fit(ctx, b, cfg, tinyData(), Options{Dir: full, Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Train and validation losses must fall. (Validation accuracy lags in so few steps: batch norm's
+	// moving statistics, momentum 0.99, are still far from the batch statistics, as in Keras.)
+	if len(h.Epochs) != 3 || h.Epochs[2].Loss >= h.Epochs[0].Loss || h.Epochs[2].ValLoss >= h.Epochs[0].ValLoss ||
+		h.Epochs[2].Accuracy < 0.9 {
+		t.Errorf("training did not learn: %+v", h.Epochs)
+	}
+	if !strings.Contains(log.String(), "Epoch 3/3") || !strings.Contains(log.String(), "val_accuracy:") {
+		t.Errorf("log:\n%s", log.String())
+	}
+	for _, f := range []string{"history.json", "history.csv", "LATEST", "checkpoints/epoch-0003/training.json"} {
+		if _, err := os.Stat(filepath.Join(full, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if got, err := LoadHistory(full); err != nil || len(got.Epochs) != 3 || got.Params != h.Params || h.Params == 0 {
+		t.Errorf("history.json: %+v, %v", got, err)
+	}
+
+	// Interrupted after epoch 1 (context cancelled), then resumed: same epochs as the full run.
+	part := t.TempDir()
+	cctx, cancel := context.WithCancel(ctx)
+	_, err = Fit(cctx, b, cfg, tinyData(), Options{Dir: part, OnEpoch: func(h *History) {
+		if len(h.Epochs) == 1 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	// A leftover temporary checkpoint of a killed save must be ignored and cleaned up.
+	if err := os.MkdirAll(filepath.Join(part, "checkpoints", ".tmp-killed"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Fit(ctx, b, cfg, tinyData(), Options{Dir: part}); !errors.Is(err, ErrCheckpointExists) {
+		t.Errorf("re-run without -resume: %v, want ErrCheckpointExists", err)
+	}
+	data := tinyData()
+	resumed, err := Fit(ctx, b, cfg, data, Options{Dir: part, Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := data.Train.(*memData).yieldedEpochs; len(got) != 2 || got[0] != 1 || got[1] != 2 {
+		t.Errorf("resumed run trained epochs %v, want [1 2] (0-based)", got)
+	}
+	if len(resumed.Epochs) != 3 {
+		t.Fatalf("resumed history has %d epochs", len(resumed.Epochs))
+	}
+	for i := range 3 {
+		a, c := h.Epochs[i], resumed.Epochs[i]
+		if math.Abs(a.Loss-c.Loss) > 1e-5 || math.Abs(a.ValLoss-c.ValLoss) > 1e-5 {
+			t.Errorf("epoch %d: uninterrupted loss %.6f/%.6f, interrupted+resumed %.6f/%.6f", i+1, a.Loss, a.ValLoss, c.Loss, c.ValLoss)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(part, "checkpoints", ".tmp-killed")); !os.IsNotExist(err) {
+		t.Errorf("stale temporary checkpoint not cleaned: %v", err)
+	}
+
+	// Resuming with another model configuration is refused, naming the problem.
+	other := cfg
+	other.Model.Filters = 8
+	if _, err := Fit(ctx, b, other, tinyData(), Options{Dir: part, Resume: true}); err == nil || !strings.Contains(err.Error(), "another configuration") {
+		t.Errorf("resume with other config: %v", err)
+	}
+	// A LATEST pointing nowhere is a clear error, not a crash.
+	if err := os.WriteFile(filepath.Join(part, "LATEST"), []byte("epoch-0042\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Fit(ctx, b, cfg, tinyData(), Options{Dir: part, Resume: true}); err == nil || !strings.Contains(err.Error(), "epoch-0042") {
+		t.Errorf("dangling LATEST: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range []func(*Config){
+		func(c *Config) { c.BatchSize = 0 }, func(c *Config) { c.Epochs = 0 }, func(c *Config) { c.LearningRate = -1 },
+		func(c *Config) { c.LabelSmoothing = 1 }, func(c *Config) { c.Model.Classes = 0 },
+	} {
+		c := Default()
+		f(&c)
+		if c.Validate() == nil {
+			t.Errorf("case %d validated", i)
+		}
+	}
+}
