@@ -70,9 +70,9 @@ func newMemData(n, size, bs int, seed uint64) *memData {
 	return d
 }
 
-func (d *memData) Name() string        { return "mem" }
-func (d *memData) SetEpoch(e int)      { d.epoch = e }
-func (d *memData) NumExamples() int    { return d.n }
+func (d *memData) Name() string     { return "mem" }
+func (d *memData) SetEpoch(e int)   { d.epoch = e }
+func (d *memData) NumExamples() int { return d.n }
 func (d *memData) Iter() iter.Seq2[train.Batch, error] {
 	return func(yield func(train.Batch, error) bool) {
 		d.yieldedEpochs = append(d.yieldedEpochs, d.epoch)
