@@ -24,6 +24,7 @@ import (
 
 	"github.com/learnresize/learnresize/internal/fileutil"
 	"github.com/learnresize/learnresize/models"
+	"github.com/learnresize/learnresize/resizer"
 )
 
 // Data is what Fit trains and validates on: GoMLX datasets whose batches have one input, the
@@ -197,7 +198,7 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 		stats.ValLoss, stats.ValAccuracy, stats.ValSeconds = vl, va, time.Since(t1).Seconds()
 		bar.done(stats)
 		hist.Epochs = append(hist.Epochs, stats)
-		hist.Params = countParams(store)
+		hist.Params = countParams(store, cfg.Model)
 		if err := saveCheckpoint(store, opt.Dir, cfg, epoch+1, hist, opt.KeepCheckpoints); err != nil {
 			return hist, err
 		}
@@ -261,14 +262,15 @@ func metricIndex(ms []metric.Interface, name string) int {
 	panic(fmt.Sprintf("training: metric %q not found", name))
 }
 
-func countParams(store *model.Store) int {
+// countParams counts the model's parameters as Keras does (including batch-norm moving statistics,
+// excluding optimizer and metric state).
+func countParams(store *model.Store, cfg models.Config) int {
 	n := 0
 	for v := range store.IterVariables() {
 		p := v.Path()
-		if strings.HasPrefix(p, "/optimizers") || strings.Contains(p, "#") || v.Name() == "global_step" || strings.Contains(p, "/metrics") {
-			continue
+		if strings.HasPrefix(p, "/"+resizer.ScopeName+"/") || strings.HasPrefix(p, "/"+cfg.BackboneScope()+"/") {
+			n += v.Shape().Size()
 		}
-		n += v.Shape().Size()
 	}
 	return n
 }

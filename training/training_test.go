@@ -2,6 +2,7 @@ package training
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"iter"
 	"math"
@@ -203,6 +204,44 @@ func TestConfigValidate(t *testing.T) {
 		f(&c)
 		if c.Validate() == nil {
 			t.Errorf("case %d validated", i)
+		}
+	}
+}
+
+func TestCompareTable(t *testing.T) {
+	b := testBackend(t)
+	cfg := tinyConfig()
+	cfg.Epochs = 1
+	dir := t.TempDir()
+	cmp, err := Compare(context.Background(), b, cfg, tinyData(), []int64{3, 4}, CompareOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cmp.Rows) != 2 || cmp.Rows[0].Name != "resizer" || cmp.Rows[1].Name != "baseline" {
+		t.Fatalf("rows %+v", cmp.Rows)
+	}
+	// The resizer adds exactly its own parameters (4 filters, 1 block) to the same backbone.
+	resizerParams := (7*7*3*4 + 4) + (4*4 + 4) + 4*4 + 2*(3*3*4*4) + 2*4*4 + 3*3*4*4 + 4*4 + (7*7*4*3 + 3)
+	if d := cmp.Rows[0].Params - cmp.Rows[1].Params; d != resizerParams {
+		t.Errorf("parameter difference %d, want the resizer's %d", d, resizerParams)
+	}
+	for _, r := range cmp.Rows {
+		if len(r.FinalValAccuracy) != 2 || r.Mean < 0 || r.Mean > 1 {
+			t.Errorf("row %+v", r)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "comparison.md"))
+	if err != nil || !strings.Contains(string(md), "| Learnable resizer + DenseNet[2 2] |") || !strings.Contains(string(md), "± ") {
+		t.Errorf("comparison.md: %v\n%s", err, md)
+	}
+	var back Comparison
+	raw, _ := os.ReadFile(filepath.Join(dir, "comparison.json"))
+	if err := json.Unmarshal(raw, &back); err != nil || len(back.Rows) != 2 || back.Config.Model.Interpolation != cfg.Model.Interpolation {
+		t.Errorf("comparison.json: %v %+v", err, back)
+	}
+	for _, sub := range []string{"resizer-seed3", "baseline-seed3", "resizer-seed4", "baseline-seed4"} {
+		if _, err := os.Stat(filepath.Join(dir, sub, "history.json")); err != nil {
+			t.Error(err)
 		}
 	}
 }

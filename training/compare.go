@@ -1,0 +1,140 @@
+package training
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"strings"
+
+	"github.com/gomlx/compute"
+
+	"github.com/learnresize/learnresize/internal/fileutil"
+)
+
+// ComparisonRow is one model of the tutorial's table.
+type ComparisonRow struct {
+	Model  string `json:"model"` // e.g. "Learnable resizer + densenet121"
+	Name   string `json:"name"`  // "resizer" or "baseline"
+	Params int    `json:"params"`
+	// FinalValAccuracy and BestValAccuracy per seed, in Seeds order.
+	FinalValAccuracy []float64 `json:"final_val_accuracy"`
+	BestValAccuracy  []float64 `json:"best_val_accuracy"`
+	Mean             float64   `json:"mean_final_val_accuracy"`
+	Std              float64   `json:"std_final_val_accuracy"` // sample standard deviation (0 for one seed)
+	MeanEpochSeconds float64   `json:"mean_epoch_seconds"`
+}
+
+// Comparison is the result of Compare.
+type Comparison struct {
+	Config  Config          `json:"config"`
+	Backend string          `json:"backend"`
+	Seeds   []int64         `json:"seeds"`
+	Rows    []ComparisonRow `json:"rows"`
+}
+
+// CompareOptions configures Compare.
+type CompareOptions struct {
+	// Dir receives one training directory per model and seed (resizer-seed42/, baseline-seed42/, ...)
+	// and comparison.md / comparison.json.
+	Dir         string
+	Resume      bool
+	Log         io.Writer
+	Interactive bool
+	BackendInfo string
+}
+
+// Compare runs the tutorial's experiment: for each seed, train the model with the learnable resizer
+// and the plain-resize baseline from the same initial backbone weights (same seed), then tabulate
+// parameters and top-1 validation accuracy (final epoch; mean and spread over seeds).
+func Compare(ctx context.Context, b compute.Backend, cfg Config, data Data, seeds []int64, opt CompareOptions) (*Comparison, error) {
+	if len(seeds) == 0 {
+		seeds = []int64{cfg.Seed}
+	}
+	cmp := &Comparison{Config: cfg, Backend: opt.BackendInfo, Seeds: seeds}
+	variants := []Config{cfg, cfg}
+	variants[0].Model.Resizer, variants[1].Model.Resizer = true, false
+	for _, v := range variants {
+		cmp.Rows = append(cmp.Rows, ComparisonRow{Model: v.Model.Title(), Name: v.Model.Name()})
+	}
+	for _, seed := range seeds {
+		for i, v := range variants {
+			v.Seed = seed
+			dir := filepath.Join(opt.Dir, fmt.Sprintf("%s-seed%d", v.Model.Name(), seed))
+			if opt.Log != nil {
+				fmt.Fprintf(opt.Log, "\n== %s, seed %d -> %s\n", v.Model.Title(), seed, dir)
+			}
+			h, err := Fit(ctx, b, v, data, Options{Dir: dir, Resume: opt.Resume, Log: opt.Log, Interactive: opt.Interactive, BackendInfo: opt.BackendInfo})
+			if err != nil {
+				return cmp, fmt.Errorf("%s, seed %d: %w", v.Model.Name(), seed, err)
+			}
+			row := &cmp.Rows[i]
+			row.Params = h.Params
+			row.FinalValAccuracy = append(row.FinalValAccuracy, h.Last().ValAccuracy)
+			row.BestValAccuracy = append(row.BestValAccuracy, h.BestValAccuracy())
+			secs := 0.0
+			for _, e := range h.Epochs {
+				secs += e.Seconds
+			}
+			row.MeanEpochSeconds += secs / float64(len(h.Epochs)) / float64(len(seeds))
+		}
+	}
+	for i := range cmp.Rows {
+		cmp.Rows[i].Mean, cmp.Rows[i].Std = meanStd(cmp.Rows[i].FinalValAccuracy)
+	}
+	if err := cmp.Save(opt.Dir); err != nil {
+		return cmp, err
+	}
+	return cmp, nil
+}
+
+func meanStd(v []float64) (mean, std float64) {
+	for _, x := range v {
+		mean += x
+	}
+	mean /= float64(len(v))
+	if len(v) < 2 {
+		return mean, 0
+	}
+	for _, x := range v {
+		std += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(std / float64(len(v)-1))
+}
+
+// Markdown renders the tutorial's table: model, parameters in millions (6 decimals), top-1 accuracy.
+func (c *Comparison) Markdown() string {
+	var b strings.Builder
+	multi := len(c.Seeds) > 1
+	if multi {
+		fmt.Fprintf(&b, "| Model | Number of parameters (Million) | Top-1 accuracy, mean ± std over %d seeds | Best epoch, mean |\n|---|---|---|---|\n", len(c.Seeds))
+	} else {
+		b.WriteString("| Model | Number of parameters (Million) | Top-1 accuracy |\n|---|---|---|\n")
+	}
+	for _, r := range c.Rows {
+		if multi {
+			best, _ := meanStd(r.BestValAccuracy)
+			fmt.Fprintf(&b, "| %s | %.6f | %.2f%% ± %.2f | %.2f%% |\n", r.Model, float64(r.Params)/1e6, 100*r.Mean, 100*r.Std, 100*best)
+		} else {
+			fmt.Fprintf(&b, "| %s | %.6f | %.2f%% |\n", r.Model, float64(r.Params)/1e6, 100*r.Mean)
+		}
+	}
+	fmt.Fprintf(&b, "\nSeeds %v; %d epochs, batch %d, %dx%d -> %dx%d %s; backend: %s.\n", c.Seeds, c.Config.Epochs,
+		c.Config.BatchSize, c.Config.Model.InputHeight, c.Config.Model.InputWidth, c.Config.Model.TargetHeight,
+		c.Config.Model.TargetWidth, c.Config.Model.Interpolation, c.Backend)
+	return b.String()
+}
+
+// Save writes comparison.md and comparison.json into dir, atomically.
+func (c *Comparison) Save(dir string) error {
+	js, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := fileutil.WriteAtomic(filepath.Join(dir, "comparison.json"), js, 0o644); err != nil {
+		return err
+	}
+	return fileutil.WriteAtomic(filepath.Join(dir, "comparison.md"), []byte(c.Markdown()), 0o644)
+}
