@@ -1,0 +1,92 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/learnresize/learnresize/resizer"
+	"github.com/learnresize/learnresize/training"
+)
+
+// configFlags binds the training configuration to flags (defaults: the tutorial's).
+type configFlags struct {
+	cfg           training.Config
+	interpolation string
+	inp, target   string
+	blocks        string
+	baseline      bool
+}
+
+func addConfigFlags(fs *flag.FlagSet) *configFlags {
+	c := &configFlags{cfg: training.Default()}
+	m := &c.cfg.Model
+	fs.StringVar(&c.inp, "inp", "300", "input size INP_SIZE: N or HxW")
+	fs.StringVar(&c.target, "target", "150", "target size TARGET_SIZE: N or HxW")
+	fs.StringVar(&c.interpolation, "interpolation", "bilinear", "resize method: bilinear, bicubic, nearest, area")
+	fs.IntVar(&m.Filters, "filters", m.Filters, "learnable resizer filters")
+	fs.IntVar(&m.ResBlocks, "res-blocks", m.ResBlocks, "learnable resizer residual blocks")
+	fs.StringVar(&m.Preset, "preset", m.Preset, "DenseNet preset: densenet121, densenet169, densenet201")
+	fs.StringVar(&c.blocks, "blocks", "", "custom dense blocks instead of the preset, e.g. 2,2 (small models)")
+	fs.IntVar(&m.Growth, "growth", 0, "DenseNet growth rate (0: 32)")
+	fs.BoolVar(&m.Checkpoint, "grad-checkpoint", false, "gradient checkpointing in the DenseNet (less memory)")
+	fs.BoolVar(&c.baseline, "baseline", false, "use the plain-resize model instead of the learnable resizer")
+	fs.IntVar(&c.cfg.BatchSize, "batch", c.cfg.BatchSize, "batch size")
+	fs.IntVar(&c.cfg.Epochs, "epochs", c.cfg.Epochs, "epochs")
+	fs.Float64Var(&c.cfg.LearningRate, "lr", c.cfg.LearningRate, "SGD learning rate")
+	fs.Float64Var(&c.cfg.LabelSmoothing, "label-smoothing", c.cfg.LabelSmoothing, "label smoothing")
+	fs.Int64Var(&c.cfg.Seed, "seed", c.cfg.Seed, "random seed (initial weights and data order)")
+	fs.StringVar(&c.cfg.TrainSplit, "train-split", c.cfg.TrainSplit, "training split (TFDS syntax)")
+	fs.StringVar(&c.cfg.ValSplit, "val-split", c.cfg.ValSplit, "validation split (TFDS syntax)")
+	fs.IntVar(&c.cfg.ShuffleBuffer, "shuffle-buffer", 0, "shuffle buffer (0: batch*100)")
+	return c
+}
+
+// resolve finishes the configuration after parsing and validates it.
+func (c *configFlags) resolve() (training.Config, error) {
+	cfg := c.cfg
+	m := &cfg.Model
+	var err error
+	if m.InputHeight, m.InputWidth, err = parseSize(c.inp); err != nil {
+		return cfg, usagef("-inp: %v", err)
+	}
+	if m.TargetHeight, m.TargetWidth, err = parseSize(c.target); err != nil {
+		return cfg, usagef("-target: %v", err)
+	}
+	if m.Interpolation, err = resizer.ParseMethod(c.interpolation); err != nil {
+		return cfg, usagef("-interpolation: %v", err)
+	}
+	if c.blocks != "" {
+		for _, part := range strings.Split(c.blocks, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(part))
+			if err != nil || n <= 0 {
+				return cfg, usagef("-blocks %q: want positive integers separated by commas", c.blocks)
+			}
+			m.Blocks = append(m.Blocks, n)
+		}
+	}
+	m.Resizer = !c.baseline
+	if err := cfg.Validate(); err != nil {
+		return cfg, usagef("%v", err)
+	}
+	return cfg, nil
+}
+
+// parseSize accepts "N" or "HxW".
+func parseSize(s string) (h, w int, err error) {
+	parts := strings.Split(strings.ToLower(s), "x")
+	if len(parts) > 2 {
+		return 0, 0, fmt.Errorf("%q: want N or HxW", s)
+	}
+	nums := make([]int, len(parts))
+	for i, p := range parts {
+		if nums[i], err = strconv.Atoi(strings.TrimSpace(p)); err != nil || nums[i] <= 0 {
+			return 0, 0, fmt.Errorf("%q: want N or HxW with positive integers", s)
+		}
+	}
+	if len(nums) == 1 {
+		return nums[0], nums[0], nil
+	}
+	return nums[0], nums[1], nil
+}
