@@ -198,3 +198,9 @@ func newStoredZip(t testing.TB, w *bytes.Buffer, files map[string][]byte) *zip.W
 	}
 	return zw
 }
+
+func sortedStrings(s []string) []string {
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
+}

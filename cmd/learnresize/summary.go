@@ -38,4 +38,3 @@ func runSummary(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprint(stdout, s)
 	return nil
 }
-
