@@ -149,7 +149,7 @@ func toRGB(img image.Image, buf []uint8) []uint8 {
 		ycbcrToRGB(m, pix)
 	case *image.Gray:
 		for y := range h {
-			row := m.Pix[(y)*m.Stride : y*m.Stride+w]
+			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:w]
 			out := pix[y*w*3 : (y+1)*w*3]
 			for x, v := range row {
 				out[3*x], out[3*x+1], out[3*x+2] = v, v, v
@@ -157,7 +157,7 @@ func toRGB(img image.Image, buf []uint8) []uint8 {
 		}
 	case *image.CMYK:
 		for y := range h {
-			row := m.Pix[y*m.Stride : y*m.Stride+4*w]
+			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*w]
 			out := pix[y*w*3 : (y+1)*w*3]
 			for x := range w {
 				r, g, bb := color.CMYKToRGB(row[4*x], row[4*x+1], row[4*x+2], row[4*x+3])
@@ -166,10 +166,27 @@ func toRGB(img image.Image, buf []uint8) []uint8 {
 		}
 	case *image.NRGBA:
 		for y := range h {
-			row := m.Pix[y*m.Stride : y*m.Stride+4*w]
+			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*w]
 			out := pix[y*w*3 : (y+1)*w*3]
 			for x := range w {
 				out[3*x], out[3*x+1], out[3*x+2] = row[4*x], row[4*x+1], row[4*x+2]
+			}
+		}
+	case *image.RGBA: // premultiplied: what image/png returns for opaque truecolour.
+		for y := range h {
+			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:4*w]
+			out := pix[y*w*3 : (y+1)*w*3]
+			for x := range w {
+				p := row[4*x : 4*x+4 : 4*x+4]
+				switch a := uint32(p[3]); a {
+				case 255:
+					out[3*x], out[3*x+1], out[3*x+2] = p[0], p[1], p[2]
+				case 0:
+					out[3*x], out[3*x+1], out[3*x+2] = 0, 0, 0
+				default: // un-premultiply, as color.NRGBAModel does.
+					c := color.NRGBAModel.Convert(color.RGBA{p[0], p[1], p[2], p[3]}).(color.NRGBA)
+					out[3*x], out[3*x+1], out[3*x+2] = c.R, c.G, c.B
+				}
 			}
 		}
 	default:
@@ -193,18 +210,28 @@ func toRGB(img image.Image, buf []uint8) []uint8 {
 func ycbcrToRGB(m *image.YCbCr, pix []uint8) {
 	b := m.Bounds()
 	w, h := b.Dx(), b.Dy()
+	var hs uint // horizontal chroma subsampling shift (COffset handles the vertical one per row).
+	switch m.SubsampleRatio {
+	case image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420:
+		hs = 1
+	case image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410:
+		hs = 2
+	}
+	x0, y0 := b.Min.X, b.Min.Y
 	for y := range h {
-		yRow := m.Y[m.YOffset(b.Min.X, b.Min.Y+y):]
+		yRow := m.Y[m.YOffset(x0, y0+y):][:w]
+		c0 := m.COffset(x0, y0+y) // the chroma sample of the row's first pixel.
 		out := pix[y*w*3 : (y+1)*w*3]
-		for x := range w {
-			ci := m.COffset(b.Min.X+x, b.Min.Y+y)
-			yy := int32(yRow[x]) << 16
+		for x, yv := range yRow {
+			ci := c0 + (x0+x)>>hs - x0>>hs
+			yy := int32(yv) << 16
 			cb := int32(m.Cb[ci]) - 128
 			cr := int32(m.Cr[ci]) - 128
 			r := (yy + 91881*cr + 1<<15) >> 16
 			g := (yy - 22554*cb - 46802*cr + 1<<15) >> 16
 			bl := (yy + 116130*cb + 1<<15) >> 16
-			out[3*x], out[3*x+1], out[3*x+2] = clampU8(r), clampU8(g), clampU8(bl)
+			o := out[3*x : 3*x+3 : 3*x+3]
+			o[0], o[1], o[2] = clampU8(r), clampU8(g), clampU8(bl)
 		}
 	}
 }

@@ -111,6 +111,7 @@ func TestDecodeRGBFormats(t *testing.T) {
 		{"BMP 24-bit (ImageMagick)", readFixture(t, "bmp24.bmp"), w, h, pattern, 0, 0},
 		{"PNG NRGBA: alpha dropped, not composited", pngBytes(t, nrgba), w, h, pattern, 0, 0},
 		{"PNG 16-bit", pngBytes(t, rgba64), w, h, pattern, 0, 0},
+		{"PNG opaque truecolour (decodes to RGBA)", pngBytes(t, patternImage(w, h)), w, h, pattern, 0, 0},
 		{"PNG paletted", pngBytes(t, paletted), w, h, palettedWant, 0, 0},
 		{"GIF", gifBuf.Bytes(), w, h, palettedWant, 0, 0},
 		{"BMP 8-bit top-down", bmp8, 5, 2, smallWant, 0, 0},
@@ -215,6 +216,57 @@ func TestYCbCrToRGBMatchesStdlib(t *testing.T) {
 				for c := range 3 {
 					if d := int(got[(y*13+x)*3+c]) - want[c]; d < -1 || d > 1 {
 						t.Fatalf("%v: pixel (%d,%d) channel %d = %d, image/color gives %d", ratio, x, y, c, got[(y*13+x)*3+c], want[c])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestToRGBSubImagesAndAlpha covers image types and offsets the decoders rarely produce: sub-images
+// (non-zero bounds) and premultiplied RGBA with partial alpha, against image/color's conversion.
+func TestToRGBSubImagesAndAlpha(t *testing.T) {
+	rgba := image.NewRGBA(image.Rect(0, 0, 6, 5))
+	for i := range rgba.Pix {
+		rgba.Pix[i] = uint8(i * 7)
+	}
+	for i := 3; i < len(rgba.Pix); i += 4 {
+		rgba.Pix[i] = []uint8{255, 0, 128, 200}[i/4%4]
+		for c := 1; c <= 3; c++ {
+			rgba.Pix[i-c] = min(rgba.Pix[i-c], rgba.Pix[i]) // valid premultiplied values.
+		}
+	}
+	gray := image.NewGray(image.Rect(0, 0, 6, 5))
+	for i := range gray.Pix {
+		gray.Pix[i] = uint8(i * 9)
+	}
+	cmyk := image.NewCMYK(image.Rect(0, 0, 6, 5))
+	for i := range cmyk.Pix {
+		cmyk.Pix[i] = uint8(i * 5)
+	}
+	nrgba := image.NewNRGBA(image.Rect(0, 0, 6, 5))
+	for i := range nrgba.Pix {
+		nrgba.Pix[i] = uint8(i * 3)
+	}
+	ycc := image.NewYCbCr(image.Rect(0, 0, 6, 5), image.YCbCrSubsampleRatio420)
+	for i := range ycc.Y {
+		ycc.Y[i] = uint8(i * 11)
+	}
+	for i := range ycc.Cb {
+		ycc.Cb[i], ycc.Cr[i] = uint8(100+i*13), uint8(200-i*7)
+	}
+	sub := image.Rect(1, 1, 5, 4)
+	for _, img := range []image.Image{rgba, gray, cmyk, nrgba, ycc,
+		rgba.SubImage(sub), gray.SubImage(sub), cmyk.SubImage(sub), nrgba.SubImage(sub), ycc.SubImage(sub)} {
+		b := img.Bounds()
+		got := toRGB(img, nil)
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
+				i := ((y-b.Min.Y)*b.Dx() + (x - b.Min.X)) * 3
+				for k, want := range []uint8{c.R, c.G, c.B} {
+					if d := int(got[i+k]) - int(want); d < -1 || d > 1 {
+						t.Fatalf("%T %v: pixel (%d,%d)[%d] = %d, want %d", img, b, x, y, k, got[i+k], want)
 					}
 				}
 			}

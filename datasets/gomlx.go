@@ -52,6 +52,14 @@ func (d *Dataset) Reset() {
 	d.mu.Unlock()
 }
 
+// SetEpoch makes the next Iter run epoch e (training.Fit calls it, so a resumed run sees the same
+// data order as an uninterrupted one).
+func (d *Dataset) SetEpoch(e int) {
+	d.mu.Lock()
+	d.epoch = e
+	d.mu.Unlock()
+}
+
 // Epoch is the epoch the next Iter call will run.
 func (d *Dataset) Epoch() int {
 	d.mu.Lock()

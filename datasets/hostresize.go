@@ -23,6 +23,10 @@ type HostResizer struct {
 	height, width int
 	plans         map[[2]int]*axisPlan // keyed by {in, out}.
 	tmp           []float32
+	used          []bool
+	// convex: every output is a convex combination of inputs (all but bicubic), so it stays within
+	// [0, 255] up to float32 rounding and needs no clamping before rounding.
+	convex bool
 }
 
 // axisPlan is an AxisWeights flattened for the inner loops: taps are already clamped indices.
@@ -41,7 +45,8 @@ func NewHostResizer(method resizer.Method, height, width int) (*HostResizer, err
 	if _, err := resizer.NewAxisWeights(method, 1, 1); err != nil {
 		return nil, err
 	}
-	return &HostResizer{method: method, height: height, width: width, plans: make(map[[2]int]*axisPlan)}, nil
+	return &HostResizer{method: method, height: height, width: width, plans: make(map[[2]int]*axisPlan),
+		convex: method != resizer.Bicubic}, nil
 }
 
 // Height and Width are the output size.
@@ -101,7 +106,11 @@ func (r *HostResizer) Resize(dst, src []uint8, h, w, c int) error {
 		r.tmp = make([]float32, h*rowW)
 	}
 	tmp := r.tmp[:h*rowW]
-	used := make([]bool, h)
+	if cap(r.used) < h {
+		r.used = make([]bool, h)
+	}
+	used := r.used[:h]
+	clear(used)
 	for _, idx := range py.index {
 		used[idx] = true
 	}
@@ -117,10 +126,17 @@ func (r *HostResizer) Resize(dst, src []uint8, h, w, c int) error {
 		idx := py.index[o*py.taps : (o+1)*py.taps]
 		wts := py.weights[o*py.taps : (o+1)*py.taps]
 		if py.taps == 2 {
-			a, b := tmp[int(idx[0])*rowW:int(idx[0]+1)*rowW], tmp[int(idx[1])*rowW:int(idx[1]+1)*rowW]
+			a := tmp[int(idx[0])*rowW:][:len(out)]
+			b := tmp[int(idx[1])*rowW:][:len(out)]
 			w0, w1 := wts[0], wts[1]
-			for i := range out {
-				out[i] = roundU8(w0*a[i] + w1*b[i])
+			if r.convex {
+				for i := range out {
+					out[i] = uint8(w0*a[i] + w1*b[i] + 0.5)
+				}
+			} else {
+				for i := range out {
+					out[i] = roundU8(w0*a[i] + w1*b[i])
+				}
 			}
 			continue
 		}

@@ -42,7 +42,7 @@ type PrepareOptions struct {
 
 // Prepared is a Source decoded, resized and stored in a cache file, ready to be iterated from
 // disk. It covers the example positions [From, To) of the source order: the smallest range holding
-// every split passed to Prepare.
+// every split passed to Prepare. It does not use the Source afterwards: the source can be closed.
 type Prepared struct {
 	cache    *Cache
 	name     string

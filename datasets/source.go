@@ -51,10 +51,9 @@ type Example struct {
 // entry is an Example with the means to read it.
 type entry struct {
 	Example
-	size  int64
-	mtime int64
-	zf    *zip.File // zip sources.
-	path  string    // folder sources: the file to read.
+	size int64
+	zf   *zip.File // zip sources.
+	path string    // folder sources: the file to read.
 }
 
 // Source is a labelled list of image files in a fixed, documented order: the sorted list of
@@ -162,8 +161,8 @@ func (s *Source) finish(all []entry) {
 // other archive members (Thumbs.db, the licence, the readme) are ignored.
 var catsVsDogsNameRE = regexp.MustCompile(`^PetImages/(Cat|Dog)/[0-9]+\.jpg$`)
 
-// CatsVsDogsClasses are the class names of cats_vs_dogs, as TFDS's ClassLabel: cat=0, dog=1.
-var CatsVsDogsClasses = []string{"cat", "dog"}
+// catsVsDogsClasses are the class names of cats_vs_dogs, as TFDS's ClassLabel: cat=0, dog=1.
+var catsVsDogsClasses = []string{"cat", "dog"}
 
 func catsVsDogsLabel(name string) (int, bool) {
 	m := catsVsDogsNameRE.FindStringSubmatch(name)
@@ -220,7 +219,7 @@ func openCatsVsDogsZip(zipPath string, info fs.FileInfo, opts SourceOptions) (*S
 	if err != nil {
 		return nil, fmt.Errorf("cats_vs_dogs: reading zip %s: %w", abs, err)
 	}
-	s := &Source{name: "cats_vs_dogs", root: abs, classes: CatsVsDogsClasses, opts: opts, zr: zr,
+	s := &Source{name: "cats_vs_dogs", root: abs, classes: catsVsDogsClasses, opts: opts, zr: zr,
 		fingerprint: fmt.Sprintf("zip:%s:%d:%d", abs, info.Size(), info.ModTime().UnixNano())}
 	window := jfifWindow(opts)
 	var all []entry
@@ -290,7 +289,7 @@ func openCatsVsDogsDir(dir string, opts SourceOptions) (*Source, error) {
 			return nil, fmt.Errorf("cats_vs_dogs: %s is not a directory", filepath.Join(pet, sub))
 		}
 	}
-	s := &Source{name: "cats_vs_dogs", root: pet, classes: CatsVsDogsClasses, opts: opts}
+	s := &Source{name: "cats_vs_dogs", root: pet, classes: catsVsDogsClasses, opts: opts}
 	window := jfifWindow(opts)
 	var all []entry
 	fp := sha256.New()
@@ -338,7 +337,7 @@ func openCatsVsDogsDir(dir string, opts SourceOptions) (*Source, error) {
 			s.skipped.add(name, SkipIgnored, "not a PetImages/{Cat,Dog}/<n>.jpg file")
 			return nil
 		}
-		e := entry{Example: Example{Name: name, Label: label}, size: info.Size(), mtime: info.ModTime().UnixNano(), path: p}
+		e := entry{Example: Example{Name: name, Label: label}, size: info.Size(), path: p}
 		if skip := s.checkEntry(&e, window); skip != nil {
 			s.skipped.add(name, skip.Reason, skip.Error())
 			return nil
@@ -439,8 +438,7 @@ func OpenImageFolder(dir string, opts SourceOptions) (*Source, error) {
 			case info.Size() > s.maxFileBytes():
 				s.skipped.add(name, SkipTooLarge, fmt.Sprintf("file of %d bytes, above %d", info.Size(), s.maxFileBytes()))
 			default:
-				all = append(all, entry{Example: Example{Name: name, Label: label}, size: info.Size(),
-					mtime: info.ModTime().UnixNano(), path: p})
+				all = append(all, entry{Example: Example{Name: name, Label: label}, size: info.Size(), path: p})
 			}
 			return nil
 		})

@@ -1,0 +1,300 @@
+package datasets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// solidFolder writes n solid-colour PNG images into two classes: image i is in class "a" (even i)
+// or "b" (odd i) and has colour (i, 255-i, 7), so a resized image still tells which one it is.
+func solidFolder(t testing.TB, n int) string {
+	t.Helper()
+	root := t.TempDir()
+	for i := range n {
+		img := image.NewNRGBA(image.Rect(0, 0, 5, 4))
+		for p := 0; p < len(img.Pix); p += 4 {
+			img.Pix[p], img.Pix[p+1], img.Pix[p+2], img.Pix[p+3] = uint8(i), uint8(255-i), 7, 255
+		}
+		class := "a"
+		if i%2 == 1 {
+			class = "b"
+		}
+		writeFile(t, filepath.Join(root, class, fmt.Sprintf("%03d.png", i)), pngBytes(t, img))
+	}
+	return root
+}
+
+// imageID returns the i of solidFolder from an image's first pixel, checking it is solid.
+func imageID(t testing.TB, pix []uint8) int {
+	t.Helper()
+	for p := 0; p < len(pix); p += 3 {
+		if pix[p] != pix[0] || pix[p+1] != 255-pix[0] || pix[p+2] != 7 {
+			t.Fatalf("pixel %d = %v, not the solid colour (%d, %d, 7)", p/3, pix[p:p+3], pix[0], 255-pix[0])
+		}
+	}
+	return int(pix[0])
+}
+
+func nameID(name string) int {
+	var id int
+	_, _ = fmt.Sscanf(filepath.Base(name), "%03d.png", &id)
+	return id
+}
+
+func TestCacheContents(t *testing.T) {
+	root := solidFolder(t, 12)
+	src, err := OpenImageFolder(root, SourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := prepareAll(t, src)
+	if err := p.Cache().Verify(); err != nil {
+		t.Fatal(err)
+	}
+	split, err := p.Split("train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, w, c := p.Cache().Shape()
+	if h != 8 || w != 6 || c != 3 {
+		t.Fatalf("cache shape %dx%dx%d, want 8x6x3", h, w, c)
+	}
+	buf := make([]uint8, h*w*c)
+	for i := range split.Len() {
+		if err := split.Image(i, buf); err != nil {
+			t.Fatal(err)
+		}
+		ex := split.Example(i)
+		if got, want := imageID(t, buf), nameID(ex.Name); got != want {
+			t.Errorf("split image %d shows image %d, its example is %s", i, got, ex.Name)
+		}
+		if want := nameID(ex.Name) % 2; ex.Label != want {
+			t.Errorf("%s: label %d, want %d", ex.Name, ex.Label, want)
+		}
+	}
+}
+
+func TestCacheReuseAndInvalidation(t *testing.T) {
+	root := solidFolder(t, 20)
+	cacheDir := t.TempDir()
+	prepare := func(splits []string, h int) *Prepared {
+		t.Helper()
+		src, err := OpenImageFolder(root, SourceOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := Prepare(context.Background(), src, splits, PrepareOptions{Height: h, Width: 4, CacheDir: cacheDir, Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = p.Close()
+		return p
+	}
+	tutorial := []string{"train[:40%]", "train[40%:50%]"}
+	if p := prepare(tutorial, 4); !p.Built() || p.Range() != (Range{0, 10}) {
+		t.Fatalf("first Prepare: built %v, range %v", p.Built(), p.Range())
+	}
+	if p := prepare(tutorial, 4); p.Built() {
+		t.Error("same splits: cache rebuilt")
+	}
+	if p := prepare([]string{"train[10%:30%]"}, 4); p.Built() || p.Range() != (Range{0, 10}) {
+		t.Errorf("covered split: built %v, range %v (want reuse of [0, 10))", p.Built(), p.Range())
+	}
+	if p := prepare([]string{"train[:60%]"}, 4); !p.Built() {
+		t.Error("wider split: cache reused")
+	}
+	if p := prepare(tutorial, 5); !p.Built() {
+		t.Error("other image size: cache reused")
+	}
+	// Changing a file changes the source fingerprint.
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(root, "a", "000.png"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	if p := prepare(tutorial, 4); !p.Built() {
+		t.Error("changed source: cache reused")
+	}
+}
+
+// cacheFile returns the single cache file in dir.
+func cacheFile(t *testing.T, dir string) string {
+	t.Helper()
+	matches, _ := filepath.Glob(filepath.Join(dir, "*"+cacheExt))
+	if len(matches) != 1 {
+		t.Fatalf("cache files %v, want one", matches)
+	}
+	return matches[0]
+}
+
+func TestCacheNeverTrustsDamagedFiles(t *testing.T) {
+	root := solidFolder(t, 6)
+	tests := []struct {
+		name     string
+		damage   func(t *testing.T, path string)
+		openFail bool // OpenCache must fail; otherwise Verify must.
+	}{
+		{"truncated by one byte", func(t *testing.T, path string) {
+			info, _ := os.Stat(path)
+			if err := os.Truncate(path, info.Size()-1); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"truncated to the header", func(t *testing.T, path string) {
+			if err := os.Truncate(path, 100); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"label table flipped", func(t *testing.T, path string) { flipByte(t, path, cacheHeaderSize+2) }, true},
+		{"metadata flipped", func(t *testing.T, path string) {
+			info, _ := os.Stat(path)
+			flipByte(t, path, info.Size()-cacheTrailer-5)
+		}, true},
+		{"pixel flipped", func(t *testing.T, path string) { flipByte(t, path, cacheDataOffset(6)+3) }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cacheDir := t.TempDir()
+			src, err := OpenImageFolder(root, SourceOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := PrepareOptions{Height: 4, Width: 4, CacheDir: cacheDir, Workers: 1}
+			p, err := Prepare(context.Background(), src, nil, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = p.Close()
+			path := cacheFile(t, cacheDir)
+			tc.damage(t, path)
+			c, err := OpenCache(path, "")
+			if tc.openFail {
+				if err == nil {
+					_ = c.Close()
+					t.Fatal("damaged cache opened")
+				}
+				// Prepare does not trust it either: it rebuilds.
+				p, err := Prepare(context.Background(), src, nil, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer func() { _ = p.Close() }()
+				if !p.Built() {
+					t.Error("Prepare reused a damaged cache")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = c.Close() }()
+			if err := c.Verify(); err == nil {
+				t.Error("Verify accepted a damaged pixel")
+			}
+			c.SetVerifyReads(true)
+			buf := make([]uint8, 4*4*3)
+			if err := c.ReadImage(0, buf); err == nil {
+				t.Error("verified read accepted a damaged pixel")
+			}
+		})
+	}
+}
+
+func flipByte(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x5A
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCacheInterruptedBuild: a build killed mid-write leaves only a temporary file, which is never
+// opened as a cache; a cancelled build removes its temporary file; stale temporaries are cleaned.
+func TestCacheInterruptedBuild(t *testing.T) {
+	root := solidFolder(t, 8)
+	cacheDir := t.TempDir()
+	src, err := OpenImageFolder(root, SourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := PrepareOptions{Height: 4, Width: 4, CacheDir: cacheDir, Workers: 2}
+
+	// Cancelled before it starts: an error, and nothing left behind.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Prepare(ctx, src, nil, opts); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Prepare: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cacheDir, "*")); len(left) != 0 {
+		t.Fatalf("cancelled Prepare left %v", left)
+	}
+
+	// A "killed" writer: images written, never committed, file left as the process would leave it.
+	key := cacheKey(src, PrepareOptions{Height: 4, Width: 4, MaxPixels: DefaultMaxPixels})
+	prefix := filepath.Join(cacheDir, fmt.Sprintf("%s-%dx%d-%s-%s", src.Name(), 4, 4, "bilinear", key[:16]))
+	cw, err := createCacheWriter(cachePath(prefix, 0, 8), 8, 4, 4, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cw.writeImage(0, make([]uint8, 48), 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = cw.f.Close()
+	stale := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(cw.tmpPath, stale, stale); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Prepare(context.Background(), src, nil, PrepareOptions{Height: 4, Width: 4, CacheDir: cacheDir, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Close() }()
+	if !p.Built() {
+		t.Error("an uncommitted file was used as a cache")
+	}
+	left, _ := filepath.Glob(filepath.Join(cacheDir, "*"))
+	if len(left) != 1 || strings.Contains(left[0], tmpInfix) {
+		t.Errorf("files left: %v, want only the committed cache", left)
+	}
+}
+
+func TestPrepareErrors(t *testing.T) {
+	root := solidFolder(t, 4)
+	src, err := OpenImageFolder(root, SourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, splits := range [][]string{{"train[:0]"}, {"test"}, {"train[:101%]"}} {
+		if p, err := Prepare(context.Background(), src, splits, PrepareOptions{CacheDir: dir}); err == nil {
+			_ = p.Close()
+			t.Errorf("Prepare(%q): no error", splits)
+		}
+	}
+	if _, err := Prepare(context.Background(), src, nil, PrepareOptions{CacheDir: dir, Height: -1}); err == nil {
+		t.Error("negative height: no error")
+	}
+	p, err := Prepare(context.Background(), src, []string{"train[:50%]"}, PrepareOptions{CacheDir: dir, Height: 2, Width: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Close() }()
+	if _, err := p.Split("train[50%:]"); err == nil {
+		t.Error("split outside the prepared range: no error")
+	}
+}
