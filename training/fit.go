@@ -126,11 +126,9 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 
 	trainer := train.NewTrainer(b, store, models.ModelFn(cfg.Model), LossFn(cfg.LabelSmoothing),
 		optimizer.StochasticGradientDescent().WithDecay(false).WithLearningRate(cfg.LearningRate).Done(),
-		[]metric.Interface{accuracyMetric()},
-		[]metric.Interface{metric.NewMeanMetric("accuracy", "acc", metric.AccuracyMetricType,
-			func(_ *model.Scope, labels, predictions []*Node) *Node { return Accuracy(labels[0], predictions[0]) }, nil)})
+		[]metric.Interface{accuracyMetric()}, nil)
 	trainLoss, trainAcc := metricIndex(trainer.TrainMetrics(), "Loss"), metricIndex(trainer.TrainMetrics(), "accuracy")
-	valLoss, valAcc := metricIndex(trainer.EvalMetrics(), "Mean Loss"), metricIndex(trainer.EvalMetrics(), "accuracy")
+	eval := &evaluator{backend: b, store: store, cfg: cfg}
 
 	for epoch := start; epoch < cfg.Epochs; epoch++ {
 		if err := ctx.Err(); err != nil {
@@ -185,13 +183,7 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 		stats.ImagesPerS = float64(images) / stats.Seconds
 
 		t1 := time.Now()
-		if b.Capabilities().PreferConstantsForVariables {
-			// Backends that prefer constants (the pure-Go one) get inference graphs with the variables
-			// baked in as constants when the graph is built (GoMLX v0.28, model.Variable.paramNode): a
-			// cached evaluation graph would keep evaluating the first epoch's weights. Rebuild it.
-			trainer.ResetComputationGraphs()
-		}
-		vl, va, err := evaluate(trainer, data.Val, valLoss, valAcc)
+		vl, va, err := eval.run(data.Val)
 		if err != nil {
 			return hist, err
 		}
@@ -212,27 +204,57 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 	return hist, nil
 }
 
-// evaluate returns the mean loss and accuracy over data, in inference mode (moving statistics).
-func evaluate(trainer *train.Trainer, data train.Dataset, lossIdx, accIdx int) (loss, acc float64, err error) {
-	for _, m := range trainer.EvalMetrics() {
-		m.Reset(trainer.Store().RootScope())
+// evaluator computes the validation loss and accuracy in inference mode (batch norm with its moving
+// statistics), averaged over examples on the host.
+//
+// Not GoMLX's Trainer.EvalStep: on backends that prefer constants for variables (the pure-Go one),
+// GoMLX v0.28 bakes every variable of an inference graph into the graph as a constant when the graph
+// is built (model.Variable.paramNode). A cached evaluation graph would then keep evaluating the first
+// epoch's weights, and its mean metrics, whose running totals are variables too, would report the
+// last batch only. So the graph is stateless and, on such backends, rebuilt for each evaluation.
+type evaluator struct {
+	backend compute.Backend
+	store   *model.Store
+	cfg     Config
+	exec    *model.Exec
+}
+
+func (e *evaluator) run(data train.Dataset) (loss, acc float64, err error) {
+	if e.exec == nil || e.backend.Capabilities().PreferConstantsForVariables {
+		if e.exec != nil {
+			e.exec.Finalize()
+		}
+		modelFn := models.ModelFn(e.cfg.Model)
+		e.exec, err = model.NewExec(e.backend, e.store, func(scope *model.Scope, x, labels *Node) (*Node, *Node) {
+			logits := modelFn(scope, x)
+			return SmoothedCrossEntropy(labels, logits, e.cfg.LabelSmoothing), Accuracy(labels, logits)
+		})
+		if err != nil {
+			return 0, 0, fmt.Errorf("training: validation: %w", err)
+		}
 	}
-	var last []*tensors.Tensor
+	n := 0
 	for batch, err := range data.Iter() {
 		if err != nil {
 			return 0, 0, fmt.Errorf("training: reading validation data: %w", err)
 		}
-		if _, err := batchSize(batch); err != nil {
+		size, err := batchSize(batch)
+		if err != nil {
 			return 0, 0, fmt.Errorf("training: validation data: %w", err)
 		}
-		if last, err = trainer.EvalStep(batch); err != nil {
+		outs, err := e.exec.Exec(batch.Inputs[0], batch.Labels[0])
+		_ = batch.Finalize()
+		if err != nil {
 			return 0, 0, fmt.Errorf("training: validation: %w", err)
 		}
+		loss += scalar(outs[0]) * float64(size)
+		acc += scalar(outs[1]) * float64(size)
+		n += size
 	}
-	if last == nil {
+	if n == 0 {
 		return 0, 0, errors.New("training: the validation data yielded no examples")
 	}
-	return scalar(last[lossIdx]), scalar(last[accIdx]), nil
+	return loss / float64(n), acc / float64(n), nil
 }
 
 func batchSize(b train.Batch) (int, error) {
@@ -276,6 +298,11 @@ func countParams(store *model.Store, cfg models.Config) int {
 }
 
 // ---- Checkpoints: checkpoints/epoch-NNNN/ written under a temporary name, renamed, then LATEST. ----
+
+// LatestCheckpoint returns the checkpoint directory a training run in dir would resume from
+// (dir/checkpoints/epoch-NNNN named by dir/LATEST), "" if dir holds no run, or an error if LATEST is
+// broken.
+func LatestCheckpoint(dir string) (string, error) { return latestCheckpoint(dir) }
 
 func latestCheckpoint(dir string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "LATEST"))

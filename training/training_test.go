@@ -15,9 +15,12 @@ import (
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/model/checkpoint"
 	"github.com/gomlx/gomlx/ml/train"
 
 	"github.com/learnresize/learnresize/backend"
+	"github.com/learnresize/learnresize/models"
 )
 
 func testBackend(t testing.TB) compute.Backend {
@@ -134,6 +137,12 @@ func TestFitResumeAndRefusals(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// The reported validation numbers are the example-weighted means over the whole split, computed
+	// with the final weights (a fresh store loaded from the last checkpoint, a fresh graph).
+	wantLoss, wantAcc := independentEval(t, b, cfg, filepath.Join(full, "checkpoints", "epoch-0003"), tinyData().Val)
+	if math.Abs(h.Last().ValLoss-wantLoss) > 1e-5 || math.Abs(h.Last().ValAccuracy-wantAcc) > 1e-9 {
+		t.Errorf("reported val loss/accuracy %.6f/%.4f, independent evaluation %.6f/%.4f", h.Last().ValLoss, h.Last().ValAccuracy, wantLoss, wantAcc)
+	}
 	if got, err := LoadHistory(full); err != nil || len(got.Epochs) != 3 || got.Params != h.Params || h.Params == 0 {
 		t.Errorf("history.json: %+v, %v", got, err)
 	}
@@ -244,4 +253,52 @@ func TestCompareTable(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+func independentEval(t *testing.T, b compute.Backend, cfg Config, ckpt string, data train.Dataset) (loss, acc float64) {
+	t.Helper()
+	store := model.NewStore()
+	if _, err := checkpoint.Load(store).Dir(ckpt).Immediate().Done(); err != nil {
+		t.Fatal(err)
+	}
+	var logits, labels []float32
+	var classes int
+	for batch, err := range data.Iter() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := model.CallOnce(b, store, models.ModelFn(cfg.Model), batch.Inputs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		classes = y.Shape().Dimensions[1]
+		logits = append(logits, tensors.MustCopyFlatData[float32](y)...)
+		labels = append(labels, tensors.MustCopyFlatData[float32](batch.Labels[0])...)
+	}
+	n := len(logits) / classes
+	for i := range n {
+		l, y := logits[i*classes:(i+1)*classes], labels[i*classes:(i+1)*classes]
+		maxL, best, truth := math.Inf(-1), 0, 0
+		for c := range classes {
+			if float64(l[c]) > maxL {
+				maxL, best = float64(l[c]), c
+			}
+			if y[c] == 1 {
+				truth = c
+			}
+		}
+		lse := 0.0
+		for c := range classes {
+			lse += math.Exp(float64(l[c]) - maxL)
+		}
+		lse = maxL + math.Log(lse)
+		for c := range classes {
+			target := float64(y[c])*(1-cfg.LabelSmoothing) + cfg.LabelSmoothing/float64(classes)
+			loss -= target * (float64(l[c]) - lse)
+		}
+		if best == truth {
+			acc++
+		}
+	}
+	return loss / float64(n), acc / float64(n)
 }

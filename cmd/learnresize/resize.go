@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/learnresize/learnresize/backend"
+	"github.com/learnresize/learnresize/datasets"
+	"github.com/learnresize/learnresize/internal/fileutil"
+	"github.com/learnresize/learnresize/resizer"
+	"github.com/learnresize/learnresize/training"
+)
+
+func init() {
+	register("resize", "apply a trained resizer to image files or folders (PNG outputs and side-by-side views)", runResize)
+}
+
+func runResize(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("resize", stderr, "resize -checkpoint DIR [-out DIR] [-inp N|HxW|0] IMAGE|FOLDER ...")
+	ckpt := fs.String("checkpoint", "", "a training run directory (its latest checkpoint is used) or a GoMLX checkpoint directory")
+	out := fs.String("out", "resized", "output directory")
+	inp := fs.String("inp", "", "resize inputs to this size first, as the training pipeline does (default: the run's INP_SIZE, else 300; 0: native size)")
+	force := fs.Bool("force", false, "overwrite existing output files")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *ckpt == "" {
+		return usagef("-checkpoint is required")
+	}
+	if fs.NArg() == 0 {
+		return usagef("no images given")
+	}
+	files, err := collectImages(fs.Args())
+	if err != nil {
+		return err
+	}
+	dir, inpH, inpW, err := resolveCheckpoint(*ckpt)
+	if err != nil {
+		return err
+	}
+	if *inp != "" {
+		if *inp == "0" {
+			inpH, inpW = 0, 0
+		} else if inpH, inpW, err = parseSize(*inp); err != nil {
+			return usagef("-inp: %v", err)
+		}
+	}
+	b, info, err := backend.New()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, info)
+	m, err := resizer.Load(b, dir)
+	if err != nil {
+		return err
+	}
+	cfg := m.Config()
+	fmt.Fprintf(stderr, "resizer %s from %s\n", cfg, dir)
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	failed := 0
+	for _, f := range files {
+		if err := resizeOne(m, f, *out, inpH, inpW, *force, stdout); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", f, err)
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d images failed", failed, len(files))
+	}
+	return nil
+}
+
+// resolveCheckpoint accepts a training run directory (LATEST -> checkpoints/epoch-N, whose
+// training.json gives INP_SIZE) or a plain checkpoint directory.
+func resolveCheckpoint(path string) (dir string, inpH, inpW int, err error) {
+	if _, err := os.Stat(path); err != nil {
+		return "", 0, 0, fmt.Errorf("-checkpoint: %w", err)
+	}
+	dir = path
+	if latest, err := training.LatestCheckpoint(path); err != nil {
+		return "", 0, 0, err
+	} else if latest != "" {
+		dir = latest
+	}
+	inpH, inpW = 300, 300
+	if raw, err := os.ReadFile(filepath.Join(dir, "training.json")); err == nil {
+		var meta struct {
+			Config training.Config `json:"config"`
+		}
+		if json.Unmarshal(raw, &meta) == nil && meta.Config.Model.InputHeight > 0 {
+			inpH, inpW = meta.Config.Model.InputHeight, meta.Config.Model.InputWidth
+		}
+	}
+	return dir, inpH, inpW, nil
+}
+
+var imageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".bmp": true}
+
+// collectImages expands folders (recursively) into image files, sorted.
+func collectImages(args []string) ([]string, error) {
+	var files []string
+	for _, a := range args {
+		fi, err := os.Stat(a)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir() {
+			files = append(files, a)
+			continue
+		}
+		var found []string
+		err = filepath.WalkDir(a, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && imageExts[strings.ToLower(filepath.Ext(p))] {
+				found = append(found, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(found) == 0 {
+			return nil, fmt.Errorf("%s: no images (.jpg, .jpeg, .png, .gif, .bmp)", a)
+		}
+		sort.Strings(found)
+		files = append(files, found...)
+	}
+	return files, nil
+}
+
+// resizeOne writes <base>.png (the resizer's output, clipped to [0, 1]) and <base>_compare.png
+// (input | naive resize | learned resize, the resized panels scaled up to the input's size).
+func resizeOne(m *resizer.Model, path, outDir string, inpH, inpW int, force bool, stdout io.Writer) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	pix, w, h, err := datasets.DecodeRGB(raw, datasets.DefaultMaxPixels)
+	if err != nil {
+		return err
+	}
+	if inpH > 0 {
+		hr, err := datasets.NewHostResizer(resizer.Bilinear, inpH, inpW)
+		if err != nil {
+			return err
+		}
+		dst := make([]uint8, inpH*inpW*3)
+		if err := hr.Resize(dst, pix, h, w, 3); err != nil {
+			return err
+		}
+		pix, h, w = dst, inpH, inpW
+	}
+	cfg := m.Config()
+	x := make([]float32, len(pix))
+	for i, v := range pix {
+		x[i] = float32(v) / 255
+	}
+	y, err := m.ResizeTensor(tensors.FromFlatDataAndDimensions(x, h, w, 3))
+	if err != nil {
+		return err
+	}
+	learned, err := resizer.TensorToImage(y)
+	if err != nil {
+		return err
+	}
+	nr, err := datasets.NewHostResizer(cfg.Interpolation, cfg.TargetHeight, cfg.TargetWidth)
+	if err != nil {
+		return err
+	}
+	naive := make([]uint8, cfg.TargetHeight*cfg.TargetWidth*3)
+	if err := nr.Resize(naive, pix, h, w, 3); err != nil {
+		return err
+	}
+	input := rgbImage(pix, w, h)
+	side := sideBySide(input, upscaleNearest(rgbImage(naive, cfg.TargetWidth, cfg.TargetHeight), w, h), upscaleNearest(learned, w, h))
+
+	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	outs := map[string]image.Image{base + ".png": learned, base + "_compare.png": side}
+	for _, name := range []string{base + ".png", base + "_compare.png"} {
+		p := filepath.Join(outDir, name)
+		if _, err := os.Stat(p); err == nil && !force {
+			return fmt.Errorf("%s exists (use -force to overwrite)", p)
+		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, outs[name]); err != nil {
+			return err
+		}
+		if err := fileutil.WriteAtomic(p, buf.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "%s -> %s, %s\n", path, filepath.Join(outDir, base+".png"), filepath.Join(outDir, base+"_compare.png"))
+	return nil
+}
+
+func rgbImage(pix []uint8, w, h int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range w * h {
+		img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = pix[3*i], pix[3*i+1], pix[3*i+2], 255
+	}
+	return img
+}
+
+func upscaleNearest(src image.Image, w, h int) *image.RGBA {
+	b := src.Bounds()
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			dst.Set(x, y, src.At(b.Min.X+x*b.Dx()/w, b.Min.Y+y*b.Dy()/h))
+		}
+	}
+	return dst
+}
+
+// sideBySide lays images out left to right with a 4-pixel white gap.
+func sideBySide(imgs ...image.Image) *image.RGBA {
+	const gap = 4
+	w, h := 0, 0
+	for _, im := range imgs {
+		w += im.Bounds().Dx() + gap
+		h = max(h, im.Bounds().Dy())
+	}
+	out := image.NewRGBA(image.Rect(0, 0, w-gap, h))
+	for i := range out.Pix {
+		out.Pix[i] = 255
+	}
+	x := 0
+	for _, im := range imgs {
+		b := im.Bounds()
+		for yy := 0; yy < b.Dy(); yy++ {
+			for xx := 0; xx < b.Dx(); xx++ {
+				out.Set(x+xx, yy, color.RGBAModel.Convert(im.At(b.Min.X+xx, b.Min.Y+yy)))
+			}
+		}
+		x += b.Dx() + gap
+	}
+	return out
+}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/learnresize/learnresize/backend"
+	"github.com/learnresize/learnresize/summary"
+	"github.com/learnresize/learnresize/training"
+)
+
+func init() {
+	register("train", "train one model (-baseline: plain resize instead of the learnable resizer)", runTrain)
+	register("compare", "train both models from the same initial weights and print the tutorial's table", runCompare)
+}
+
+// dataFlags are the flags saying where the images are.
+type dataFlags struct {
+	path, dataDir string
+}
+
+func addDataFlags(fs *flag.FlagSet) *dataFlags {
+	d := &dataFlags{}
+	fs.StringVar(&d.path, "data", "", "cats_vs_dogs zip, PetImages folder, or image folder (one sub-folder per class); empty: download cats_vs_dogs")
+	fs.StringVar(&d.dataDir, "data-dir", "", "downloads and caches (default $LEARNRESIZE_DATA_DIR or the user cache dir)")
+	return d
+}
+
+func (d *dataFlags) options(stderr io.Writer) training.DataOptions {
+	return training.DataOptions{Path: d.path, DataDir: d.dataDir, Progress: stderr}
+}
+
+func (d *dataFlags) check() error {
+	if d.path != "" {
+		if _, err := os.Stat(d.path); err != nil {
+			return fmt.Errorf("-data: %w", err)
+		}
+	}
+	return nil
+}
+
+func interactive(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func runTrain(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("train", stderr, "train [-baseline] [-data PATH] [-out DIR] [-resume] [config flags]")
+	cf := addConfigFlags(fs)
+	df := addDataFlags(fs)
+	out := fs.String("out", "", "output directory (default runs/<resizer|baseline>-seed<seed>)")
+	resume := fs.Bool("resume", false, "continue the run in -out from its latest checkpoint")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	cfg, err := cf.resolve()
+	if err != nil {
+		return err
+	}
+	if err := df.check(); err != nil {
+		return err
+	}
+	if *out == "" {
+		*out = filepath.Join("runs", fmt.Sprintf("%s-seed%d", cfg.Model.Name(), cfg.Seed))
+	}
+	b, info, err := backend.New()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, info)
+	ctx, cancel := signalContext()
+	defer cancel()
+	data, err := training.OpenData(ctx, cfg, df.options(stderr))
+	if err != nil {
+		return err
+	}
+	defer data.Close()
+	fmt.Fprintf(stderr, "data: %s: %d training and %d validation examples, classes %v\n", data.Source, data.NumTrain, data.NumVal, data.Classes)
+	h, err := training.Fit(ctx, b, cfg, data.Data, training.Options{Dir: *out, Resume: *resume, Log: stderr,
+		Interactive: interactive(stderr), BackendInfo: info.String()})
+	if err != nil {
+		return err
+	}
+	last := h.Last()
+	fmt.Fprintf(stdout, "%s: %s parameters; after %d epochs: val_accuracy %.4f (best %.4f), val_loss %.4f; history and checkpoints in %s\n",
+		cfg.Model.Title(), summary.Commas(h.Params), len(h.Epochs), last.ValAccuracy, h.BestValAccuracy(), last.ValLoss, *out)
+	return nil
+}
+
+func runCompare(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("compare", stderr, "compare [-seeds N|a,b,c] [-data PATH] [-out DIR] [-resume] [config flags]")
+	cf := addConfigFlags(fs)
+	df := addDataFlags(fs)
+	out := fs.String("out", filepath.Join("runs", "compare"), "output directory")
+	resume := fs.Bool("resume", false, "continue interrupted runs in -out")
+	seedsFlag := fs.String("seeds", "1", "number of seeds (seed, seed+1, ...) or a comma-separated list")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	cfg, err := cf.resolve()
+	if err != nil {
+		return err
+	}
+	if cf.baseline {
+		return usagef("-baseline makes no sense for compare (it trains both models)")
+	}
+	seeds, err := parseSeeds(*seedsFlag, cfg.Seed)
+	if err != nil {
+		return err
+	}
+	if err := df.check(); err != nil {
+		return err
+	}
+	b, info, err := backend.New()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, info)
+	ctx, cancel := signalContext()
+	defer cancel()
+	data, err := training.OpenData(ctx, cfg, df.options(stderr))
+	if err != nil {
+		return err
+	}
+	defer data.Close()
+	fmt.Fprintf(stderr, "data: %s: %d training and %d validation examples, classes %v\n", data.Source, data.NumTrain, data.NumVal, data.Classes)
+	cmp, err := training.Compare(ctx, b, cfg, data.Data, seeds, training.CompareOptions{Dir: *out, Resume: *resume,
+		Log: stderr, Interactive: interactive(stderr), BackendInfo: info.String()})
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, "\n"+cmp.Markdown())
+	fmt.Fprintf(stdout, "\nTable written to %s and %s\n", filepath.Join(*out, "comparison.md"), filepath.Join(*out, "comparison.json"))
+	return nil
+}
+
+// parseSeeds accepts a count N (seeds base, base+1, ...) or a comma-separated list.
+func parseSeeds(s string, base int64) ([]int64, error) {
+	if !strings.Contains(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			return nil, usagef("-seeds %q: want a positive count or a comma-separated list", s)
+		}
+		seeds := make([]int64, n)
+		for i := range seeds {
+			seeds[i] = base + int64(i)
+		}
+		return seeds, nil
+	}
+	var seeds []int64
+	for _, part := range strings.Split(s, ",") {
+		v, err := strconv.ParseInt(strings.TrimSpace(part), 10, 64)
+		if err != nil {
+			return nil, usagef("-seeds %q: %q is not an integer", s, part)
+		}
+		seeds = append(seeds, v)
+	}
+	return seeds, nil
+}

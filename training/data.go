@@ -1,0 +1,126 @@
+package training
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/learnresize/learnresize/datasets"
+	"github.com/learnresize/learnresize/resizer"
+)
+
+// DataOptions says where the images come from.
+type DataOptions struct {
+	// Path is a local cats_vs_dogs zip, an extracted PetImages/ folder (or a folder holding one), or
+	// a generic image folder (one sub-folder per class). Empty: download cats_vs_dogs into DataDir.
+	Path string
+	// DataDir holds downloads and caches (see datasets.DataDir).
+	DataDir string
+	// Progress receives download and preprocessing progress (nil: silent).
+	Progress io.Writer
+}
+
+// OpenedData is Data plus what produced it; Close releases the cache files.
+type OpenedData struct {
+	Data
+	Source   string // what was opened
+	Classes  []string
+	NumVal   int
+	Skipped  datasets.SkipReport
+	prepared *datasets.Prepared
+}
+
+// Close releases the prepared cache.
+func (d *OpenedData) Close() error {
+	if d == nil || d.prepared == nil {
+		return nil
+	}
+	return d.prepared.Close()
+}
+
+// OpenData opens the images, applies cfg's splits, decodes and resizes them to the model's input size
+// once (cached on disk), and returns the tutorial's pipeline: training batches shuffled with a buffer
+// of cfg.Buffer() (seeded by cfg.Seed and the epoch), validation batches in order, both of
+// cfg.BatchSize with the last partial batch kept.
+func OpenData(ctx context.Context, cfg Config, opt DataOptions) (*OpenedData, error) {
+	var (
+		src *datasets.Source
+		err error
+	)
+	switch {
+	case opt.Path == "":
+		src, err = datasets.CatsVsDogs(ctx, datasets.CatsVsDogsOptions{DataDir: opt.DataDir, Progress: opt.Progress})
+	case isCatsVsDogs(opt.Path):
+		src, err = datasets.OpenCatsVsDogs(opt.Path, datasets.SourceOptions{})
+	default:
+		src, err = datasets.OpenImageFolder(opt.Path, datasets.SourceOptions{})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	defer func() { _ = src.Close() }()
+	if len(src.Classes()) != cfg.Model.Classes {
+		return nil, fmt.Errorf("data: %s has %d classes %v, the model has %d", src.Root(), len(src.Classes()), src.Classes(), cfg.Model.Classes)
+	}
+	cacheDir := ""
+	if opt.DataDir != "" {
+		cacheDir = filepath.Join(opt.DataDir, "cache")
+	}
+	prep, err := datasets.Prepare(ctx, src, []string{cfg.TrainSplit, cfg.ValSplit}, datasets.PrepareOptions{
+		Height: cfg.Model.InputHeight, Width: cfg.Model.InputWidth,
+		Method:   resizer.Bilinear, // the tutorial's tf.image.resize(image, INP_SIZE) default
+		CacheDir: cacheDir, Progress: opt.Progress,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	out := &OpenedData{Source: src.Root(), Classes: src.Classes(), Skipped: prep.Report(), prepared: prep}
+	fail := func(err error) (*OpenedData, error) {
+		_ = prep.Close()
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	trainSplit, err := prep.Split(cfg.TrainSplit)
+	if err != nil {
+		return fail(err)
+	}
+	valSplit, err := prep.Split(cfg.ValSplit)
+	if err != nil {
+		return fail(err)
+	}
+	if trainSplit.Len() == 0 || valSplit.Len() == 0 {
+		return fail(fmt.Errorf("split %s has %d examples and %s has %d: both need at least one",
+			cfg.TrainSplit, trainSplit.Len(), cfg.ValSplit, valSplit.Len()))
+	}
+	trainLoader, err := trainSplit.Loader(datasets.LoaderOptions{BatchSize: cfg.BatchSize, Shuffle: true,
+		ShuffleBuffer: cfg.Buffer(), Seed: uint64(cfg.Seed)})
+	if err != nil {
+		return fail(err)
+	}
+	valLoader, err := valSplit.Loader(datasets.LoaderOptions{BatchSize: cfg.BatchSize})
+	if err != nil {
+		return fail(err)
+	}
+	out.Data = Data{Train: trainLoader.Dataset("train"), Val: valLoader.Dataset("validation"), NumTrain: trainSplit.Len()}
+	out.NumVal = valSplit.Len()
+	return out, nil
+}
+
+// isCatsVsDogs reports whether path is a zip or a folder in the official PetImages layout.
+func isCatsVsDogs(path string) bool {
+	if strings.EqualFold(filepath.Ext(path), ".zip") {
+		return true
+	}
+	for _, p := range []string{path, filepath.Join(path, "PetImages")} {
+		if filepath.Base(p) != "PetImages" {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(p, "Cat")); err == nil && fi.IsDir() {
+			return true
+		}
+	}
+	return false
+}
+
