@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/learnresize/learnresize/backend"
+	"github.com/learnresize/learnresize/models"
+	"github.com/learnresize/learnresize/training"
+)
+
+// writeFolder writes n small PNGs per class: "bright" images are lighter than "dark" ones.
+func writeFolder(t *testing.T, root string, n int) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(5, 6))
+	for ci, class := range []string{"bright", "dark"} {
+		if err := os.MkdirAll(filepath.Join(root, class), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			img := image.NewRGBA(image.Rect(0, 0, 44, 36))
+			for y := range 36 {
+				for x := range 44 {
+					v := uint8(r.IntN(120) + 120*(1-ci))
+					img.Set(x, y, color.RGBA{v, v / 2, 255 - v, 255})
+				}
+			}
+			var buf bytes.Buffer
+			if err := png.Encode(&buf, img); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, class, fmt.Sprintf("%03d.png", i)), buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+var tinyFlags = []string{"-inp", "40", "-target", "32", "-blocks", "2,2", "-growth", "4", "-filters", "4",
+	"-batch", "8", "-train-split", "train[:75%]", "-val-split", "train[75%:]", "-lr", "0.05"}
+
+// TestCompareEndToEnd runs the main job on a tiny synthetic image folder: both models train, losses
+// fall, the files exist and parse, the table's parameter counts are the models' own, and a resumed
+// run continues where it stopped.
+func TestCompareEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "images")
+	writeFolder(t, data, 16)
+	out := filepath.Join(dir, "cmp")
+	args := append([]string{"compare", "-data", data, "-data-dir", filepath.Join(dir, "cache"), "-out", out, "-epochs", "2"}, tinyFlags...)
+	code, stdout, stderr := runCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("compare exited %d:\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "| Learnable resizer + DenseNet[2 2] |") || !strings.Contains(stderr, "backend ") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	var cmp training.Comparison
+	raw, err := os.ReadFile(filepath.Join(out, "comparison.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &cmp); err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := backend.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range cmp.Rows {
+		mc := cmp.Config.Model
+		mc.Resizer = row.Name == "resizer"
+		s, err := models.Summary(b, mc, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row.Params != s.Total {
+			t.Errorf("%s: table says %d parameters, the model has %d", row.Name, row.Params, s.Total)
+		}
+		h, err := training.LoadHistory(filepath.Join(out, row.Name+"-seed42"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(h.Epochs) != 2 || h.Epochs[1].Loss >= h.Epochs[0].Loss {
+			t.Errorf("%s: losses did not fall: %+v", row.Name, h.Epochs)
+		}
+		if _, err := os.Stat(filepath.Join(out, row.Name+"-seed42", "history.csv")); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "comparison.md")); err != nil {
+		t.Error(err)
+	}
+
+	// Running again into the same directory without -resume overwrites nothing and says why.
+	before, _ := os.ReadFile(filepath.Join(out, "resizer-seed42", "history.json"))
+	code, _, stderr = runCLI(t, args...)
+	after, _ := os.ReadFile(filepath.Join(out, "resizer-seed42", "history.json"))
+	if code != 1 || !strings.Contains(stderr, "-resume") || !bytes.Equal(before, after) {
+		t.Errorf("re-run without -resume: exit %d, stderr %q, history changed: %v", code, stderr, !bytes.Equal(before, after))
+	}
+
+	// The trained resizer applies to images.
+	resized := filepath.Join(dir, "resized")
+	code, stdout, stderr = runCLI(t, "resize", "-checkpoint", filepath.Join(out, "resizer-seed42"), "-out", resized, filepath.Join(data, "dark"))
+	if code != 0 {
+		t.Fatalf("resize exited %d:\n%s\n%s", code, stdout, stderr)
+	}
+	f, err := os.Open(filepath.Join(resized, "000_compare.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfgImg, err := png.DecodeConfig(f)
+	if err != nil || cfgImg.Height != 40 || cfgImg.Width != 3*40+2*4 {
+		t.Errorf("side-by-side image %+v, %v; want 128x40", cfgImg, err)
+	}
+	if code, _, stderr = runCLI(t, "resize", "-checkpoint", filepath.Join(out, "resizer-seed42"), "-out", resized, filepath.Join(data, "dark", "000.png")); code != 1 || !strings.Contains(stderr, "exists") {
+		t.Errorf("resize over existing outputs: exit %d, %s", code, stderr)
+	}
+}
+
+func TestTrainResume(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "images")
+	writeFolder(t, data, 8)
+	out := filepath.Join(dir, "run")
+	base := append([]string{"train", "-baseline", "-data", data, "-data-dir", filepath.Join(dir, "cache"), "-out", out}, tinyFlags...)
+	if code, o, e := runCLI(t, append(base, "-epochs", "1")...); code != 0 {
+		t.Fatalf("train: %d\n%s\n%s", code, o, e)
+	}
+	first, err := training.LoadHistory(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, o, e := runCLI(t, append(base, "-epochs", "2", "-resume")...)
+	if code != 0 || !strings.Contains(e, "Resuming from") {
+		t.Fatalf("resume: %d\n%s\n%s", code, o, e)
+	}
+	h, err := training.LoadHistory(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Epochs) != 2 || h.Epochs[0] != first.Epochs[0] || h.Epochs[1].Epoch != 2 {
+		t.Errorf("after resume: %+v (first run %+v)", h.Epochs, first.Epochs)
+	}
+	// Resuming with another model is refused and changes nothing.
+	code, _, e = runCLI(t, append(append([]string{}, base...), "-epochs", "3", "-resume", "-filters", "8", "-preset", "densenet121")...)
+	if code != 1 || !strings.Contains(e, "another configuration") {
+		t.Errorf("resume with another config: exit %d: %s", code, e)
+	}
+}
+
+func TestBadCommandLines(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "Usage"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"train", "-epochs", "zero"}, 2, "invalid value"},
+		{[]string{"train", "-target", "16"}, 2, "below DenseNet's minimum"},
+		{[]string{"train", "-interpolation", "lanczos"}, 2, "unknown interpolation"},
+		{[]string{"compare", "-seeds", "0"}, 2, "-seeds"},
+		{[]string{"train", "-data", "/nonexistent/images"}, 1, "no such file"},
+		{[]string{"summary", "extra"}, 2, "unexpected arguments"},
+		{[]string{"resize", "x.jpg"}, 2, "-checkpoint is required"},
+		{[]string{"resize", "-checkpoint", "/nonexistent", "x.jpg"}, 1, "no such file"},
+		{[]string{"train", "-h"}, 0, "Flags:"},
+	}
+	for _, c := range cases {
+		code, _, stderr := runCLI(t, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("learnresize %q: exit %d, stderr %q; want exit %d mentioning %q", c.args, code, stderr, c.code, c.want)
+		}
+	}
+}
