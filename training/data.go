@@ -123,4 +123,3 @@ func isCatsVsDogs(path string) bool {
 	}
 	return false
 }
-
