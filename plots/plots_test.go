@@ -13,6 +13,8 @@ import (
 
 	"github.com/gomlx/gomlx/core/tensors"
 
+	"github.com/learnresize/learnresize/backend"
+	"github.com/learnresize/learnresize/resizer"
 	"github.com/learnresize/learnresize/training"
 )
 
@@ -157,5 +159,23 @@ func TestCurvesAndBars(t *testing.T) {
 	svg, _ = bars.SVG()
 	if !strings.Contains(string(svg), "7.051717M params") || !strings.Contains(string(svg), "3 seed(s)") {
 		t.Error("bar chart lacks its labels")
+	}
+}
+
+func TestResizerPairs(t *testing.T) {
+	b, _, err := backend.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := resizer.NewModel(b, resizer.Config{TargetHeight: 8, TargetWidth: 6, Filters: 2, ResBlocks: 1, Interpolation: resizer.Bilinear}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, err := ResizerPairs(m, []image.Image{solid(20, 16, color.RGBA{200, 0, 0, 255}), solid(12, 12, color.RGBA{0, 0, 0, 255})}, Mapping{Divide: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pairs) != 2 || pairs[1].Resized.Bounds().Dx() != 6 || pairs[1].Resized.Bounds().Dy() != 8 || pairs[0].Input.Bounds().Dx() != 20 {
+		t.Errorf("pairs %+v", pairs)
 	}
 }

@@ -3,6 +3,7 @@ package training
 import (
 	"context"
 	"fmt"
+	"image"
 	"io"
 	"os"
 	"path/filepath"
@@ -31,6 +32,7 @@ type OpenedData struct {
 	NumVal   int
 	Skipped  datasets.SkipReport
 	prepared *datasets.Prepared
+	valSplit string
 }
 
 // Close releases the prepared cache.
@@ -77,7 +79,7 @@ func OpenData(ctx context.Context, cfg Config, opt DataOptions) (*OpenedData, er
 	if err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}
-	out := &OpenedData{Source: src.Root(), Classes: src.Classes(), Skipped: prep.Report(), prepared: prep}
+	out := &OpenedData{Source: src.Root(), Classes: src.Classes(), Skipped: prep.Report(), prepared: prep, valSplit: cfg.ValSplit}
 	fail := func(err error) (*OpenedData, error) {
 		_ = prep.Close()
 		return nil, fmt.Errorf("data: %w", err)
@@ -122,4 +124,31 @@ func isCatsVsDogs(path string) bool {
 		}
 	}
 	return false
+}
+
+// ValImages returns the first n validation images (at the model's input size, as the model sees them
+// before the 1/255 rescaling), for figures.
+func (d *OpenedData) ValImages(n int) ([]image.Image, error) {
+	if d == nil || d.prepared == nil {
+		return nil, fmt.Errorf("data: not opened")
+	}
+	split, err := d.prepared.Split(d.valSplit)
+	if err != nil {
+		return nil, err
+	}
+	h, w, c := d.prepared.Cache().Shape()
+	n = min(n, split.Len())
+	out := make([]image.Image, n)
+	buf := make([]uint8, h*w*c)
+	for i := range n {
+		if err := split.Image(i, buf); err != nil {
+			return nil, err
+		}
+		img := image.NewRGBA(image.Rect(0, 0, w, h))
+		for p := range h * w {
+			img.Pix[4*p], img.Pix[4*p+1], img.Pix[4*p+2], img.Pix[4*p+3] = buf[c*p], buf[c*p+1], buf[c*p+2], 255
+		}
+		out[i] = img
+	}
+	return out, nil
 }

@@ -115,7 +115,7 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 		if err != nil {
 			return nil, fmt.Errorf("training: checkpoint %s: %w", latest, err)
 		}
-		hist.Epochs = h.Epochs
+		hist.Epochs, hist.Params = h.Epochs, h.Params
 		start = meta.Epoch
 		if opt.Log != nil {
 			fmt.Fprintf(opt.Log, "Resuming from %s (%d of %d epochs done)\n", latest, start, cfg.Epochs)

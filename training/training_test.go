@@ -20,6 +20,7 @@ import (
 	"github.com/gomlx/gomlx/ml/train"
 
 	"github.com/learnresize/learnresize/backend"
+	"github.com/learnresize/learnresize/internal/testimages"
 	"github.com/learnresize/learnresize/models"
 )
 
@@ -182,6 +183,11 @@ func TestFitResumeAndRefusals(t *testing.T) {
 			t.Errorf("epoch %d: uninterrupted loss %.6f/%.6f, interrupted+resumed %.6f/%.6f", i+1, a.Loss, a.ValLoss, c.Loss, c.ValLoss)
 		}
 	}
+	// Resuming a finished run trains nothing and returns its history.
+	again, err := Fit(ctx, b, cfg, tinyData(), Options{Dir: part, Resume: true})
+	if err != nil || len(again.Epochs) != 3 || again.Params != h.Params || again.Last() != resumed.Last() {
+		t.Errorf("resuming a finished run: %v, %+v", err, again)
+	}
 	if _, err := os.Stat(filepath.Join(part, "checkpoints", ".tmp-killed")); !os.IsNotExist(err) {
 		t.Errorf("stale temporary checkpoint not cleaned: %v", err)
 	}
@@ -301,4 +307,38 @@ func independentEval(t *testing.T, b compute.Backend, cfg Config, ckpt string, d
 		}
 	}
 	return loss / float64(n), acc / float64(n)
+}
+
+func TestOpenDataOnImageFolder(t *testing.T) {
+	dir := t.TempDir()
+	if err := testimages.WriteFolder(filepath.Join(dir, "img"), 10, 30, 20); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tinyConfig()
+	cfg.TrainSplit, cfg.ValSplit = "train[:60%]", "train[60%:]"
+	d, err := OpenData(context.Background(), cfg, DataOptions{Path: filepath.Join(dir, "img"), DataDir: filepath.Join(dir, "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.NumTrain != 12 || d.NumVal != 8 || len(d.Classes) != 2 {
+		t.Errorf("opened %d train / %d val, classes %v", d.NumTrain, d.NumVal, d.Classes)
+	}
+	imgs, err := d.ValImages(3)
+	if err != nil || len(imgs) != 3 || imgs[0].Bounds().Dx() != 40 || imgs[0].Bounds().Dy() != 40 {
+		t.Errorf("ValImages: %v, %d images", err, len(imgs))
+	}
+	// A folder with three classes does not fit a two-class model.
+	if err := os.MkdirAll(filepath.Join(dir, "img", "grey"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := testimages.WriteFolder(filepath.Join(dir, "img3"), 2, 8, 8); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "img3", "dark"), filepath.Join(dir, "img", "grey", "x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenData(context.Background(), cfg, DataOptions{Path: filepath.Join(dir, "img"), DataDir: filepath.Join(dir, "cache")}); err == nil || !strings.Contains(err.Error(), "3 classes") {
+		t.Errorf("three classes: %v", err)
+	}
 }

@@ -3,45 +3,22 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"image"
-	"image/color"
 	"image/png"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/learnresize/learnresize/backend"
+	"github.com/learnresize/learnresize/internal/testimages"
 	"github.com/learnresize/learnresize/models"
 	"github.com/learnresize/learnresize/training"
 )
 
-// writeFolder writes n small PNGs per class: "bright" images are lighter than "dark" ones.
 func writeFolder(t *testing.T, root string, n int) {
 	t.Helper()
-	r := rand.New(rand.NewPCG(5, 6))
-	for ci, class := range []string{"bright", "dark"} {
-		if err := os.MkdirAll(filepath.Join(root, class), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for i := range n {
-			img := image.NewRGBA(image.Rect(0, 0, 44, 36))
-			for y := range 36 {
-				for x := range 44 {
-					v := uint8(r.IntN(120) + 120*(1-ci))
-					img.Set(x, y, color.RGBA{v, v / 2, 255 - v, 255})
-				}
-			}
-			var buf bytes.Buffer
-			if err := png.Encode(&buf, img); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(root, class, fmt.Sprintf("%03d.png", i)), buf.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+	if err := testimages.WriteFolder(root, n, 44, 36); err != nil {
+		t.Fatal(err)
 	}
 }
 
