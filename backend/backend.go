@@ -129,7 +129,9 @@ func cudaCandidates() []candidate {
 	var out []candidate
 	home, _ := os.UserHomeDir()
 	for _, dir := range []string{filepath.Join(home, ".local/lib/go-xla"), "/usr/local/lib/go-xla"} {
-		if m, _ := filepath.Glob(filepath.Join(dir, "pjrt_c_api_cuda*.so")); len(m) > 0 {
+		m, _ := filepath.Glob(filepath.Join(dir, "pjrt_c_api_cuda*.so"))
+		nv, _ := filepath.Glob(filepath.Join(dir, "nvidia", "pjrt_c_api_cuda*.so")) // go-xla's installer layout
+		if len(m)+len(nv) > 0 {
 			out = append(out, candidate{"xla:cuda", "CUDA plugin installed by go-xla in " + dir})
 			break
 		}
