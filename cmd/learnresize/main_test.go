@@ -169,3 +169,43 @@ func TestBadCommandLines(t *testing.T) {
 		}
 	}
 }
+
+func TestBenchCommand(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "images")
+	writeFolder(t, data, 8)
+	out := filepath.Join(dir, "bench.json")
+	code, stdout, stderr := runCLI(t, append([]string{"bench", "-duration", "100ms", "-warmups", "0", "-json", out,
+		"-data", data, "-data-dir", filepath.Join(dir, "cache")}, tinyFlags...)...)
+	if code != 0 {
+		t.Fatalf("bench exited %d:\n%s\n%s", code, stdout, stderr)
+	}
+	var rep struct {
+		Backend  string
+		Versions map[string]string
+		Results  []struct {
+			Name       string
+			Runs       int
+			MeanMs     float64 `json:"mean_ms"`
+			ImagesPerS float64 `json:"images_per_s"`
+		}
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 8 || rep.Versions["github.com/gomlx/gomlx"] == "" || !strings.Contains(rep.Backend, "backend") {
+		t.Fatalf("report: %+v", rep)
+	}
+	for _, r := range rep.Results {
+		if r.Runs < 1 || r.MeanMs <= 0 {
+			t.Errorf("%s: %d runs, mean %v ms", r.Name, r.Runs, r.MeanMs)
+		}
+	}
+	if rep.Results[7].Name != "input pipeline from cache" || rep.Results[7].ImagesPerS <= 0 {
+		t.Errorf("pipeline result %+v", rep.Results[7])
+	}
+}

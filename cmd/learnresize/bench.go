@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/gomlx/gomlx/ml/train"
+
+	"github.com/learnresize/learnresize/backend"
+	"github.com/learnresize/learnresize/internal/bench"
+	"github.com/learnresize/learnresize/internal/fileutil"
+	"github.com/learnresize/learnresize/training"
+)
+
+func init() {
+	register("bench", "time the resize op, the resizer, train and eval steps, and the input pipeline", runBench)
+}
+
+func runBench(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", stderr, "bench [-duration 10s] [-only NAME,...] [-json FILE] [-data PATH] [config flags]")
+	cf := addConfigFlags(fs)
+	df := addDataFlags(fs)
+	duration := fs.Duration("duration", 10*time.Second, "timed duration of each benchmark (after warm-up)")
+	warmups := fs.Int("warmups", 2, "untimed runs after the first (compiling) call")
+	channels := fs.Int("channels", 16, "channels of the resize-op benchmark (the resizer's filters)")
+	only := fs.String("only", "", "comma-separated substrings: run only the matching benchmarks (e.g. \"resize,train\")")
+	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	cfg, err := cf.resolve()
+	if err != nil {
+		return err
+	}
+	if *duration <= 0 || *warmups < 0 || *channels <= 0 {
+		return usagef("-duration, -warmups and -channels must be positive")
+	}
+	b, info, err := backend.New()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, info)
+	bc := bench.Config{Model: cfg.Model, Batch: cfg.BatchSize, Channels: *channels, Duration: *duration,
+		WarmUps: *warmups, Backend: info.String()}
+	if *only != "" {
+		bc.Only = strings.Split(*only, ",")
+	}
+	if df.path != "" {
+		if err := df.check(); err != nil {
+			return err
+		}
+		data, err := training.OpenData(context.Background(), cfg, df.options(stderr))
+		if err != nil {
+			return err
+		}
+		defer data.Close()
+		bc.Pipeline = pipelineReader(data.Train)
+	}
+	rep, err := bench.Run(b, bc, stdout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	for _, r := range rep.Results {
+		line := fmt.Sprintf("%-58s %-28s mean %9.2f ms  median %9.2f ms  (%d runs, first call %.1f s)", r.Name, r.Shape, r.MeanMs, r.MedianMs, r.Runs, r.FirstCallS)
+		if r.ImagesPerS > 0 {
+			line += fmt.Sprintf("  %.1f img/s", r.ImagesPerS)
+		}
+		fmt.Fprintln(stdout, line)
+	}
+	if *jsonOut != "" {
+		js, err := rep.JSON()
+		if err != nil {
+			return err
+		}
+		if err := fileutil.WriteAtomic(*jsonOut, js, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "results written to %s\n", *jsonOut)
+	}
+	return nil
+}
+
+// pipelineReader returns a function reading the next training batch, cycling through epochs.
+func pipelineReader(ds train.Dataset) func() error {
+	var next func() (train.Batch, error, bool)
+	var stop func()
+	return func() error {
+		for {
+			if next == nil {
+				next, stop = iterPull(ds)
+			}
+			b, err, ok := next()
+			if !ok {
+				stop()
+				next = nil
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			return b.Finalize()
+		}
+	}
+}

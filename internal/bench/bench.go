@@ -1,0 +1,329 @@
+// Package bench measures what a user deciding between this port and PyTorch would measure: the
+// resize op, the learnable resizer's forward and backward passes, full training steps of both
+// tutorial models, an evaluation step, and the input pipeline. Timings exclude warm-up (graph
+// compilation), which is reported separately; every timed call reads a result back so the device has
+// finished. The table is printed by go-benchmarks; the same samples feed the JSON report.
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/train"
+	"github.com/gomlx/gomlx/ml/train/optimizer"
+	"github.com/janpfeifer/go-benchmarks"
+
+	"github.com/learnresize/learnresize/models"
+	"github.com/learnresize/learnresize/resizer"
+	"github.com/learnresize/learnresize/training"
+)
+
+// Config selects shapes and what to run.
+type Config struct {
+	Model    models.Config // sizes and networks (default: the tutorial's)
+	Batch    int           // batch size (tutorial: 64)
+	Channels int           // channels of the resize-op benchmark (the resizer's 16 filters)
+	Duration time.Duration // timed duration of each benchmark
+	WarmUps  int           // untimed runs after the first (compiling) one
+	Only     []string      // run only benchmarks whose name contains one of these (empty: all)
+	Backend  string        // the backend report line, for the JSON
+	// Pipeline, if set, reads one batch of Batch images from the input pipeline.
+	Pipeline func() error `json:"-"`
+}
+
+// Result is one benchmark's figures.
+type Result struct {
+	Name        string  `json:"name"`
+	Shape       string  `json:"shape"`
+	FirstCallS  float64 `json:"first_call_s"` // includes graph building and compilation
+	Runs        int     `json:"runs"`
+	MeanMs      float64 `json:"mean_ms"`
+	MedianMs    float64 `json:"median_ms"`
+	P5Ms        float64 `json:"p5_ms"`
+	P95Ms       float64 `json:"p95_ms"`
+	ImagesPerS  float64 `json:"images_per_s,omitempty"`
+	ImagesPerIt int     `json:"images_per_iteration,omitempty"`
+}
+
+// Report is the JSON document Run returns.
+type Report struct {
+	Backend  string            `json:"backend"`
+	Versions map[string]string `json:"versions"`
+	GoArch   string            `json:"goarch"`
+	CPUs     int               `json:"cpus"`
+	Config   Config            `json:"config"`
+	Date     string            `json:"date"`
+	Results  []Result          `json:"results"`
+}
+
+// JSON renders the report.
+func (r *Report) JSON() ([]byte, error) { return json.MarshalIndent(r, "", "  ") }
+
+type bench struct {
+	name, shape string
+	images      int
+	setup       func() (run func() error, err error)
+}
+
+// Run executes the benchmarks on b, printing go-benchmarks' table to w.
+func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
+	if cfg.Batch <= 0 || cfg.Duration <= 0 {
+		return nil, fmt.Errorf("bench: batch and duration must be positive")
+	}
+	if err := cfg.Model.Validate(); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	rep := &Report{Backend: cfg.Backend, Versions: versions(), GoArch: runtime.GOARCH, CPUs: runtime.NumCPU(), Config: cfg,
+		Date: time.Now().UTC().Format(time.RFC3339)}
+	m := cfg.Model
+	inH, inW, tH, tW, B := m.InputHeight, m.InputWidth, m.TargetHeight, m.TargetWidth, cfg.Batch
+	all := []bench{
+		{fmt.Sprintf("resize fwd+bwd, graph.Interpolate %s", m.Interpolation), fmt.Sprintf("[%d,%d,%d,%d]->%dx%d", B, inH, inW, cfg.Channels, tH, tW), 0,
+			resizeBench(b, cfg, func(x *Node) *Node { return Interpolate(x, -1, tH, tW, -1).Bilinear().Done() })},
+		{fmt.Sprintf("resize fwd+bwd, resizer.Resize %s", m.Interpolation), fmt.Sprintf("[%d,%d,%d,%d]->%dx%d", B, inH, inW, cfg.Channels, tH, tW), 0,
+			resizeBench(b, cfg, func(x *Node) *Node { return resizer.Resize(x, tH, tW, m.Interpolation) })},
+		{"resizer forward (inference)", fmt.Sprintf("[%d,%d,%d,3]->%dx%d", B, inH, inW, tH, tW), B, resizerBench(b, cfg, false)},
+		{"resizer forward+backward (training)", fmt.Sprintf("[%d,%d,%d,3]->%dx%d", B, inH, inW, tH, tW), B, resizerBench(b, cfg, true)},
+		{"train step, " + m.Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, true)},
+		{"train step, " + m.Baseline().Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, false)},
+		{"eval step, " + m.Title(), fmt.Sprintf("batch %d", B), B, evalBench(b, cfg)},
+	}
+	if cfg.Pipeline != nil {
+		all = append(all, bench{"input pipeline from cache", fmt.Sprintf("batch %d, %dx%d uint8", B, inH, inW), B, func() (func() error, error) {
+			return cfg.Pipeline, nil
+		}})
+	}
+	var fns []benchmarks.NamedFunction
+	samples := make([][]time.Duration, 0, len(all))
+	errs := make([]error, 0, len(all))
+	for _, bn := range all {
+		if len(cfg.Only) > 0 && !slices.ContainsFunc(cfg.Only, func(s string) bool { return strings.Contains(bn.name, s) }) {
+			continue
+		}
+		run, err := bn.setup()
+		if err != nil {
+			return nil, fmt.Errorf("bench %q: %w", bn.name, err)
+		}
+		t0 := time.Now()
+		if err := run(); err != nil {
+			return nil, fmt.Errorf("bench %q: %w", bn.name, err)
+		}
+		first := time.Since(t0)
+		fmt.Fprintf(w, "%-58s first call (build+compile+run) %s\n", bn.name, first.Round(time.Millisecond))
+		idx := len(samples)
+		samples = append(samples, nil)
+		errs = append(errs, nil)
+		fns = append(fns, benchmarks.NamedFunction{Name: bn.name, Func: func() {
+			s := time.Now()
+			if err := run(); err != nil && errs[idx] == nil {
+				errs[idx] = err
+			}
+			samples[idx] = append(samples[idx], time.Since(s))
+		}})
+		rep.Results = append(rep.Results, Result{Name: bn.name, Shape: bn.shape, FirstCallS: first.Seconds(), ImagesPerIt: bn.images})
+	}
+	benchmarks.New(fns...).WithWarmUps(cfg.WarmUps).WithDuration(cfg.Duration).Done()
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("bench %q: %w", rep.Results[i].Name, err)
+		}
+	}
+	for i := range rep.Results {
+		s := samples[i]
+		if len(s) > cfg.WarmUps {
+			s = s[cfg.WarmUps:] // the go-benchmarks warm-ups are not timed there either
+		}
+		r := &rep.Results[i]
+		r.Runs = len(s)
+		if len(s) == 0 {
+			continue
+		}
+		sorted := slices.Clone(s)
+		sort.Slice(sorted, func(a, b int) bool { return sorted[a] < sorted[b] })
+		var total time.Duration
+		for _, d := range s {
+			total += d
+		}
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		r.MeanMs = ms(total / time.Duration(len(s)))
+		r.MedianMs = ms(sorted[len(sorted)/2])
+		r.P5Ms = ms(sorted[len(sorted)*5/100])
+		r.P95Ms = ms(sorted[min(len(sorted)-1, len(sorted)*95/100)])
+		if r.ImagesPerIt > 0 {
+			r.ImagesPerS = float64(r.ImagesPerIt) / (r.MeanMs / 1000)
+		}
+	}
+	return rep, nil
+}
+
+func versions() map[string]string {
+	out := map[string]string{"go": runtime.Version()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			switch d.Path {
+			case "github.com/gomlx/gomlx", "github.com/gomlx/go-xla", "github.com/gomlx/compute":
+				out[d.Path] = d.Version
+			}
+		}
+	}
+	return out
+}
+
+func randomTensor(dtype dtypes.DType, dims ...int) *tensors.Tensor {
+	t := tensors.FromShape(shapes.Make(dtype, dims...))
+	r := rand.New(rand.NewPCG(1, 2))
+	switch dtype {
+	case dtypes.Float32:
+		tensors.MustMutableFlatData[float32](t, func(f []float32) {
+			for i := range f {
+				f[i] = r.Float32()
+			}
+		})
+	case dtypes.Uint8:
+		tensors.MustMutableFlatData[uint8](t, func(f []uint8) {
+			for i := range f {
+				f[i] = uint8(r.IntN(256))
+			}
+		})
+	}
+	return t
+}
+
+func readScalar(t *tensors.Tensor) { _ = t.Value() }
+
+func resizeBench(b compute.Backend, cfg Config, op func(x *Node) *Node) func() (func() error, error) {
+	return func() (func() error, error) {
+		m := cfg.Model
+		x := randomTensor(dtypes.Float32, cfg.Batch, m.InputHeight, m.InputWidth, cfg.Channels)
+		exec, err := NewExec(b, func(x *Node) *Node {
+			loss := ReduceAllSum(Square(op(x)))
+			return ReduceAllSum(Gradient(loss, x)[0])
+		})
+		if err != nil {
+			return nil, err
+		}
+		return func() error {
+			out, err := exec.Exec(x)
+			if err != nil {
+				return err
+			}
+			readScalar(out[0])
+			return nil
+		}, nil
+	}
+}
+
+func resizerBench(b compute.Backend, cfg Config, backward bool) func() (func() error, error) {
+	return func() (func() error, error) {
+		m := cfg.Model
+		x := randomTensor(dtypes.Float32, cfg.Batch, m.InputHeight, m.InputWidth, 3)
+		store := model.NewStore()
+		store.SetParam(model.ParamInitialSeed, int64(1))
+		rc := m.ResizerConfig()
+		exec, err := model.NewExec(b, store, func(scope *model.Scope, x *Node) *Node {
+			g := x.Graph()
+			scope.Store().SetTraining(g, backward)
+			y := resizer.New(scope, x).Target(rc.TargetHeight, rc.TargetWidth).Filters(rc.Filters).
+				ResBlocks(rc.ResBlocks).Interpolation(rc.Interpolation).Done()
+			if !backward {
+				return ReduceAllSum(y)
+			}
+			loss := ReduceAllSum(Square(y))
+			var nodes []*Node
+			for v := range scope.IterVariables() {
+				if v.Trainable {
+					nodes = append(nodes, v.NodeValue(g))
+				}
+			}
+			total := ReduceAllSum(Gradient(loss, x)[0])
+			for _, gr := range Gradient(loss, nodes...) {
+				total = Add(total, ReduceAllSum(gr))
+			}
+			return total
+		})
+		if err != nil {
+			return nil, err
+		}
+		return func() error {
+			out, err := exec.Exec(x)
+			if err != nil {
+				return err
+			}
+			readScalar(out[0])
+			return nil
+		}, nil
+	}
+}
+
+func batchTensors(cfg Config) (*tensors.Tensor, *tensors.Tensor) {
+	m := cfg.Model
+	x := randomTensor(dtypes.Uint8, cfg.Batch, m.InputHeight, m.InputWidth, 3)
+	labels := make([]float32, cfg.Batch*m.Classes)
+	for i := range cfg.Batch {
+		labels[i*m.Classes+i%m.Classes] = 1
+	}
+	return x, tensors.FromFlatDataAndDimensions(labels, cfg.Batch, m.Classes)
+}
+
+func trainBench(b compute.Backend, cfg Config, withResizer bool) func() (func() error, error) {
+	return func() (func() error, error) {
+		mc := cfg.Model
+		mc.Resizer = withResizer
+		store := model.NewStore()
+		store.SetParam(model.ParamInitialSeed, int64(1))
+		trainer := train.NewTrainer(b, store, models.ModelFn(mc), training.LossFn(0.1),
+			optimizer.StochasticGradientDescent().WithDecay(false).WithLearningRate(0.01).Done(), nil, nil)
+		// Host-side batch built once; each step gets fresh tensors (the trainer takes ownership), so the
+		// host-to-device copy of the uint8 images is part of the step, as in training.
+		x, y := batchTensors(cfg)
+		xs, ys := tensors.MustCopyFlatData[uint8](x), tensors.MustCopyFlatData[float32](y)
+		xd, yd := x.Shape().Dimensions, y.Shape().Dimensions
+		return func() error {
+			m, err := trainer.TrainStep(train.Batch{
+				Inputs: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(xs, xd...)},
+				Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(ys, yd...)}})
+			if err != nil {
+				return err
+			}
+			readScalar(m[0])
+			return nil
+		}, nil
+	}
+}
+
+func evalBench(b compute.Backend, cfg Config) func() (func() error, error) {
+	return func() (func() error, error) {
+		store := model.NewStore()
+		store.SetParam(model.ParamInitialSeed, int64(1))
+		modelFn := models.ModelFn(cfg.Model)
+		exec, err := model.NewExec(b, store, func(scope *model.Scope, x, labels *Node) *Node {
+			return training.Accuracy(labels, modelFn(scope, x))
+		})
+		if err != nil {
+			return nil, err
+		}
+		x, y := batchTensors(cfg)
+		return func() error {
+			out, err := exec.Exec(x, y)
+			if err != nil {
+				return err
+			}
+			readScalar(out[0])
+			return nil
+		}, nil
+	}
+}
