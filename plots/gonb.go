@@ -15,6 +15,7 @@ func Show(f *Figure) error {
 		return err
 	}
 	gonbui.DisplayPNG(png)
+	gonbui.Sync() // without it, a figure shown just before the cell's program exits can be lost.
 	return nil
 }
 
@@ -22,5 +23,6 @@ func Show(f *Figure) error {
 func ShowMarkdown(md string) {
 	if gonbui.IsNotebook {
 		gonbui.DisplayMarkdown(md)
+		gonbui.Sync()
 	}
 }

@@ -107,7 +107,12 @@ func Load(b compute.Backend, dir string) (*Model, error) {
 		}
 		return nil, fmt.Errorf("resizer.Load(%q): checkpoint does not match a resizer of %s: %s", dir, cfg, strings.Join(problems, "; "))
 	}
-	return &Model{backend: b, store: store, cfg: cfg}, nil
+	m := &Model{backend: b, store: store, cfg: cfg}
+	// Build the graph once: checkpoints do not record which variables are trainable, the layers do.
+	if err := m.initVariables(); err != nil {
+		return nil, fmt.Errorf("resizer.Load(%q): %w", dir, err)
+	}
+	return m, nil
 }
 
 // expectedVariables builds the resizer once in a scratch store and lists its variables' shapes.
@@ -300,4 +305,18 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// NumParams returns the resizer's parameter count as Keras counts it (total, including batch-norm
+// moving statistics) and the trainable part.
+func (m *Model) NumParams() (total, trainable int) {
+	for v := range m.store.IterVariables() {
+		if strings.HasPrefix(v.Path(), "/"+ScopeName+"/") {
+			total += v.Shape().Size()
+			if v.Trainable {
+				trainable += v.Shape().Size()
+			}
+		}
+	}
+	return total, trainable
 }

@@ -218,6 +218,14 @@ func TestSaveLoadAndResizeImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if tot, tr := loaded.NumParams(); tot-tr != 6*2*4 { // 6 batch norms (2 blocks) x 2 moving statistics x 4 filters
+		t.Errorf("loaded resizer: %d total, %d trainable parameters", tot, tr)
+	}
+	if d, _ := NewModel(b, DefaultConfig(), 1); d != nil {
+		if tot, tr := d.NumParams(); tot != 12163 || tr != 12035 {
+			t.Errorf("default resizer NumParams = %d/%d, want 12,163/12,035", tot, tr)
+		}
+	}
 	if loaded.Config() != cfg {
 		t.Fatalf("loaded config %+v, want %+v", loaded.Config(), cfg)
 	}
