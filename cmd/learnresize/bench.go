@@ -9,10 +9,8 @@ import (
 
 	"github.com/gomlx/gomlx/ml/train"
 
-	"github.com/learnresize/learnresize/backend"
 	"github.com/learnresize/learnresize/internal/bench"
 	"github.com/learnresize/learnresize/internal/fileutil"
-	"github.com/learnresize/learnresize/training"
 )
 
 func init() {
@@ -28,24 +26,13 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	channels := fs.Int("channels", 16, "channels of the resize-op benchmark (the resizer's filters)")
 	only := fs.String("only", "", "comma-separated substrings: run only the matching benchmarks (e.g. \"resize,train\")")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	cfg, err := cf.resolve()
+	cfg, b, info, err := startCommand(fs, args, cf, stderr)
 	if err != nil {
 		return err
 	}
 	if *duration <= 0 || *warmups < 0 || *channels <= 0 {
 		return usagef("-duration, -warmups and -channels must be positive")
 	}
-	b, info, err := backend.New()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stderr, info)
 	bc := bench.Config{Model: cfg.Model, Batch: cfg.BatchSize, Channels: *channels, Duration: *duration,
 		WarmUps: *warmups, Backend: info.String()}
 	if *only != "" {
@@ -55,7 +42,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		if err := df.check(); err != nil {
 			return err
 		}
-		data, err := training.OpenData(context.Background(), cfg, df.options(stderr))
+		data, err := openData(context.Background(), cfg, df, stderr)
 		if err != nil {
 			return err
 		}

@@ -3,9 +3,13 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
+	"github.com/gomlx/compute"
+
+	"github.com/learnresize/learnresize/backend"
 	"github.com/learnresize/learnresize/resizer"
 	"github.com/learnresize/learnresize/training"
 )
@@ -89,4 +93,25 @@ func parseSize(s string) (h, w int, err error) {
 		return nums[0], nums[0], nil
 	}
 	return nums[0], nums[1], nil
+}
+
+// startCommand parses a command's flags, rejects positional arguments, resolves the configuration
+// and starts the backend, printing the one-line backend report to stderr.
+func startCommand(fs *flag.FlagSet, args []string, cf *configFlags, stderr io.Writer) (training.Config, compute.Backend, backend.Info, error) {
+	if err := parse(fs, args); err != nil {
+		return training.Config{}, nil, backend.Info{}, err
+	}
+	if fs.NArg() > 0 {
+		return training.Config{}, nil, backend.Info{}, usagef("unexpected arguments %q", fs.Args())
+	}
+	cfg, err := cf.resolve()
+	if err != nil {
+		return cfg, nil, backend.Info{}, err
+	}
+	b, info, err := backend.New()
+	if err != nil {
+		return cfg, nil, info, err
+	}
+	fmt.Fprintln(stderr, info)
+	return cfg, b, info, nil
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/learnresize/learnresize/backend"
 	"github.com/learnresize/learnresize/models"
 )
 
@@ -16,21 +15,10 @@ func runSummary(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("summary", stderr, "summary [-baseline] [-expand] [model flags]")
 	cf := addConfigFlags(fs)
 	expand := fs.Bool("expand", false, "list the backbone's layers one by one")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	cfg, err := cf.resolve()
+	cfg, b, _, err := startCommand(fs, args, cf, stderr)
 	if err != nil {
 		return err
 	}
-	b, info, err := backend.New()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stderr, info)
 	s, err := models.Summary(b, cfg.Model, *expand)
 	if err != nil {
 		return err

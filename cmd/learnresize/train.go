@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/learnresize/learnresize/backend"
 	"github.com/learnresize/learnresize/summary"
 	"github.com/learnresize/learnresize/training"
 )
@@ -36,6 +35,19 @@ func addDataFlags(fs *flag.FlagSet) *dataFlags {
 
 func (d *dataFlags) options(stderr io.Writer) training.DataOptions {
 	return training.DataOptions{Path: d.path, DataDir: d.dataDir, Progress: stderr}
+}
+
+// openData checks the data flags, opens the images as cfg wants them and reports what was opened.
+func openData(ctx context.Context, cfg training.Config, df *dataFlags, stderr io.Writer) (*training.OpenedData, error) {
+	if err := df.check(); err != nil {
+		return nil, err
+	}
+	data, err := training.OpenData(ctx, cfg, df.options(stderr))
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "data: %s: %d training and %d validation examples, classes %v\n", data.Source, data.NumTrain, data.NumVal, data.Classes)
+	return data, nil
 }
 
 func (d *dataFlags) check() error {
@@ -66,35 +78,20 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	df := addDataFlags(fs)
 	out := fs.String("out", "", "output directory (default runs/<resizer|baseline>-seed<seed>)")
 	resume := fs.Bool("resume", false, "continue the run in -out from its latest checkpoint")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	cfg, err := cf.resolve()
+	cfg, b, info, err := startCommand(fs, args, cf, stderr)
 	if err != nil {
-		return err
-	}
-	if err := df.check(); err != nil {
 		return err
 	}
 	if *out == "" {
 		*out = filepath.Join("runs", fmt.Sprintf("%s-seed%d", cfg.Model.Name(), cfg.Seed))
 	}
-	b, info, err := backend.New()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stderr, info)
 	ctx, cancel := signalContext()
 	defer cancel()
-	data, err := training.OpenData(ctx, cfg, df.options(stderr))
+	data, err := openData(ctx, cfg, df, stderr)
 	if err != nil {
 		return err
 	}
 	defer data.Close()
-	fmt.Fprintf(stderr, "data: %s: %d training and %d validation examples, classes %v\n", data.Source, data.NumTrain, data.NumVal, data.Classes)
 	h, err := training.Fit(ctx, b, cfg, data.Data, training.Options{Dir: *out, Resume: *resume, Log: stderr,
 		Interactive: interactive(stderr), BackendInfo: info.String()})
 	if err != nil {
@@ -113,13 +110,7 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", filepath.Join("runs", "compare"), "output directory")
 	resume := fs.Bool("resume", false, "continue interrupted runs in -out")
 	seedsFlag := fs.String("seeds", "1", "number of seeds (seed, seed+1, ...) or a comma-separated list")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q", fs.Args())
-	}
-	cfg, err := cf.resolve()
+	cfg, b, info, err := startCommand(fs, args, cf, stderr)
 	if err != nil {
 		return err
 	}
@@ -130,22 +121,13 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := df.check(); err != nil {
-		return err
-	}
-	b, info, err := backend.New()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stderr, info)
 	ctx, cancel := signalContext()
 	defer cancel()
-	data, err := training.OpenData(ctx, cfg, df.options(stderr))
+	data, err := openData(ctx, cfg, df, stderr)
 	if err != nil {
 		return err
 	}
 	defer data.Close()
-	fmt.Fprintf(stderr, "data: %s: %d training and %d validation examples, classes %v\n", data.Source, data.NumTrain, data.NumVal, data.Classes)
 	cmp, err := training.Compare(ctx, b, cfg, data.Data, seeds, training.CompareOptions{Dir: *out, Resume: *resume,
 		Log: stderr, Interactive: interactive(stderr), BackendInfo: info.String()})
 	if err != nil {

@@ -205,6 +205,19 @@ func randomTensor(dtype dtypes.DType, dims ...int) *tensors.Tensor {
 
 func readScalar(t *tensors.Tensor) { _ = t.Value() }
 
+// timed returns one benchmark iteration: execute with args and read the first (scalar) result back,
+// so the device has finished.
+func timed(exec func(args ...any) ([]*tensors.Tensor, error), args ...any) func() error {
+	return func() error {
+		out, err := exec(args...)
+		if err != nil {
+			return err
+		}
+		readScalar(out[0])
+		return nil
+	}
+}
+
 func resizeBench(b compute.Backend, cfg Config, op func(x *Node) *Node) func() (func() error, error) {
 	return func() (func() error, error) {
 		m := cfg.Model
@@ -216,14 +229,7 @@ func resizeBench(b compute.Backend, cfg Config, op func(x *Node) *Node) func() (
 		if err != nil {
 			return nil, err
 		}
-		return func() error {
-			out, err := exec.Exec(x)
-			if err != nil {
-				return err
-			}
-			readScalar(out[0])
-			return nil
-		}, nil
+		return timed(exec.Exec, x), nil
 	}
 }
 
@@ -258,14 +264,7 @@ func resizerBench(b compute.Backend, cfg Config, backward bool) func() (func() e
 		if err != nil {
 			return nil, err
 		}
-		return func() error {
-			out, err := exec.Exec(x)
-			if err != nil {
-				return err
-			}
-			readScalar(out[0])
-			return nil
-		}, nil
+		return timed(exec.Exec, x), nil
 	}
 }
 
@@ -317,13 +316,6 @@ func evalBench(b compute.Backend, cfg Config) func() (func() error, error) {
 			return nil, err
 		}
 		x, y := batchTensors(cfg)
-		return func() error {
-			out, err := exec.Exec(x, y)
-			if err != nil {
-				return err
-			}
-			readScalar(out[0])
-			return nil
-		}, nil
+		return timed(exec.Exec, x, y), nil
 	}
 }
