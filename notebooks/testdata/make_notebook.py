@@ -104,6 +104,16 @@ func config() training.Config {
 	return cfg
 }
 
+// BACKEND describes the backend the cell runs on (recorded in histories and tables).
+var BACKEND string
+
+// report prints which backend and device run the cell (backend.Must picks GOMLX_BACKEND, else CUDA
+// when present, else pure Go).
+func report(info backend.Info) {
+	fmt.Println(info)
+	BACKEND = info.String()
+}
+
 func openData(cfg training.Config) *training.OpenedData {
 	data, err := training.OpenData(context.Background(), cfg, training.DataOptions{Path: os.Getenv("LEARNRESIZE_DATA"), Progress: os.Stdout})
 	must(err)
@@ -145,9 +155,8 @@ residual block it has 12,163 parameters, as in Keras. Its resizes are an exact, 
 """),
 code("""
 %%
-b, info, err := backend.New()
-must(err)
-fmt.Println(info)
+b, info := backend.Must()
+report(info)
 cfg := config()
 rz, err := resizer.NewModel(b, cfg.Model.ResizerConfig(), cfg.Seed)
 must(err)
@@ -162,9 +171,8 @@ Its values are not confined to [0, 1]; the figure clips them and says in each ti
 """),
 code("""
 %%
-b, info, err := backend.New()
-must(err)
-fmt.Println(info)
+b, info := backend.Must()
+report(info)
 cfg := config()
 data := openData(cfg)
 defer data.Close()
@@ -187,9 +195,8 @@ parameters as Keras does: 7,051,717 in the tutorial's configuration.
 """),
 code("""
 %%
-b, info, err := backend.New()
-must(err)
-fmt.Println(info)
+b, info := backend.Must()
+report(info)
 s, err := models.Summary(b, config().Model, false)
 must(err)
 fmt.Print(s)
@@ -204,14 +211,13 @@ continues where it stopped).
 """),
 code("""
 %%
-b, info, err := backend.New()
-must(err)
-fmt.Println(info)
+b, info := backend.Must()
+report(info)
 cfg := config()
 data := openData(cfg)
 defer data.Close()
 dir := filepath.Join(RUNS, fmt.Sprintf("resizer-seed%d", cfg.Seed))
-hist, err := training.Fit(context.Background(), b, cfg, data.Data, training.Options{Dir: dir, Resume: true, Log: os.Stdout, BackendInfo: info.String()})
+hist, err := training.Fit(context.Background(), b, cfg, data.Data, training.Options{Dir: dir, Resume: true, Log: os.Stdout, BackendInfo: BACKEND})
 must(err)
 fig, err := plots.Curves([]plots.Series{{Name: "learnable resizer", History: hist}})
 must(err)
@@ -226,9 +232,8 @@ clipped. The artefacts are expected: the paper shows the same.
 """),
 code("""
 %%
-b, info, err := backend.New()
-must(err)
-fmt.Println(info)
+b, info := backend.Must()
+report(info)
 cfg := config()
 data := openData(cfg)
 defer data.Close()
@@ -255,13 +260,12 @@ reports mean and spread over seeds.
 """),
 code("""
 %%
-b, info, err := backend.New()
-must(err)
-fmt.Println(info)
+b, info := backend.Must()
+report(info)
 cfg := config()
 data := openData(cfg)
 defer data.Close()
-cmp, err := training.Compare(context.Background(), b, cfg, data.Data, []int64{cfg.Seed}, training.CompareOptions{Dir: RUNS, Resume: true, Log: os.Stdout, BackendInfo: info.String()})
+cmp, err := training.Compare(context.Background(), b, cfg, data.Data, []int64{cfg.Seed}, training.CompareOptions{Dir: RUNS, Resume: true, Log: os.Stdout, BackendInfo: BACKEND})
 must(err)
 plots.ShowMarkdown(cmp.Markdown())
 var series []plots.Series
