@@ -81,8 +81,10 @@ func TestCompareEndToEnd(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(out, "comparison.md")); err != nil {
-		t.Error(err)
+	for _, f := range []string{"comparison.md", "comparison.png", "curves.png", "curves.svg", "resizer_grid.png"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() < 200 {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 
 	// Running again into the same directory without -resume overwrites nothing and says why.
@@ -121,6 +123,9 @@ func TestTrainResume(t *testing.T) {
 	base := append([]string{"train", "-baseline", "-data", data, "-data-dir", filepath.Join(dir, "cache"), "-out", out}, tinyFlags...)
 	if code, o, e := runCLI(t, append(base, "-epochs", "1")...); code != 0 {
 		t.Fatalf("train: %d\n%s\n%s", code, o, e)
+	}
+	if _, err := os.Stat(filepath.Join(out, "curves.png")); err != nil {
+		t.Error(err)
 	}
 	first, err := training.LoadHistory(out)
 	if err != nil {

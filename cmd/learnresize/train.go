@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/learnresize/learnresize/plots"
 	"github.com/learnresize/learnresize/summary"
 	"github.com/learnresize/learnresize/training"
 )
@@ -97,6 +98,13 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	resizerRun := ""
+	if cfg.Model.Resizer {
+		resizerRun = *out
+	}
+	if err := saveFigures(b, *out, []plots.Series{{Name: cfg.Model.Title(), History: h}}, resizerRun, data, stdout); err != nil {
+		return fmt.Errorf("figures: %w", err)
+	}
 	last := h.Last()
 	fmt.Fprintf(stdout, "%s: %s parameters; after %d epochs: val_accuracy %.4f (best %.4f), val_loss %.4f; history and checkpoints in %s\n",
 		cfg.Model.Title(), summary.Commas(h.Params), len(h.Epochs), last.ValAccuracy, h.BestValAccuracy(), last.ValLoss, *out)
@@ -134,6 +142,24 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprint(stdout, "\n"+cmp.Markdown())
+	var series []plots.Series
+	for _, row := range cmp.Rows {
+		h, err := training.LoadHistory(filepath.Join(*out, fmt.Sprintf("%s-seed%d", row.Name, seeds[0])))
+		if err != nil {
+			return err
+		}
+		series = append(series, plots.Series{Name: fmt.Sprintf("%s (seed %d)", row.Model, seeds[0]), History: h})
+	}
+	if err := saveFigures(b, *out, series, filepath.Join(*out, fmt.Sprintf("resizer-seed%d", seeds[0])), data, stdout); err != nil {
+		return fmt.Errorf("figures: %w", err)
+	}
+	bars, err := plots.ComparisonBars(cmp)
+	if err != nil {
+		return err
+	}
+	if err := bars.Save(filepath.Join(*out, "comparison.png")); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "\nTable written to %s and %s\n", filepath.Join(*out, "comparison.md"), filepath.Join(*out, "comparison.json"))
 	return nil
 }

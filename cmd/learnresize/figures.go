@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/gomlx/compute"
+
+	"github.com/learnresize/learnresize/plots"
+	"github.com/learnresize/learnresize/resizer"
+	"github.com/learnresize/learnresize/training"
+)
+
+// saveFigures writes the notebook's figures for finished runs into dir: training curves of every
+// series (curves.png/.svg), and, when resizerRun is a learnable-resizer run, the tutorial's grid of
+// validation images and their learned resizes (resizer_grid.png, output divided by 10 and clipped, as
+// the tutorial shows it).
+func saveFigures(b compute.Backend, dir string, series []plots.Series, resizerRun string, data *training.OpenedData, stdout io.Writer) error {
+	curves, err := plots.Curves(series)
+	if err != nil {
+		return err
+	}
+	written := []string{filepath.Join(dir, "curves.png"), filepath.Join(dir, "curves.svg")}
+	for _, p := range written {
+		if err := curves.Save(p); err != nil {
+			return err
+		}
+	}
+	if resizerRun != "" {
+		ckpt, err := training.LatestCheckpoint(resizerRun)
+		if err != nil {
+			return err
+		}
+		m, err := resizer.Load(b, ckpt)
+		if err != nil {
+			return err
+		}
+		images, err := data.ValImages(6)
+		if err != nil {
+			return err
+		}
+		mapping := plots.Mapping{Divide: 10}
+		pairs, err := plots.ResizerPairs(m, images, mapping)
+		if err != nil {
+			return err
+		}
+		grid, err := plots.ImageGrid(pairs, "trained resizer; output "+mapping.String())
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(dir, "resizer_grid.png")
+		if err := grid.Save(p); err != nil {
+			return err
+		}
+		written = append(written, p)
+	}
+	fmt.Fprintf(stdout, "Figures: %v\n", written)
+	return nil
+}
