@@ -201,3 +201,47 @@ func ExampleSummary() {
 	// Trainable params: 6,967,941 (26.58 MB)
 	// Non-trainable params: 83,776 (327.25 KB)
 }
+
+// TestBFloat16MixedPrecision: with BFloat16 the weights stay float32, logits are float32, and a few
+// training steps still learn.
+func TestBFloat16MixedPrecision(t *testing.T) {
+	b := testBackend(t)
+	cfg := small()
+	cfg.BFloat16 = true
+	store := model.NewStore()
+	store.SetParam(model.ParamInitialSeed, int64(1))
+	trainer := train.NewTrainer(b, store, ModelFn(cfg), loss.CategoricalCrossEntropyLogits,
+		optimizer.StochasticGradientDescent().WithDecay(false).WithLearningRate(0.05).Done(), nil, nil)
+	r := rand.New(rand.NewPCG(8, 9))
+	var losses []float64
+	for range 10 {
+		px := make([]uint8, 8*48*48*3)
+		labels := make([]float32, 8*2)
+		for i := range 8 {
+			labels[i*2+i%2] = 1
+			for j := range 48 * 48 * 3 {
+				px[i*48*48*3+j] = uint8(r.IntN(128) + 100*(i%2))
+			}
+		}
+		m, err := trainer.TrainStep(train.Batch{Inputs: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(px, 8, 48, 48, 3)},
+			Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(labels, 8, 2)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		losses = append(losses, float64(tensors.MustCopyFlatData[float32](m[0])[0]))
+	}
+	if !(losses[9]+losses[8] < 0.8*(losses[0]+losses[1])) {
+		t.Errorf("bfloat16 losses did not fall: %.3f", losses)
+	}
+	for v := range store.IterVariables() {
+		if strings.HasPrefix(v.Path(), "/densenet/") || strings.HasPrefix(v.Path(), "/learnable_resizer/") {
+			if v.DType() != dtypes.Float32 {
+				t.Fatalf("%s is %s, want float32 master weights", v.Path(), v.DType())
+			}
+		}
+	}
+	y, err := model.CallOnce(b, store, ModelFn(cfg), tensors.FromShape(shapes.Make(dtypes.Uint8, 2, 48, 48, 3)))
+	if err != nil || y.DType() != dtypes.Float32 {
+		t.Errorf("inference logits: %v %v", y, err)
+	}
+}

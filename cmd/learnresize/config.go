@@ -35,6 +35,7 @@ func addConfigFlags(fs *flag.FlagSet) *configFlags {
 	fs.StringVar(&c.blocks, "blocks", "", "custom dense blocks instead of the preset, e.g. 2,2 (small models)")
 	fs.IntVar(&m.Growth, "growth", 0, "DenseNet growth rate (0: 32)")
 	fs.BoolVar(&m.Checkpoint, "grad-checkpoint", false, "gradient checkpointing in the DenseNet (less memory)")
+	fs.BoolVar(&m.BFloat16, "bf16", false, "mixed precision: compute in bfloat16, weights and loss in float32")
 	fs.BoolVar(&c.baseline, "baseline", false, "use the plain-resize model instead of the learnable resizer")
 	fs.IntVar(&c.cfg.BatchSize, "batch", c.cfg.BatchSize, "batch size")
 	fs.IntVar(&c.cfg.Epochs, "epochs", c.cfg.Epochs, "epochs")

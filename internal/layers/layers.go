@@ -13,6 +13,7 @@ import (
 	"hash/fnv"
 	"math"
 
+	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/ml/model"
@@ -63,11 +64,11 @@ func (c *ConvBuilder) Done() *Node {
 		exceptions.Panicf("layers.Conv in %q: input must be NHWC, got %s", c.scope.Scope(), c.x.Shape())
 	}
 	g := c.x.Graph()
-	dtype := c.x.DType()
+	dtype := ParamDType(c.x.DType())
 	inC := c.x.Shape().Dimensions[3]
 	kernelVar := c.scope.WithInitializer(GlorotUniform(c.scope, "kernel")).
 		VariableWithShape("kernel", shapes.Make(dtype, c.kernel, c.kernel, inC, c.filters))
-	conv := Convolve(c.x, kernelVar.NodeValue(g)).Strides(c.strides)
+	conv := Convolve(c.x, asDType(kernelVar.NodeValue(g), c.x.DType())).Strides(c.strides)
 	if c.same {
 		if c.strides != 1 {
 			exceptions.Panicf("layers.Conv in %q: \"same\" padding is only implemented for stride 1 (Keras pads "+
@@ -80,7 +81,7 @@ func (c *ConvBuilder) Done() *Node {
 	y := conv.Done()
 	if c.bias {
 		biasVar := c.scope.WithInitializer(initializer.Zero).VariableWithShape("bias", shapes.Make(dtype, c.filters))
-		y = Add(y, Reshape(biasVar.NodeValue(g), 1, 1, 1, c.filters))
+		y = Add(y, Reshape(asDType(biasVar.NodeValue(g), y.DType()), 1, 1, 1, c.filters))
 	}
 	return y
 }
@@ -92,11 +93,12 @@ func Dense(scope *model.Scope, x *Node, units int) *Node {
 		exceptions.Panicf("layers.Dense in %q: want [batch, features] input and units > 0, got %s and %d", scope.Scope(), x.Shape(), units)
 	}
 	g := x.Graph()
-	dtype := x.DType()
+	dtype := ParamDType(x.DType())
 	kernel := scope.WithInitializer(GlorotUniform(scope, "kernel")).
 		VariableWithShape("kernel", shapes.Make(dtype, x.Shape().Dimensions[1], units))
 	bias := scope.WithInitializer(initializer.Zero).VariableWithShape("bias", shapes.Make(dtype, units))
-	return Add(Dot(x, kernel.NodeValue(g)).Product(), Reshape(bias.NodeValue(g), 1, units))
+	y := Dot(x, asDType(kernel.NodeValue(g), x.DType())).Product()
+	return Add(y, Reshape(asDType(bias.NodeValue(g), y.DType()), 1, units))
 }
 
 // GlorotUniform is Keras' glorot_uniform initializer (uniform in ±sqrt(6/(fan_in+fan_out)), fans of
@@ -159,7 +161,8 @@ func (b *BatchNormBuilder) Epsilon(e float64) *BatchNormBuilder { b.epsilon = e;
 // mean and biased variance, back-propagates through them, and updates the moving statistics; in
 // inference it uses the moving statistics.
 func (b *BatchNormBuilder) Done() *Node {
-	x := b.x
+	// Half-precision inputs (mixed precision) are normalised in float32: the statistics need it.
+	x := asDType(b.x, ParamDType(b.x.DType()))
 	g := x.Graph()
 	dtype := x.DType()
 	c := x.Shape().Dimensions[x.Rank()-1]
@@ -191,7 +194,24 @@ func (b *BatchNormBuilder) Done() *Node {
 	}
 	// 1/Sqrt rather than Rsqrt: GoMLX's Rsqrt has no gradient.
 	inv := Div(Reshape(gamma.NodeValue(g), bshape...), Sqrt(AddScalar(variance, b.epsilon)))
-	return Add(Mul(Sub(x, mean), inv), Reshape(beta.NodeValue(g), bshape...))
+	return asDType(Add(Mul(Sub(x, mean), inv), Reshape(beta.NodeValue(g), bshape...)), b.x.DType())
+}
+
+// ParamDType is the dtype of the variables of a layer whose input has dtype: float32 for half
+// precision inputs (mixed precision: weights, batch-norm statistics and their updates stay float32,
+// the convolutions run in the input's dtype), the input's dtype otherwise.
+func ParamDType(input dtypes.DType) dtypes.DType {
+	if input.IsHalfPrecision() {
+		return dtypes.Float32
+	}
+	return input
+}
+
+func asDType(x *Node, dtype dtypes.DType) *Node {
+	if x.DType() == dtype {
+		return x
+	}
+	return ConvertDType(x, dtype)
 }
 
 // LeakyReLU is max(x, alpha*x) for 0 <= alpha < 1 (Keras' LeakyReLU; the tutorial uses alpha 0.2,
