@@ -44,6 +44,8 @@ type CompareOptions struct {
 	Log         io.Writer
 	Interactive bool
 	BackendInfo string
+	// DevicePrefetch is passed to Fit (Options.DevicePrefetch).
+	DevicePrefetch int
 }
 
 // Compare runs the tutorial's experiment: for each seed, train the model with the learnable resizer
@@ -66,7 +68,8 @@ func Compare(ctx context.Context, b compute.Backend, cfg Config, data Data, seed
 			if opt.Log != nil {
 				fmt.Fprintf(opt.Log, "\n== %s, seed %d -> %s\n", v.Model.Title(), seed, dir)
 			}
-			h, err := Fit(ctx, b, v, data, Options{Dir: dir, Resume: opt.Resume, Log: opt.Log, Interactive: opt.Interactive, BackendInfo: opt.BackendInfo})
+			h, err := Fit(ctx, b, v, data, Options{Dir: dir, Resume: opt.Resume, Log: opt.Log, Interactive: opt.Interactive, BackendInfo: opt.BackendInfo,
+				DevicePrefetch: opt.DevicePrefetch})
 			if err != nil {
 				return cmp, fmt.Errorf("%s, seed %d: %w", v.Model.Name(), seed, err)
 			}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -58,6 +59,10 @@ type Options struct {
 	OnEpoch func(h *History)
 	// KeepCheckpoints is how many epoch checkpoints to keep (default 2).
 	KeepCheckpoints int
+	// DevicePrefetch is how many batches are read and copied to the device ahead of the step that
+	// uses them, in a background goroutine (0: DefaultDevicePrefetch; negative: none, each batch is
+	// read and copied inside the step loop).
+	DevicePrefetch int
 }
 
 // ErrCheckpointExists is returned when Dir already has a checkpoint and Resume is false.
@@ -84,6 +89,9 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 	}
 	if opt.KeepCheckpoints <= 0 {
 		opt.KeepCheckpoints = 2
+	}
+	if opt.DevicePrefetch == 0 {
+		opt.DevicePrefetch = DefaultDevicePrefetch
 	}
 	if err := os.MkdirAll(filepath.Join(opt.Dir, "checkpoints"), 0o755); err != nil {
 		return nil, fmt.Errorf("training: %w", err)
@@ -124,11 +132,18 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 		store.SetParam(model.ParamInitialSeed, cfg.Seed)
 	}
 
-	trainer := train.NewTrainer(b, store, models.ModelFn(cfg.Model), LossFn(cfg.LabelSmoothing),
+	// The model function runs once per graph GoMLX builds (one per input shape), so counting its calls
+	// counts compilations: a recompilation between epochs would show up in the history.
+	trainGraphs := 0
+	modelFn := models.ModelFn(cfg.Model)
+	trainer := train.NewTrainer(b, store, func(scope *model.Scope, images *Node) *Node {
+		trainGraphs++
+		return modelFn(scope, images)
+	}, LossFn(cfg.LabelSmoothing),
 		optimizer.StochasticGradientDescent().WithDecay(false).WithLearningRate(cfg.LearningRate).Done(),
 		[]metric.Interface{accuracyMetric()}, nil)
 	trainLoss, trainAcc := metricIndex(trainer.TrainMetrics(), "Loss"), metricIndex(trainer.TrainMetrics(), "accuracy")
-	eval := &evaluator{backend: b, store: store, cfg: cfg}
+	eval := &evaluator{backend: b, store: store, cfg: cfg, prefetch: opt.DevicePrefetch}
 
 	for epoch := start; epoch < cfg.Epochs; epoch++ {
 		if err := ctx.Err(); err != nil {
@@ -149,7 +164,10 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 		t0 := time.Now()
 		var lossSum, accSum float64
 		images := 0
-		for batch, err := range data.Train.Iter() {
+		var stepTimes []time.Duration
+		waitStart := t0
+		for batch, err := range devicePrefetch(b, data.Train.Iter(), opt.DevicePrefetch) {
+			stats.DataWaitSeconds += time.Since(waitStart).Seconds()
 			if err != nil {
 				return hist, fmt.Errorf("training: reading training data: %w", err)
 			}
@@ -161,11 +179,18 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 			if err != nil {
 				return hist, fmt.Errorf("training: training data: %w", err)
 			}
+			graphsBefore, stepStart := trainGraphs, time.Now()
 			m, err := trainer.TrainStep(batch)
 			if err != nil {
 				return hist, fmt.Errorf("training: step %d of epoch %d: %w", stats.Steps+1, epoch+1, err)
 			}
-			l, a := scalar(m[trainLoss]), scalar(m[trainAcc])
+			l, a := scalar(m[trainLoss]), scalar(m[trainAcc]) // waits for the step to finish
+			if d := time.Since(stepStart); trainGraphs != graphsBefore {
+				stats.CompileSeconds += d.Seconds()
+				stats.CompileSteps++
+			} else {
+				stepTimes = append(stepTimes, d)
+			}
 			if math.IsNaN(l) || math.IsInf(l, 0) {
 				return hist, fmt.Errorf("training: loss became %v at step %d of epoch %d", l, stats.Steps+1, epoch+1)
 			}
@@ -174,6 +199,7 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 			images += n
 			stats.Steps++
 			bar.update(stats.Steps, images, lossSum/float64(images), accSum/float64(images), false)
+			waitStart = time.Now()
 		}
 		if images == 0 {
 			return hist, errors.New("training: the training data yielded no examples")
@@ -181,6 +207,8 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 		stats.Seconds = time.Since(t0).Seconds()
 		stats.Loss, stats.Accuracy = lossSum/float64(images), accSum/float64(images)
 		stats.ImagesPerS = float64(images) / stats.Seconds
+		stats.StepSeconds, stats.StepMedianMs = sumAndMedian(stepTimes)
+		stats.TrainGraphs = trainGraphs
 
 		t1 := time.Now()
 		vl, va, err := eval.run(data.Val)
@@ -188,6 +216,7 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 			return hist, err
 		}
 		stats.ValLoss, stats.ValAccuracy, stats.ValSeconds = vl, va, time.Since(t1).Seconds()
+		stats.ValGraphs = eval.graphs
 		bar.done(stats)
 		hist.Epochs = append(hist.Epochs, stats)
 		hist.Params = countParams(store, cfg.Model)
@@ -213,10 +242,12 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 // epoch's weights, and its mean metrics, whose running totals are variables too, would report the
 // last batch only. So the graph is stateless and, on such backends, rebuilt for each evaluation.
 type evaluator struct {
-	backend compute.Backend
-	store   *model.Store
-	cfg     Config
-	exec    *model.Exec
+	backend  compute.Backend
+	store    *model.Store
+	cfg      Config
+	prefetch int
+	exec     *model.Exec
+	graphs   int // graphs built so far (the model function's calls)
 }
 
 func (e *evaluator) run(data train.Dataset) (loss, acc float64, err error) {
@@ -226,6 +257,7 @@ func (e *evaluator) run(data train.Dataset) (loss, acc float64, err error) {
 		}
 		modelFn := models.ModelFn(e.cfg.Model)
 		e.exec, err = model.NewExec(e.backend, e.store, func(scope *model.Scope, x, labels *Node) (*Node, *Node) {
+			e.graphs++
 			logits := modelFn(scope, x)
 			return SmoothedCrossEntropy(labels, logits, e.cfg.LabelSmoothing), Accuracy(labels, logits)
 		})
@@ -234,7 +266,7 @@ func (e *evaluator) run(data train.Dataset) (loss, acc float64, err error) {
 		}
 	}
 	n := 0
-	for batch, err := range data.Iter() {
+	for batch, err := range devicePrefetch(e.backend, data.Iter(), e.prefetch) {
 		if err != nil {
 			return 0, 0, fmt.Errorf("training: reading validation data: %w", err)
 		}
@@ -255,6 +287,23 @@ func (e *evaluator) run(data train.Dataset) (loss, acc float64, err error) {
 		return 0, 0, errors.New("training: the validation data yielded no examples")
 	}
 	return loss / float64(n), acc / float64(n), nil
+}
+
+// sumAndMedian returns the total of ds in seconds and their median in milliseconds (0, 0 if empty).
+func sumAndMedian(ds []time.Duration) (sum, medianMs float64) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	for _, d := range ds {
+		sum += d.Seconds()
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return sum, float64(m) / float64(time.Millisecond)
 }
 
 func batchSize(b train.Batch) (int, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,6 +24,29 @@ type EpochStats struct {
 	ValSeconds  float64 `json:"val_seconds"`  // validation time
 	ImagesPerS  float64 `json:"images_per_s"` // training throughput
 	Steps       int     `json:"steps"`
+
+	// Where the epoch's training time went, to check that the input pipeline keeps the device busy
+	// (Seconds ≈ CompileSeconds + StepSeconds + DataWaitSeconds + host bookkeeping).
+	StepSeconds     float64 `json:"step_seconds"`      // inside train steps that built no graph (dispatch, device, metrics read back)
+	StepMedianMs    float64 `json:"step_median_ms"`    // median of those steps
+	DataWaitSeconds float64 `json:"data_wait_seconds"` // waiting for the next batch (the pipeline starving the device)
+	CompileSeconds  float64 `json:"compile_seconds"`   // steps that built and compiled a new graph, first run included
+	CompileSteps    int     `json:"compile_steps"`     // how many steps did
+	// Graphs built so far in this process for the train step and for validation (one per input
+	// shape: the full batch and a smaller last batch). On backends that bake variables into inference
+	// graphs (the pure-Go one) validation graphs are rebuilt every epoch by design.
+	TrainGraphs int `json:"train_graphs"`
+	ValGraphs   int `json:"val_graphs"`
+}
+
+// Overhead is the epoch's training time spent outside train steps (waiting for data, host
+// bookkeeping, progress output), as a fraction of the time inside them, graph compilation excluded:
+// 0.05 means the epoch took 5% longer than its steps. NaN if no step was timed.
+func (e EpochStats) Overhead() float64 {
+	if e.StepSeconds <= 0 {
+		return math.NaN()
+	}
+	return (e.Seconds - e.CompileSeconds - e.StepSeconds) / e.StepSeconds
 }
 
 // History is the record of a training run.
@@ -61,10 +85,12 @@ func (h *History) Save(dir string) error {
 	}
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
-	_ = w.Write([]string{"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "val_seconds", "images_per_s", "steps"})
+	_ = w.Write([]string{"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "val_seconds", "images_per_s", "steps",
+		"step_median_ms", "data_wait_seconds", "compile_seconds", "train_graphs"})
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', 8, 64) }
 	for _, e := range h.Epochs {
-		_ = w.Write([]string{strconv.Itoa(e.Epoch), f(e.Loss), f(e.Accuracy), f(e.ValLoss), f(e.ValAccuracy), f(e.Seconds), f(e.ValSeconds), f(e.ImagesPerS), strconv.Itoa(e.Steps)})
+		_ = w.Write([]string{strconv.Itoa(e.Epoch), f(e.Loss), f(e.Accuracy), f(e.ValLoss), f(e.ValAccuracy), f(e.Seconds), f(e.ValSeconds), f(e.ImagesPerS), strconv.Itoa(e.Steps),
+			f(e.StepMedianMs), f(e.DataWaitSeconds), f(e.CompileSeconds), strconv.Itoa(e.TrainGraphs)})
 	}
 	w.Flush()
 	return fileutil.WriteAtomic(filepath.Join(dir, "history.csv"), buf.Bytes(), 0o644)

@@ -3,6 +3,7 @@ package training
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 )
@@ -76,6 +77,15 @@ func (p *progress) done(e EpochStats) {
 	perStep := time.Duration(e.Seconds / float64(max(e.Steps, 1)) * float64(time.Second))
 	fmt.Fprintf(p.w, "%d/%d - %.0fs %s/step - %.0f img/s - accuracy: %.4f - loss: %.4f - val_accuracy: %.4f - val_loss: %.4f\n",
 		e.Steps, e.Steps, e.Seconds, stepTime(perStep), e.ImagesPerS, e.Accuracy, e.Loss, e.ValAccuracy, e.ValLoss)
+	line := fmt.Sprintf("    time %.1fs: %d steps %.1fs (median %s)", e.Seconds, e.Steps-e.CompileSteps, e.StepSeconds,
+		stepTime(time.Duration(e.StepMedianMs*float64(time.Millisecond))))
+	if e.CompileSteps > 0 {
+		line += fmt.Sprintf(", %d compiling %.1fs", e.CompileSteps, e.CompileSeconds)
+	}
+	if o := e.Overhead(); !math.IsNaN(o) {
+		line += fmt.Sprintf(", outside steps %+.1f%%", 100*o)
+	}
+	fmt.Fprintf(p.w, "%s (data wait %.2fs); graphs built: %d train, %d validation\n", line, e.DataWaitSeconds, e.TrainGraphs, e.ValGraphs)
 }
 
 func clock(d time.Duration) string {
