@@ -43,11 +43,9 @@ func (d *OpenedData) Close() error {
 	return d.prepared.Close()
 }
 
-// OpenData opens the images, applies cfg's splits, decodes and resizes them to the model's input size
-// once (cached on disk), and returns the tutorial's pipeline: training batches shuffled with a buffer
-// of cfg.Buffer() (seeded by cfg.Seed and the epoch), validation batches in order, both of
-// cfg.BatchSize with the last partial batch kept.
-func OpenData(ctx context.Context, cfg Config, opt DataOptions) (*OpenedData, error) {
+// OpenSource opens the images opt names (downloading cats_vs_dogs if opt.Path is empty) without
+// decoding them. The caller closes the source.
+func OpenSource(ctx context.Context, opt DataOptions) (*datasets.Source, error) {
 	var (
 		src *datasets.Source
 		err error
@@ -62,6 +60,18 @@ func OpenData(ctx context.Context, cfg Config, opt DataOptions) (*OpenedData, er
 	}
 	if err != nil {
 		return nil, fmt.Errorf("data: %w", err)
+	}
+	return src, nil
+}
+
+// OpenData opens the images, applies cfg's splits, decodes and resizes them to the model's input size
+// once (cached on disk), and returns the tutorial's pipeline: training batches shuffled with a buffer
+// of cfg.Buffer() (seeded by cfg.Seed and the epoch), validation batches in order, both of
+// cfg.BatchSize with the last partial batch kept.
+func OpenData(ctx context.Context, cfg Config, opt DataOptions) (*OpenedData, error) {
+	src, err := OpenSource(ctx, opt)
+	if err != nil {
+		return nil, err
 	}
 	defer func() { _ = src.Close() }()
 	if len(src.Classes()) != cfg.Model.Classes {
