@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -18,7 +19,7 @@ func init() {
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", stderr, "bench [-duration 10s] [-only NAME,...] [-json FILE] [-data PATH] [config flags]")
+	fs := newFlagSet("bench", stderr, "bench [-duration 10s] [-only NAME,...] [-json FILE] [-peer FILE] [-data PATH] [config flags]")
 	cf := addConfigFlags(fs)
 	df := addDataFlags(fs)
 	duration := fs.Duration("duration", 10*time.Second, "timed duration of each benchmark (after warm-up)")
@@ -26,9 +27,22 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	channels := fs.Int("channels", 16, "channels of the resize-op benchmark (the resizer's filters)")
 	only := fs.String("only", "", "comma-separated substrings: run only the matching benchmarks (e.g. \"resize,train\")")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
+	peerFile := fs.String("peer", "", "output of ../shared/peers/torch_resizer.py (same GPU, same batch): print ours / PyTorch and the 1.25x goal")
 	cfg, b, info, err := startCommand(fs, args, cf, stderr)
 	if err != nil {
 		return err
+	}
+	var peer *bench.Peer
+	if *peerFile != "" {
+		f, err := os.Open(*peerFile)
+		if err != nil {
+			return fmt.Errorf("-peer: %w", err)
+		}
+		peer, err = bench.ParsePeer(f)
+		_ = f.Close()
+		if err != nil {
+			return fmt.Errorf("-peer %s: %w", *peerFile, err)
+		}
 	}
 	if *duration <= 0 || *warmups < 0 || *channels <= 0 {
 		return usagef("-duration, -warmups and -channels must be positive")
@@ -60,6 +74,15 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			line += fmt.Sprintf("  %.1f img/s", r.ImagesPerS)
 		}
 		fmt.Fprintln(stdout, line)
+	}
+	if peer != nil {
+		rep.Peer = peer
+		cmp, err := rep.ComparePeer(peer)
+		if err != nil {
+			return fmt.Errorf("-peer %s: %w", *peerFile, err)
+		}
+		rep.PeerComparison = cmp
+		fmt.Fprint(stdout, "\n"+bench.PeerMarkdown(peer.Header, cmp))
 	}
 	if *jsonOut != "" {
 		js, err := rep.JSON()

@@ -48,6 +48,7 @@ type Config struct {
 // Result is one benchmark's figures.
 type Result struct {
 	Name        string  `json:"name"`
+	Kind        string  `json:"kind"` // one of the Kind* constants
 	Shape       string  `json:"shape"`
 	FirstCallS  float64 `json:"first_call_s"` // includes graph building and compilation
 	Runs        int     `json:"runs"`
@@ -68,12 +69,28 @@ type Report struct {
 	Config   Config            `json:"config"`
 	Date     string            `json:"date"`
 	Results  []Result          `json:"results"`
+	// Peer and PeerComparison are set by the caller when a PyTorch peer's output is given.
+	Peer           *Peer            `json:"peer,omitempty"`
+	PeerComparison []PeerComparison `json:"peer_comparison,omitempty"`
 }
 
 // JSON renders the report.
 func (r *Report) JSON() ([]byte, error) { return json.MarshalIndent(r, "", "  ") }
 
+// Benchmark kinds (Result.Kind), stable names for scripts reading the JSON.
+const (
+	KindInterpolate   = "resize-interpolate"
+	KindResize        = "resize"
+	KindResizerInfer  = "resizer-forward"
+	KindResizerTrain  = "resizer-forward-backward"
+	KindTrainResizer  = "train-step-resizer"
+	KindTrainBaseline = "train-step-baseline"
+	KindEval          = "eval-step"
+	KindPipeline      = "pipeline"
+)
+
 type bench struct {
+	kind        string
 	name, shape string
 	images      int
 	setup       func() (run func() error, err error)
@@ -92,18 +109,18 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 	m := cfg.Model
 	inH, inW, tH, tW, B := m.InputHeight, m.InputWidth, m.TargetHeight, m.TargetWidth, cfg.Batch
 	all := []bench{
-		{fmt.Sprintf("resize fwd+bwd, graph.Interpolate %s", m.Interpolation), fmt.Sprintf("[%d,%d,%d,%d]->%dx%d", B, inH, inW, cfg.Channels, tH, tW), 0,
+		{KindInterpolate, fmt.Sprintf("resize fwd+bwd, graph.Interpolate %s", m.Interpolation), fmt.Sprintf("[%d,%d,%d,%d]->%dx%d", B, inH, inW, cfg.Channels, tH, tW), 0,
 			resizeBench(b, cfg, func(x *Node) *Node { return Interpolate(x, -1, tH, tW, -1).Bilinear().Done() })},
-		{fmt.Sprintf("resize fwd+bwd, resizer.Resize %s", m.Interpolation), fmt.Sprintf("[%d,%d,%d,%d]->%dx%d", B, inH, inW, cfg.Channels, tH, tW), 0,
+		{KindResize, fmt.Sprintf("resize fwd+bwd, resizer.Resize %s", m.Interpolation), fmt.Sprintf("[%d,%d,%d,%d]->%dx%d", B, inH, inW, cfg.Channels, tH, tW), 0,
 			resizeBench(b, cfg, func(x *Node) *Node { return resizer.Resize(x, tH, tW, m.Interpolation) })},
-		{"resizer forward (inference)", fmt.Sprintf("[%d,%d,%d,3]->%dx%d", B, inH, inW, tH, tW), B, resizerBench(b, cfg, false)},
-		{"resizer forward+backward (training)", fmt.Sprintf("[%d,%d,%d,3]->%dx%d", B, inH, inW, tH, tW), B, resizerBench(b, cfg, true)},
-		{"train step, " + m.Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, true)},
-		{"train step, " + m.Baseline().Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, false)},
-		{"eval step, " + m.Title(), fmt.Sprintf("batch %d", B), B, evalBench(b, cfg)},
+		{KindResizerInfer, "resizer forward (inference)", fmt.Sprintf("[%d,%d,%d,3]->%dx%d", B, inH, inW, tH, tW), B, resizerBench(b, cfg, false)},
+		{KindResizerTrain, "resizer forward+backward (training)", fmt.Sprintf("[%d,%d,%d,3]->%dx%d", B, inH, inW, tH, tW), B, resizerBench(b, cfg, true)},
+		{KindTrainResizer, "train step, " + m.Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, true)},
+		{KindTrainBaseline, "train step, " + m.Baseline().Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, false)},
+		{KindEval, "eval step, " + m.Title(), fmt.Sprintf("batch %d", B), B, evalBench(b, cfg)},
 	}
 	if cfg.Pipeline != nil {
-		all = append(all, bench{"input pipeline from cache", fmt.Sprintf("batch %d, %dx%d uint8", B, inH, inW), B, func() (func() error, error) {
+		all = append(all, bench{KindPipeline, "input pipeline from cache", fmt.Sprintf("batch %d, %dx%d uint8", B, inH, inW), B, func() (func() error, error) {
 			return cfg.Pipeline, nil
 		}})
 	}
@@ -134,7 +151,7 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 			}
 			samples[idx] = append(samples[idx], time.Since(s))
 		}})
-		rep.Results = append(rep.Results, Result{Name: bn.name, Shape: bn.shape, FirstCallS: first.Seconds(), ImagesPerIt: bn.images})
+		rep.Results = append(rep.Results, Result{Name: bn.name, Kind: bn.kind, Shape: bn.shape, FirstCallS: first.Seconds(), ImagesPerIt: bn.images})
 	}
 	benchmarks.New(fns...).WithWarmUps(cfg.WarmUps).WithDuration(cfg.Duration).Done()
 	for i, err := range errs {
@@ -286,15 +303,37 @@ func trainBench(b compute.Backend, cfg Config, withResizer bool) func() (func() 
 		store.SetParam(model.ParamInitialSeed, int64(1))
 		trainer := train.NewTrainer(b, store, models.ModelFn(mc), training.LossFn(0.1),
 			optimizer.StochasticGradientDescent().WithDecay(false).WithLearningRate(0.01).Done(), nil, nil)
-		// Host-side batch built once; each step gets fresh tensors (the trainer takes ownership), so the
-		// host-to-device copy of the uint8 images is part of the step, as in training.
+		// Host-side batch built once; each step gets fresh tensors (the trainer takes ownership and
+		// donates them). As in training.Fit, the next batch's tensors are created and copied to the
+		// device in a goroutine while the current step runs, so the figure is the step as the training
+		// loop sees it, like the PyTorch peer's, whose batch already sits on the GPU.
 		x, y := batchTensors(cfg)
 		xs, ys := tensors.MustCopyFlatData[uint8](x), tensors.MustCopyFlatData[float32](y)
 		xd, yd := x.Shape().Dimensions, y.Shape().Dimensions
+		type prepared struct {
+			batch train.Batch
+			err   error
+		}
+		pending := make(chan prepared, 1)
+		prepare := func() {
+			batch := train.Batch{Inputs: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(xs, xd...)},
+				Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(ys, yd...)}}
+			var err error
+			for _, t := range []*tensors.Tensor{batch.Inputs[0], batch.Labels[0]} {
+				if err == nil {
+					err = t.ToDevice(b, 0)
+				}
+			}
+			pending <- prepared{batch, err}
+		}
+		go prepare()
 		return func() error {
-			m, err := trainer.TrainStep(train.Batch{
-				Inputs: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(xs, xd...)},
-				Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(ys, yd...)}})
+			p := <-pending
+			go prepare() // the channel holds one, so the last one never blocks
+			if p.err != nil {
+				return p.err
+			}
+			m, err := trainer.TrainStep(p.batch)
 			if err != nil {
 				return err
 			}
