@@ -173,12 +173,14 @@ func FindJAXCUDAPlugins() []string {
 }
 
 // prepareCUDAEnv points XLA at the CUDA libraries that a pip-installed JAX keeps beside its plugin
-// (site-packages/nvidia), unless the user already configured XLA_FLAGS.
+// (site-packages/nvidia), unless XLA_FLAGS already names a CUDA data dir; other XLA flags the user
+// set (dumps, layout experiments) are kept.
 func prepareCUDAEnv(plugin string) {
 	sp := filepath.Dir(filepath.Dir(filepath.Dir(plugin))) // .../site-packages
 	nv := filepath.Join(sp, "nvidia")
-	if fi, err := os.Stat(nv); err == nil && fi.IsDir() && os.Getenv("XLA_FLAGS") == "" {
-		_ = os.Setenv("XLA_FLAGS", "--xla_gpu_cuda_data_dir="+nv)
+	flags := os.Getenv("XLA_FLAGS")
+	if fi, err := os.Stat(nv); err == nil && fi.IsDir() && !strings.Contains(flags, "--xla_gpu_cuda_data_dir") {
+		_ = os.Setenv("XLA_FLAGS", strings.TrimSpace("--xla_gpu_cuda_data_dir="+nv+" "+flags))
 	}
 	if os.Getenv("GOPJRT_CUDA_CHECKS") == "" {
 		_ = os.Setenv("GOPJRT_CUDA_CHECKS", "0")

@@ -77,3 +77,28 @@ func TestFindJAXCUDAPlugins(t *testing.T) {
 		t.Errorf("FindJAXCUDAPlugins() = %v, want it to include %s", found, p)
 	}
 }
+
+// The CUDA data dir of a pip-installed JAX is added to XLA_FLAGS without dropping the user's own
+// flags, and never replaces a data dir the user chose.
+func TestPrepareCUDAEnv(t *testing.T) {
+	sp := filepath.Join(t.TempDir(), "site-packages")
+	plugin := filepath.Join(sp, "jax_plugins", "xla_cuda13", "xla_cuda_plugin.so")
+	if err := os.MkdirAll(filepath.Join(sp, "nvidia"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ before, want string }{
+		{"", "--xla_gpu_cuda_data_dir=" + filepath.Join(sp, "nvidia")},
+		{"--xla_dump_to=/tmp/d", "--xla_gpu_cuda_data_dir=" + filepath.Join(sp, "nvidia") + " --xla_dump_to=/tmp/d"},
+		{"--xla_gpu_cuda_data_dir=/usr/local/cuda", "--xla_gpu_cuda_data_dir=/usr/local/cuda"},
+	} {
+		t.Setenv("XLA_FLAGS", c.before)
+		t.Setenv("GOPJRT_CUDA_CHECKS", "")
+		prepareCUDAEnv(plugin)
+		if got := os.Getenv("XLA_FLAGS"); got != c.want {
+			t.Errorf("XLA_FLAGS %q became %q, want %q", c.before, got, c.want)
+		}
+		if os.Getenv("GOPJRT_CUDA_CHECKS") != "0" {
+			t.Error("GOPJRT_CUDA_CHECKS not set")
+		}
+	}
+}
