@@ -166,6 +166,11 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"resize", "x.jpg"}, 2, "-checkpoint is required"},
 		{[]string{"resize", "-checkpoint", "/nonexistent", "x.jpg"}, 1, "no such file"},
 		{[]string{"train", "-h"}, 0, "Flags:"},
+		{[]string{"export", "-out", "x"}, 2, "-split and -out are required"},
+		{[]string{"export", "-split", "validation", "-out", "x"}, 2, "unknown split"},
+		{[]string{"export", "-split", "train", "-out", "x", "-data", "/nonexistent/images"}, 1, "no such file"},
+		{[]string{"train", "-device-prefetch", "-1"}, 2, "-device-prefetch"},
+		{[]string{"bench", "-peer", "/nonexistent/peer.txt"}, 1, "no such file"},
 	}
 	for _, c := range cases {
 		code, _, stderr := runCLI(t, c.args...)
@@ -180,15 +185,28 @@ func TestBenchCommand(t *testing.T) {
 	data := filepath.Join(dir, "images")
 	writeFolder(t, data, 8)
 	out := filepath.Join(dir, "bench.json")
+	// A PyTorch peer's output at the same batch size (hand-written numbers): the comparison table and
+	// the goal's verdict are printed and stored.
+	peer := filepath.Join(dir, "peer.txt")
+	if err := os.WriteFile(peer, []byte("2.11.0 0.26.0 CPU\n"+
+		`{"mode": "fp32-cl", "batch": 8, "resizer": true, "ms_per_step": 1.0, "img_per_s": 8000.0}`+"\n"+
+		`{"mode": "fp32-cl", "batch": 8, "resizer": false, "ms_per_step": 0.01, "img_per_s": 800.0}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	code, stdout, stderr := runCLI(t, append([]string{"bench", "-duration", "100ms", "-warmups", "0", "-json", out,
-		"-data", data, "-data-dir", filepath.Join(dir, "cache")}, tinyFlags...)...)
+		"-peer", peer, "-data", data, "-data-dir", filepath.Join(dir, "cache")}, tinyFlags...)...)
 	if code != 0 {
 		t.Fatalf("bench exited %d:\n%s\n%s", code, stdout, stderr)
 	}
+	if !strings.Contains(stdout, "| fp32-cl | 8000 img/s (1.0 ms) |") || !strings.Contains(stdout, "| fp32-cl | 800 img/s (0.0 ms) |") ||
+		!strings.Contains(stdout, "MISSED") {
+		t.Errorf("peer comparison missing:\n%s", stdout)
+	}
 	var rep struct {
-		Backend  string
-		Versions map[string]string
-		Results  []struct {
+		Backend        string
+		PeerComparison []struct{ GoalMet bool } `json:"peer_comparison"`
+		Versions       map[string]string
+		Results        []struct {
 			Name       string
 			Runs       int
 			MeanMs     float64 `json:"mean_ms"`
@@ -202,7 +220,8 @@ func TestBenchCommand(t *testing.T) {
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 8 || rep.Versions["github.com/gomlx/gomlx"] == "" || !strings.Contains(rep.Backend, "backend") {
+	if len(rep.Results) != 8 || rep.Versions["github.com/gomlx/gomlx"] == "" || !strings.Contains(rep.Backend, "backend") ||
+		len(rep.PeerComparison) != 2 {
 		t.Fatalf("report: %+v", rep)
 	}
 	for _, r := range rep.Results {
@@ -212,5 +231,38 @@ func TestBenchCommand(t *testing.T) {
 	}
 	if rep.Results[7].Name != "input pipeline from cache" || rep.Results[7].ImagesPerS <= 0 {
 		t.Errorf("pipeline result %+v", rep.Results[7])
+	}
+}
+
+// TestExportSplits writes the training and validation splits as folders: together they hold every
+// image once, with the sizes the training pipeline reports, and a second export never overwrites.
+func TestExportSplits(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "images")
+	writeFolder(t, data, 20)
+	total := 0
+	for i, split := range []string{"train[:75%]", "train[75%:]"} {
+		out := filepath.Join(dir, "export", []string{"train", "val"}[i])
+		code, stdout, stderr := runCLI(t, "export", "-data", data, "-split", split, "-out", out)
+		if code != 0 || !strings.Contains(stdout, "wrote ") {
+			t.Fatalf("export %s: exit %d\n%s\n%s", split, code, stdout, stderr)
+		}
+		n := 0
+		_ = filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return err
+		})
+		if want := map[string]int{"train[:75%]": 30, "train[75%:]": 10}[split]; n != want {
+			t.Errorf("%s: %d files, want %d", split, n, want)
+		}
+		total += n
+		if code, _, stderr := runCLI(t, "export", "-data", data, "-split", split, "-out", out); code != 1 || !strings.Contains(stderr, "already exists") {
+			t.Errorf("second export: exit %d, %s", code, stderr)
+		}
+	}
+	if total != 40 { // 20 per class
+		t.Errorf("exported %d images in all, want 40", total)
 	}
 }

@@ -24,13 +24,16 @@ func init() {
 
 // dataFlags are the flags saying where the images are.
 type dataFlags struct {
-	path, dataDir string
+	path, dataDir  string
+	devicePrefetch int
 }
 
 func addDataFlags(fs *flag.FlagSet) *dataFlags {
 	d := &dataFlags{}
 	fs.StringVar(&d.path, "data", "", "cats_vs_dogs zip, PetImages folder, or image folder (one sub-folder per class); empty: download cats_vs_dogs")
 	fs.StringVar(&d.dataDir, "data-dir", "", "downloads and caches (default $LEARNRESIZE_DATA_DIR or the user cache dir)")
+	fs.IntVar(&d.devicePrefetch, "device-prefetch", training.DefaultDevicePrefetch,
+		"batches read and copied to the device ahead of the training step (0: none)")
 	return d
 }
 
@@ -51,7 +54,18 @@ func openData(ctx context.Context, cfg training.Config, df *dataFlags, stderr io
 	return data, nil
 }
 
+// prefetchOption maps -device-prefetch to training.Options.DevicePrefetch (where 0 means the default).
+func (d *dataFlags) prefetchOption() int {
+	if d.devicePrefetch <= 0 {
+		return -1
+	}
+	return d.devicePrefetch
+}
+
 func (d *dataFlags) check() error {
+	if d.devicePrefetch < 0 {
+		return usagef("-device-prefetch must be 0 or more")
+	}
 	if d.path != "" {
 		if _, err := os.Stat(d.path); err != nil {
 			return fmt.Errorf("-data: %w", err)
@@ -94,7 +108,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	defer data.Close()
 	h, err := training.Fit(ctx, b, cfg, data.Data, training.Options{Dir: *out, Resume: *resume, Log: stderr,
-		Interactive: interactive(stderr), BackendInfo: info.String()})
+		Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: df.prefetchOption()})
 	if err != nil {
 		return err
 	}
@@ -137,7 +151,7 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 	}
 	defer data.Close()
 	cmp, err := training.Compare(ctx, b, cfg, data.Data, seeds, training.CompareOptions{Dir: *out, Resume: *resume,
-		Log: stderr, Interactive: interactive(stderr), BackendInfo: info.String()})
+		Log: stderr, Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: df.prefetchOption()})
 	if err != nil {
 		return err
 	}
