@@ -31,6 +31,8 @@
 //   - Loaders (pipeline.go) iterate a split from the cache: tf.data's shuffle buffer, batches,
 //     one-hot labels, background prefetch; Batch.Tensors and Loader.Dataset (gomlx.go) hand batches to
 //     GoMLX.
+//   - ExportSplit (export.go) copies a split's original files into a folder with the source's
+//     layout, so another framework can train on exactly the same examples.
 //
 // Bad input never stops a run: every file that cannot be an example is skipped and counted under a
 // SkipReason (ignored, unreadable, empty, no_jfif, not_image, too_large, unsupported, corrupt), see
