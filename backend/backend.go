@@ -13,7 +13,13 @@
 //     (jax_plugins/xla_cuda*/xla_cuda_plugin.so under common site-packages folders), else go-xla's
 //     auto-install (needs the internet). If none starts, the pure-Go backend runs and the report
 //     says why.
-//  4. Otherwise the pure-Go backend ("go"), which needs no downloads and runs everywhere.
+//  4. Otherwise (no GPU, or no GPU backend started), ONNX Runtime on the CPU when its library is
+//     found (see [FindONNXRuntime]): GoMLX's compute-onnx backend, "onnx:cpu,<library>", the fast
+//     CPU path (10-30x the pure-Go backend on convolutions). The learnresize models choose
+//     formulations it runs exactly (internal/layers). A library named by
+//     ONNXRUNTIME_SHARED_LIBRARY_PATH that cannot start is an error; one found on disk that cannot
+//     start gives way to the pure-Go backend, and the report says why.
+//  5. Otherwise the pure-Go backend ("go"), which needs no downloads and runs everywhere.
 //
 // New returns the backend and an [Info] whose String method is the one-line report entry points
 // print ("backend go (pure Go, 2 CPUs) ...").
@@ -28,9 +34,12 @@ import (
 	"strings"
 
 	"github.com/gomlx/compute"
+	_ "github.com/gomlx/compute-onnx"      // ONNX Runtime, "onnx" (the library is loaded at start, not linked).
 	_ "github.com/gomlx/compute/gobackend" // the pure-Go backend, "go".
 	_ "github.com/gomlx/go-xla/compute/xla"
 	_ "github.com/gomlx/go-xla/compute/xla/autoinstall" // lets "xla:cuda" install its plugin where online.
+
+	"github.com/learnresize/learnresize/internal/ortlib"
 )
 
 const (
@@ -38,13 +47,15 @@ const (
 	EnvBackend = compute.ConfigEnvVar
 	// EnvPlugin names a PJRT plugin file (for example a JAX xla_cuda_plugin.so) for XLA to load.
 	EnvPlugin = "LEARNRESIZE_PJRT_PLUGIN"
+	// EnvONNXRuntime is compute-onnx's variable naming the ONNX Runtime shared library to load.
+	EnvONNXRuntime = ortlib.EnvLibrary
 )
 
 // Info describes the backend New picked and why.
 type Info struct {
 	// Config is the GoMLX configuration string the backend was built from ("go", "xla:cuda", ...).
 	Config string
-	// Name is the registered backend name, the part of Config before ":" ("go" or "xla").
+	// Name is the registered backend name, the part of Config before ":" ("go", "xla" or "onnx").
 	Name string
 	// Device describes device 0 as the backend reports it.
 	Device string
@@ -59,6 +70,9 @@ func (i Info) String() string {
 
 // IsGo reports whether the pure-Go backend runs.
 func (i Info) IsGo() bool { return i.Name == "go" }
+
+// IsONNX reports whether ONNX Runtime runs (on the CPU or, when asked for, a GPU).
+func (i Info) IsONNX() bool { return i.Name == "onnx" || i.Name == "onnxruntime" }
 
 // New picks, starts and describes the backend following the package rule.
 func New() (compute.Backend, Info, error) {
@@ -93,6 +107,28 @@ func New() (compute.Backend, Info, error) {
 	} else {
 		why = append(why, "no NVIDIA GPU found")
 	}
+	if p := os.Getenv(EnvONNXRuntime); p != "" {
+		// The user named the library: failing to use it is an error, as for the variables above.
+		if !isFile(p) {
+			return nil, Info{}, fmt.Errorf("%s=%q: no such file; point it at libonnxruntime.so or unset it", EnvONNXRuntime, p)
+		}
+		cfg := ONNXConfig(p)
+		b, err := start(cfg)
+		if err != nil {
+			return nil, Info{}, fmt.Errorf("%s=%q (asked for by the user) cannot start: %w", EnvONNXRuntime, p, err)
+		}
+		return b, describe(b, cfg, strings.Join(append(why, "ONNX Runtime library set by "+EnvONNXRuntime), "; ")), nil
+	}
+	if lib, source := FindONNXRuntime(); lib != "" {
+		cfg := ONNXConfig(lib)
+		b, err := start(cfg)
+		if err == nil {
+			return b, describe(b, cfg, strings.Join(append(why, "ONNX Runtime library "+source), "; ")), nil
+		}
+		why = append(why, fmt.Sprintf("ONNX Runtime %s: %v", lib, firstLine(err)))
+	} else {
+		why = append(why, "no ONNX Runtime library found (scripts/install_onnxruntime.sh installs it)")
+	}
 	b, err := start("go")
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("the pure-Go backend cannot start: %w", err)
@@ -120,6 +156,21 @@ func HasNVIDIAGPU() bool {
 		}
 	}
 	return false
+}
+
+// ONNXConfig is the GoMLX configuration that runs ONNX Runtime on the CPU from the library file lib.
+func ONNXConfig(lib string) string { return ortlib.Config(lib) }
+
+// FindONNXRuntime looks for ONNX Runtime's shared library and returns its path and where it was
+// found, or "" when there is none: $ONNXRUNTIME_SHARED_LIBRARY_PATH (compute-onnx's own variable;
+// when set, only it is considered), compute-onnx's install folder (~/.local/lib/onnxruntime, where
+// scripts/install_onnxruntime.sh and compute-onnx's installer put it), then the usual library
+// folders and npm's global onnxruntime-node package.
+func FindONNXRuntime() (path, source string) { return ortlib.Find() }
+
+func isFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 type candidate struct{ config, source string }
@@ -205,8 +256,8 @@ func describe(b compute.Backend, cfg, reason string) Info {
 	if b.NumDevices() > 0 {
 		dev = b.DeviceDescription(0)
 	}
-	name, _, _ := strings.Cut(cfg, ":")
-	if name == "go" {
+	name, opts, _ := strings.Cut(cfg, ":")
+	if name == "go" || (name == "onnx" || name == "onnxruntime") && strings.HasPrefix(opts, "cpu") {
 		dev = fmt.Sprintf("CPU, %d cores", runtime.NumCPU())
 	}
 	return Info{Config: cfg, Name: name, Device: dev, Reason: reason}

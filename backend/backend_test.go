@@ -42,19 +42,69 @@ func TestPluginEnvErrors(t *testing.T) {
 	}
 }
 
+// Without a GPU and without an ONNX Runtime library, the pure-Go backend runs and says why.
 func TestDefaultWithoutGPU(t *testing.T) {
 	if HasNVIDIAGPU() {
 		t.Skip("this machine has an NVIDIA GPU: the default is XLA there")
 	}
 	t.Setenv(EnvBackend, "")
 	t.Setenv(EnvPlugin, "")
+	t.Setenv(EnvONNXRuntime, "")
+	t.Setenv("HOME", t.TempDir()) // hides ~/.local/lib/onnxruntime
+	if lib, _ := FindONNXRuntime(); lib != "" {
+		t.Skipf("an ONNX Runtime library is installed system-wide (%s): the default is ONNX Runtime here", lib)
+	}
 	b, info, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Finalize()
-	if !info.IsGo() || !strings.Contains(info.Reason, "no NVIDIA GPU") {
-		t.Errorf("info = %s, want the go backend because no GPU was found", info)
+	if !info.IsGo() || !strings.Contains(info.Reason, "no NVIDIA GPU") || !strings.Contains(info.Reason, "no ONNX Runtime library") {
+		t.Errorf("info = %s, want the go backend because neither a GPU nor ONNX Runtime was found", info)
+	}
+}
+
+// With an ONNX Runtime library installed (scripts/install_onnxruntime.sh) or named by
+// ONNXRUNTIME_SHARED_LIBRARY_PATH, New picks ONNX Runtime on the CPU and says where the library came
+// from. CI installs it and sets LEARNRESIZE_REQUIRE_ONNX=1, so there this test cannot skip.
+func TestDefaultPicksONNXRuntime(t *testing.T) {
+	if HasNVIDIAGPU() {
+		t.Skip("this machine has an NVIDIA GPU: the default is XLA there")
+	}
+	t.Setenv(EnvBackend, "")
+	t.Setenv(EnvPlugin, "")
+	lib, source := FindONNXRuntime()
+	if lib == "" {
+		if os.Getenv("LEARNRESIZE_REQUIRE_ONNX") != "" {
+			t.Fatal("LEARNRESIZE_REQUIRE_ONNX is set but no ONNX Runtime library was found")
+		}
+		t.Skip("no ONNX Runtime library installed (scripts/install_onnxruntime.sh)")
+	}
+	b, info, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Finalize()
+	if !info.IsONNX() || info.Config != ONNXConfig(lib) || !strings.Contains(info.Reason, source) ||
+		!strings.Contains(info.Device, "CPU") {
+		t.Errorf("info = %s, want ONNX Runtime on the CPU from %s (%s)", info, lib, source)
+	}
+	t.Log(info)
+}
+
+func TestONNXRuntimeEnvErrors(t *testing.T) {
+	if HasNVIDIAGPU() {
+		t.Skip("this machine has an NVIDIA GPU: XLA comes first there")
+	}
+	t.Setenv(EnvBackend, "")
+	t.Setenv(EnvPlugin, "")
+	missing := filepath.Join(t.TempDir(), "libonnxruntime.so")
+	t.Setenv(EnvONNXRuntime, missing)
+	if _, _, err := New(); err == nil || !strings.Contains(err.Error(), EnvONNXRuntime) || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("missing library: error = %v, want one naming %s", err, EnvONNXRuntime)
+	}
+	if lib, _ := FindONNXRuntime(); lib != "" {
+		t.Errorf("FindONNXRuntime() = %q although %s names a missing file", lib, EnvONNXRuntime)
 	}
 }
 
