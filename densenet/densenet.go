@@ -228,7 +228,7 @@ func (b *Builder) Done() *Node {
 	x = conv("conv1_conv", x, InitialFeatures, 7, 2, false)
 	x = relu("conv1_relu", bn("conv1_bn", x))
 	x = pad(x, 1)
-	x = MaxPool(x).Window(3).Strides(2).NoPadding().Done()
+	x = layers.MaxPool2D(x, 3, 2)
 	rec.Add("pool1", "MaxPooling2D", x, nil)
 
 	for i, n := range b.blocks {
@@ -258,7 +258,7 @@ func (b *Builder) Done() *Node {
 		if x.Shape().Dimensions[1] < 2 || x.Shape().Dimensions[2] < 2 {
 			exceptions.Panicf("densenet: feature map %v too small for transition %s: use a larger input", x.Shape().Dimensions[1:3], name)
 		}
-		x = MeanPool(x).Window(2).Strides(2).NoPadding().Done()
+		x = layers.AvgPool2D(x, 2, 2)
 		rec.Add(name+"_pool", "AveragePooling2D", x, nil)
 	}
 	x = relu("relu", bn("bn", x))

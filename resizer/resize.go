@@ -9,6 +9,8 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // graph-building code reads better with the ops unqualified.
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/support/exceptions"
+
+	"github.com/learnresize/learnresize/internal/layers"
 )
 
 // Formulation selects how Resize is expressed in the graph. All formulations compute the same
@@ -17,7 +19,7 @@ type Formulation int
 
 const (
 	// Auto picks Dense on XLA, where matrix multiplications are cheap, and Banded elsewhere (the
-	// pure-Go backend), where a few strided slices beat a dense matmul.
+	// pure-Go backend and ONNX Runtime), where a few strided slices beat a dense matmul.
 	Auto Formulation = iota
 	// Dense multiplies by host-built separable interpolation matrices: out = Wh · x · Wwᵀ, one
 	// DotGeneral per axis. Forward and backward are plain matmuls, with no gather or scatter.
@@ -25,7 +27,8 @@ const (
 	// Banded writes each axis as a weighted sum of a few strided slices per output phase (for a ratio
 	// out/in = p/q in lowest terms, p phases), then interleaves the phases. An integer factor with
 	// uniform weights (300→150 bilinear is a 2×2 mean) becomes a reshape and a mean. Its backward pass
-	// is pads and sums, again with no scatter. Ratios with many phases (p > MaxBandedPhases) fall back
+	// is pads and sums, again with no scatter. The strided slices are layers.SliceAxisStrided, whose
+	// portable form (reshapes, no interior padding in the gradient) runs on ONNX Runtime. Ratios with many phases (p > MaxBandedPhases) fall back
 	// to Dense.
 	Banded
 )
@@ -157,7 +160,7 @@ func resizeAxisBanded(x *Node, axis int, t *taps) *Node {
 				continue
 			}
 			begin := lo + j + padLo
-			part := SliceAxis(xp, axis, AxisRange(begin, begin+(d-1)*q+1).Stride(q))
+			part := layers.SliceAxisStrided(xp, axis, begin, d, q)
 			if uniform {
 				if wv[0] != 1 {
 					part = MulScalar(part, wv[0])

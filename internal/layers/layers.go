@@ -40,10 +40,10 @@ func Conv(scope *model.Scope, x *Node) *ConvBuilder {
 // Filters sets the number of output channels (required).
 func (c *ConvBuilder) Filters(n int) *ConvBuilder { c.filters = n; return c }
 
-// Kernel sets the square kernel size (required).
+// Kernel sets the square kernel size (required, odd).
 func (c *ConvBuilder) Kernel(k int) *ConvBuilder { c.kernel = k; return c }
 
-// Strides sets the stride on both spatial axes.
+// Strides sets the stride on both spatial axes (with Valid padding only when above 1).
 func (c *ConvBuilder) Strides(s int) *ConvBuilder { c.strides = s; return c }
 
 // Same selects Keras "same" padding (for stride 1 and odd kernels: k/2 on every side).
@@ -60,6 +60,10 @@ func (c *ConvBuilder) Done() *Node {
 	if c.filters <= 0 || c.kernel <= 0 {
 		exceptions.Panicf("layers.Conv in %q: filters (%d) and kernel (%d) must be set and positive", c.scope.Scope(), c.filters, c.kernel)
 	}
+	if c.kernel%2 == 0 {
+		exceptions.Panicf("layers.Conv in %q: kernel size %d is even; only odd sizes are supported (GoMLX's input "+
+			"gradient of even-sized convolution kernels is off by one pixel)", c.scope.Scope(), c.kernel)
+	}
 	if c.x.Rank() != 4 {
 		exceptions.Panicf("layers.Conv in %q: input must be NHWC, got %s", c.scope.Scope(), c.x.Shape())
 	}
@@ -68,17 +72,17 @@ func (c *ConvBuilder) Done() *Node {
 	inC := c.x.Shape().Dimensions[3]
 	kernelVar := c.scope.WithInitializer(GlorotUniform(c.scope, "kernel")).
 		VariableWithShape("kernel", shapes.Make(dtype, c.kernel, c.kernel, inC, c.filters))
-	conv := Convolve(c.x, asDType(kernelVar.NodeValue(g), c.x.DType())).Strides(c.strides)
-	if c.same {
-		if c.strides != 1 {
-			exceptions.Panicf("layers.Conv in %q: \"same\" padding is only implemented for stride 1 (Keras pads "+
-				"strided convs unevenly; use explicit padding and Valid)", c.scope.Scope())
-		}
-		conv = conv.PadSame()
-	} else {
-		conv = conv.NoPadding()
+	if c.same && c.strides != 1 {
+		exceptions.Panicf("layers.Conv in %q: \"same\" padding is only implemented for stride 1 (Keras pads "+
+			"strided convs unevenly; use explicit padding and Valid)", c.scope.Scope())
 	}
-	y := conv.Done()
+	kernel := asDType(kernelVar.NodeValue(g), c.x.DType())
+	var y *Node
+	if c.same {
+		y = Convolve(c.x, kernel).PadSame().Done()
+	} else {
+		y = convValid(c.x, kernel, c.strides)
+	}
 	if c.bias {
 		biasVar := c.scope.WithInitializer(initializer.Zero).VariableWithShape("bias", shapes.Make(dtype, c.filters))
 		y = Add(y, Reshape(asDType(biasVar.NodeValue(g), y.DType()), 1, 1, 1, c.filters))

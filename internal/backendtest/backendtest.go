@@ -1,0 +1,87 @@
+// Package backendtest gives tests every CPU backend the project trains on, so that numerical tests
+// (values and gradients) run on each of them in one go test run:
+//
+//   - "go": GoMLX's pure-Go backend, with the native strided ops;
+//   - "go-portable": the same backend with internal/layers' portable formulations (the ones ONNX
+//     Runtime runs), so that they are checked even where ONNX Runtime is absent;
+//   - "onnx": ONNX Runtime on the CPU (GoMLX's compute-onnx), when its library is found.
+//
+// With LEARNRESIZE_REQUIRE_ONNX set (CI sets it), a missing ONNX Runtime library fails the test
+// instead of leaving ONNX Runtime out.
+package backendtest
+
+import (
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/gomlx/compute"
+	_ "github.com/gomlx/compute-onnx"
+	_ "github.com/gomlx/compute/gobackend"
+
+	"github.com/learnresize/learnresize/internal/ortlib"
+)
+
+// EnvRequireONNX makes a missing ONNX Runtime library a test failure.
+const EnvRequireONNX = "LEARNRESIZE_REQUIRE_ONNX"
+
+// EnvPortable is internal/layers.EnvPortable (repeated here: layers' own tests use this package).
+const EnvPortable = "LEARNRESIZE_PORTABLE_OPS"
+
+// Backend is one backend to test on.
+type Backend struct {
+	Name string
+	compute.Backend
+	// Portable: the model code must use the portable formulations here (set by Use).
+	Portable bool
+}
+
+// Use prepares the test to build graphs for this backend (the formulation switch of
+// internal/layers), until the test ends. Call it before building each graph.
+func (b Backend) Use(t testing.TB) {
+	t.Helper()
+	v := ""
+	if b.Portable {
+		v = "1"
+	}
+	t.Setenv(EnvPortable, v)
+}
+
+var (
+	once     sync.Once
+	backends []Backend
+	onnxErr  error
+	onnxLib  string
+)
+
+// CPU returns the CPU backends to test on (started once per test binary).
+func CPU(t testing.TB) []Backend {
+	t.Helper()
+	once.Do(func() {
+		gob, err := compute.NewWithConfig("go")
+		if err != nil {
+			panic(err)
+		}
+		backends = []Backend{{Name: "go", Backend: gob}, {Name: "go-portable", Backend: gob, Portable: true}}
+		lib, _ := ortlib.Find()
+		onnxLib = lib
+		if lib == "" {
+			return
+		}
+		ob, err := compute.NewWithConfig(ortlib.Config(lib))
+		if err != nil {
+			onnxErr = err
+			return
+		}
+		backends = append(backends, Backend{Name: "onnx", Backend: ob})
+	})
+	switch {
+	case onnxErr != nil:
+		t.Fatalf("ONNX Runtime %s does not start: %v", onnxLib, onnxErr)
+	case onnxLib == "" && os.Getenv(EnvRequireONNX) != "":
+		t.Fatalf("%s is set but no ONNX Runtime library was found (scripts/install_onnxruntime.sh)", EnvRequireONNX)
+	case onnxLib == "":
+		t.Log("no ONNX Runtime library found: testing the go backend only (scripts/install_onnxruntime.sh installs it)")
+	}
+	return backends
+}
