@@ -92,6 +92,13 @@ func TestForwardParityWithTorchvision(t *testing.T) {
 	}
 	b := testBackend(t)
 	for _, training := range []bool{false, true} {
+		if training && b.Name() == "onnxruntime" {
+			// compute-onnx runs float64 convolutions in float32 (ONNX Runtime's CPU Conv has no float64
+			// kernel), so this float64 check cannot be made there; training mode on ONNX Runtime is
+			// covered in float32 by training.TestTrainStepParityWithPyTorch.
+			t.Log("training=true: skipped on ONNX Runtime (no float64 convolutions)")
+			continue
+		}
 		x := tensors.FromFlatDataAndDimensions(fx.Input, fx.InputShape...)
 		if !training {
 			x32 := make([]float32, len(fx.Input))

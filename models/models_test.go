@@ -206,6 +206,9 @@ func ExampleSummary() {
 // training steps still learn.
 func TestBFloat16MixedPrecision(t *testing.T) {
 	b := testBackend(t)
+	if b.Name() == "onnxruntime" {
+		t.Skip("ONNX Runtime has no bfloat16 convolutions (compute-onnx refuses them), so the command refuses -bf16 there")
+	}
 	cfg := small()
 	cfg.BFloat16 = true
 	store := model.NewStore()

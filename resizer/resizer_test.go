@@ -137,7 +137,9 @@ func TestForwardParityWithPyTorch(t *testing.T) {
 					want = fx.TrainOutput
 				}
 				name := fmt.Sprintf("%s/%s/training=%v", file, form, training)
-				assertClose(t, name, tensors.MustCopyFlatData[float32](y), want, 1e-4)
+				// 1e-4 absolute on outputs up to ~125 (pixel scale): float32 rounding of the convolutions
+				// is ~1e-6 relative, and ONNX Runtime sums in another order than the go backend.
+				assertClose(t, name, tensors.MustCopyFlatData[float32](y), want, 2e-4)
 				if training {
 					for path, mm := range fx.MovingMeanAfterTrain {
 						got := tensors.MustCopyFlatData[float32](store.GetVariable(path).MustValue())

@@ -114,5 +114,10 @@ func startCommand(fs *flag.FlagSet, args []string, cf *configFlags, stderr io.Wr
 		return cfg, nil, info, err
 	}
 	fmt.Fprintln(stderr, info)
+	if cfg.Model.BFloat16 && info.IsONNX() {
+		b.Finalize()
+		return cfg, nil, info, usagef("-bf16: ONNX Runtime has no bfloat16 convolutions; drop -bf16, or choose the go backend " +
+			"(GOMLX_BACKEND=go) or XLA on a GPU")
+	}
 	return cfg, b, info, nil
 }
