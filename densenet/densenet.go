@@ -197,7 +197,7 @@ func (b *Builder) Done() *Node {
 		return y
 	}
 	relu := func(name string, x *Node) *Node {
-		y := Max(x, ScalarZero(x.Graph(), x.DType()))
+		y := layers.ReLU(x)
 		rec.Add(name, "Activation", y, nil)
 		return y
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -25,7 +26,8 @@ type opCase struct {
 
 func strided(x, k *Node) *Node { return SliceAxisStrided(SliceAxisStrided(x, 1, 1, 4, 3), 2, 0, 3, 2) }
 
-var stridedCases = []opCase{
+// opCases are the ops whose formulation depends on the backend.
+var opCases = []opCase{
 	{name: "SliceAxisStrided past the end", x: []int{2, 12, 7, 3}, f: strided},
 	{name: "MaxPool2D 3/2 10x10", x: []int{2, 10, 10, 3}, f: func(x, _ *Node) *Node { return MaxPool2D(x, 3, 2) }},
 	{name: "MaxPool2D 3/2 11x9", x: []int{2, 11, 9, 3}, f: func(x, _ *Node) *Node { return MaxPool2D(x, 3, 2) }},
@@ -40,6 +42,17 @@ var stridedCases = []opCase{
 		f: func(x, k *Node) *Node { return convValid(x, k, 3) }},
 	{name: "conv 1x1/2 valid 7x7", x: []int{2, 7, 7, 3}, k: []int{1, 1, 3, 2},
 		f: func(x, k *Node) *Node { return convValid(x, k, 2) }},
+	// Stride-1 "same" convolutions: im2col + matmul for 1x1 and for 3x3 with >= 16 channels
+	// (convmatmul.go), the backend's convolution otherwise.
+	{name: "conv 3x3 same, 16 channels (matmul)", x: []int{2, 6, 7, 16}, k: []int{3, 3, 16, 5},
+		f: func(x, k *Node) *Node { return convSame(x, k) }},
+	{name: "conv 1x1 same (matmul)", x: []int{2, 5, 4, 6}, k: []int{1, 1, 6, 3},
+		f: func(x, k *Node) *Node { return convSame(x, k) }},
+	{name: "conv 3x3 same, 4 channels", x: []int{2, 6, 5, 4}, k: []int{3, 3, 4, 3},
+		f: func(x, k *Node) *Node { return convSame(x, k) }},
+	{name: "conv 5x5 same, 16 channels", x: []int{1, 7, 6, 16}, k: []int{5, 5, 16, 2},
+		f: func(x, k *Node) *Node { return convSame(x, k) }},
+	{name: "ReLU", x: []int{2, 4, 3, 5}, f: func(x, _ *Node) *Node { return ReLU(x) }},
 }
 
 func values(n int, seed uint64, ties bool) []float64 {
@@ -139,14 +152,14 @@ func relDiff(got, want []float64) float64 {
 	return math.Sqrt(num / den)
 }
 
-// TestStridedOpsOnEveryBackend checks the strided ops' values and gradients on every CPU backend
+// TestStridedOpsOnEveryBackend checks the strided ops' and convolutions' values and gradients on every CPU backend
 // (native and portable formulations, ONNX Runtime when installed) against the native pure-Go
 // forward in float64 and its finite differences: independent of GoMLX's autodiff, which is what
 // fails on ONNX Runtime (max pooling) and for even kernels (everywhere).
 func TestStridedOpsOnEveryBackend(t *testing.T) {
 	bs := backendtest.CPU(t)
 	gob := bs[0].Backend
-	for _, c := range stridedCases {
+	for _, c := range opCases {
 		xv := values(numel(c.x), 1, c.ties)
 		var kv []float64
 		if c.k != nil {
@@ -233,5 +246,23 @@ func TestNativeStridedNames(t *testing.T) {
 		if got := NativeStridedOn(be.Backend); got != want[be.Name] {
 			t.Errorf("NativeStridedOn(%s, Name() %q) = %v, want %v", be.Name, be.Backend.Name(), got, want[be.Name])
 		}
+	}
+}
+
+// TestMatmulConvChoice: which convolutions are written as matrix multiplications.
+func TestMatmulConvChoice(t *testing.T) {
+	for _, be := range backendtest.CPU(t) {
+		be.Use(t)
+		g := NewGraph(be.Backend, "choice")
+		for i, c := range []struct {
+			channels, k int
+			want        bool
+		}{{3, 1, true}, {3, 3, false}, {16, 3, true}, {128, 3, true}, {16, 7, false}, {3, 7, false}} {
+			x := Parameter(g, fmt.Sprintf("x%d", i), shapes.Make(dtypes.Float32, 1, 8, 8, c.channels))
+			if got := MatmulConv(x, c.k); got != c.want {
+				t.Errorf("%s: MatmulConv(%d channels, %dx%d) = %v, want %v", be.Name, c.channels, c.k, c.k, got, c.want)
+			}
+		}
+		g.Finalize()
 	}
 }

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""PyTorch CPU figures beside `learnresize bench` on the go backend (information, not a goal):
-learnable resizer inference at [8, 3, 300, 300] -> 150x150, and a training step of resizer + a small
-DenseNet (blocks (2, 2), growth 8, 64 -> 32, batch 16), same recipe (SGD 0.01, label smoothing 0.1).
-Uses the resizer of ../../../resizer/testdata/gen_resizer_parity.py. Run with Debian's python3-torch:
+"""PyTorch CPU figures beside `learnresize bench` (docs/BENCHMARKS.md): learnable resizer inference
+at [8, 3, 300, 300] -> 150x150; training steps (SGD 0.01, label smoothing 0.1) of resizer + a small
+DenseNet (blocks (2, 2), growth 8, 64 -> 32, batch 16, filters 4); and the tutorial's training step,
+resizer + DenseNet-121 (2 classes), 300 -> 150, batch 8, with and without the resizer.
+Uses the resizer of ../../../resizer/testdata/gen_resizer_parity.py. Compare at equal threads:
+Debian's PyTorch 1.13 uses 1 intra-op thread here unless told otherwise, so --threads defaults to
+the CPU count. Run with Debian's python3-torch and python3-torchvision:
 
-    /usr/bin/python3 internal/bench/testdata/torch_cpu.py
+    /usr/bin/python3 internal/bench/testdata/torch_cpu.py [--threads 2] [--seconds 10] [--only infer,small,tutorial]
 """
-import json, os, sys, time
+import argparse, json, os, sys, time
 
 import torch
 import torch.nn.functional as F
@@ -16,51 +19,76 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../
 from gen_resizer_parity import TorchResizer  # noqa: E402
 
 
-def timeit(fn, warm=2, seconds=10.0):
+def timeit(fn, seconds, warm=2):
     for _ in range(warm):
         fn()
-    n, t0 = 0, time.time()
-    while time.time() - t0 < seconds:
+    times = []
+    t0 = time.time()
+    while time.time() - t0 < seconds or len(times) < 3:
+        t = time.time()
         fn()
-        n += 1
-    return 1000 * (time.time() - t0) / n, n
+        times.append(1000 * (time.time() - t))
+    times.sort()
+    return sum(times) / len(times), times[len(times) // 2], len(times)
+
+
+class Model(torch.nn.Module):
+    def __init__(s, resizer, target, filters, densenet):
+        super().__init__()
+        s.target = target
+        s.rz = TorchResizer((target, target), filters, 1) if resizer else None
+        s.net = densenet
+
+    def forward(s, x):
+        x = x / 255.0
+        x = s.rz(x) if s.rz is not None else F.interpolate(x, size=(s.target, s.target), mode="bilinear", align_corners=False)
+        return s.net(x)
+
+
+def train_bench(name, resizer, batch, inp, target, filters, densenet, seconds, info):
+    torch.manual_seed(0)
+    m = Model(resizer, target, filters, densenet).train()
+    opt = torch.optim.SGD(m.parameters(), lr=0.01)
+    xb = torch.rand(batch, 3, inp, inp) * 255
+    yb = torch.randint(0, 2, (batch,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(m(xb), yb, label_smoothing=0.1)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    mean, median, n = timeit(step, seconds)
+    print(json.dumps(dict(bench=name, resizer=resizer, shape=info, mean_ms=round(mean, 1), median_ms=round(median, 1),
+                          img_per_s=round(batch * 1000 / median, 1), runs=n)), flush=True)
 
 
 def main():
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    rz = TorchResizer((150, 150), 16, 1).eval()
-    x = torch.rand(8, 3, 300, 300)
-    with torch.no_grad():
-        ms, n = timeit(lambda: rz(x))
-    print(json.dumps(dict(bench="resizer inference", shape="[8,300,300,3]->150x150", ms=round(ms, 1), img_per_s=round(8000 / ms, 1), runs=n, torch=torch.__version__, threads=threads)))
-
-    class Model(torch.nn.Module):
-        def __init__(s, resizer):
-            super().__init__()
-            s.rz = TorchResizer((32, 32), 4, 1) if resizer else None
-            s.net = torchvision.models.DenseNet(growth_rate=8, block_config=(2, 2), num_init_features=64, num_classes=2)
-
-        def forward(s, x):
-            x = x / 255.0
-            x = s.rz(x) if s.rz is not None else F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
-            return s.net(x)
-
-    for resizer in (True, False):
-        m = Model(resizer).train()
-        opt = torch.optim.SGD(m.parameters(), lr=0.01)
-        xb = torch.rand(16, 3, 64, 64) * 255
-        yb = torch.randint(0, 2, (16,))
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(m(xb), yb, label_smoothing=0.1)
-            loss.backward()
-            opt.step()
-            return loss.item()
-
-        ms, n = timeit(step)
-        print(json.dumps(dict(bench="train step", resizer=resizer, shape="batch 16, 64x64->32x32, DenseNet(2,2) growth 8", ms=round(ms, 1), img_per_s=round(16000 / ms, 1), runs=n)))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--only", default="infer,small,tutorial")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    only = a.only.split(",")
+    print(json.dumps(dict(torch=torch.__version__, torchvision=torchvision.__version__, threads=torch.get_num_threads())), flush=True)
+    if "infer" in only:
+        torch.manual_seed(0)
+        rz = TorchResizer((150, 150), 16, 1).eval()
+        x = torch.rand(8, 3, 300, 300)
+        with torch.no_grad():
+            mean, median, n = timeit(lambda: rz(x), a.seconds)
+        print(json.dumps(dict(bench="resizer inference", shape="[8,300,300,3]->150x150", mean_ms=round(mean, 1),
+                              median_ms=round(median, 1), img_per_s=round(8000 / median, 1), runs=n)), flush=True)
+    if "small" in only:
+        for resizer in (True, False):
+            net = torchvision.models.DenseNet(growth_rate=8, block_config=(2, 2), num_init_features=64, num_classes=2)
+            train_bench("train step small", resizer, 16, 64, 32, 4, net, a.seconds, "batch 16, 64x64->32x32, DenseNet(2,2) growth 8")
+    if "tutorial" in only:
+        for resizer in (True, False):
+            net = torchvision.models.densenet121(weights=None, num_classes=2)
+            train_bench("train step tutorial", resizer, 8, 300, 150, 16, net, a.seconds, "batch 8, 300x300->150x150, DenseNet-121")
 
 
 if __name__ == "__main__":
