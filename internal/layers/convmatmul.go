@@ -13,26 +13,47 @@ import (
 // Written as im2col (the k*k shifted copies of the input side by side on the channel axis) and one
 // matrix multiplication, the forward pass and both gradients are matrix multiplications, slices,
 // pads and concatenations, which both backends run well. The cost is memory: the im2col matrix is
-// k*k times the input and is kept for the backward pass, so it is used only for 1x1 kernels (no
-// copy at all) and for small kernels on inputs with many channels (DenseNet's 3x3 convolutions,
-// the resizer's 3x3 convolutions); the resizer's 7x7 convolutions on 3 or 16 channels keep the
-// backend's convolution.
+// k*k times the input and is kept for the backward pass, so it is bounded (matmulConvMaxBytes).
+//
+// The choice, per convolution (MatmulConv):
+//   - XLA: never (its convolutions are fast).
+//   - 1x1 kernels: always (a plain matrix product, no copy).
+//   - the pure-Go backend: every kernel whose im2col matrix fits the bound (its convolution is
+//     always the slower way).
+//   - elsewhere (ONNX Runtime): kernels up to 5x5 with at least 144 values per im2col row (3x3 on
+//     16 channels; DenseNet's 3x3 layers and space-to-depth stem), within the bound. The resizer's
+//     7x7 convolutions on 3 or 16 channels stay convolutions there: their im2col copies cost more
+//     than ONNX Runtime's own convolution.
 
-// matmulConvMinChannels is the least number of input channels for which a k x k (k > 1) convolution
-// is written as im2col + matmul; matmulConvMaxKernel the largest such k.
 const (
-	matmulConvMinChannels = 16
-	matmulConvMaxKernel   = 3
+	// matmulConvMaxBytes bounds the im2col matrix of one convolution (batch 64 at the tutorial's
+	// shapes: DenseNet's largest is 426 MB, the resizer's 3x3 ones 830 MB).
+	matmulConvMaxBytes = 1 << 30
+	// matmulConvMinRow and matmulConvMaxKernel bound the convolutions written as matmuls on backends
+	// other than the pure-Go one.
+	matmulConvMinRow    = 144
+	matmulConvMaxKernel = 5
 )
 
-// MatmulConv reports whether convSame writes a stride-1 convolution of NHWC x with a k x k kernel
-// as a matrix multiplication: on the pure-Go backend and ONNX Runtime (not XLA), for 1x1 kernels
-// and for k <= 3 with at least 16 input channels.
+// MatmulConv reports whether convSame and convValid write a stride-1 convolution of NHWC x with a
+// k x k kernel as a matrix multiplication (see the rules above).
 func MatmulConv(x *Node, k int) bool {
-	if x.Graph().Backend().Name() == "xla" {
+	name := x.Graph().Backend().Name()
+	if name == "xla" {
 		return false
 	}
-	return k == 1 || k <= matmulConvMaxKernel && x.Shape().Dimensions[3] >= matmulConvMinChannels
+	if k == 1 {
+		return true
+	}
+	d := x.Shape().Dimensions
+	bytes := x.Shape().Size() * k * k * x.DType().Size()
+	if bytes > matmulConvMaxBytes {
+		return false
+	}
+	if name == "Go Backend" || name == "go" {
+		return true
+	}
+	return k <= matmulConvMaxKernel && d[3]*k*k >= matmulConvMinRow
 }
 
 // convSame is a stride-1 convolution of NHWC x with kernel [k, k, in, out] (k odd) and Keras "same"
@@ -42,19 +63,23 @@ func convSame(x, kernel *Node) *Node {
 	if !MatmulConv(x, k) {
 		return Convolve(x, kernel).PadSame().Done()
 	}
-	return convSameMatmul(x, kernel)
+	return convMatmul(x, kernel, k/2)
 }
 
-// convSameMatmul is convSame as im2col + one matrix multiplication.
-func convSameMatmul(x, kernel *Node) *Node {
+// convMatmul is a stride-1 convolution with pad zeros on every side, as im2col + one matrix
+// multiplication.
+func convMatmul(x, kernel *Node, pad int) *Node {
 	d := x.Shape().Dimensions
-	n, h, w, c := d[0], d[1], d[2], d[3]
 	k, f := kernel.Shape().Dimensions[0], kernel.Shape().Dimensions[3]
+	n, c := d[0], d[3]
+	h, w := d[1]+2*pad-k+1, d[2]+2*pad-k+1
 	cols := x
 	if k > 1 {
-		p := k / 2
-		zero := ScalarZero(x.Graph(), x.DType())
-		xp := Pad(x, zero, PadAxis{}, PadAxis{Start: p, End: p}, PadAxis{Start: p, End: p}, PadAxis{})
+		xp := x
+		if pad > 0 {
+			zero := ScalarZero(x.Graph(), x.DType())
+			xp = Pad(x, zero, PadAxis{}, PadAxis{Start: pad, End: pad}, PadAxis{Start: pad, End: pad}, PadAxis{})
+		}
 		taps := make([]*Node, 0, k*k)
 		for i := range k {
 			for j := range k {

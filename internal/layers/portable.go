@@ -168,6 +168,9 @@ func convValid(x, kernel *Node, stride int) *Node {
 	if stride > 1 && (!NativeStrided(x.Graph()) || x.Graph().Backend().Name() != "xla") {
 		return convStridedPortable(x, kernel, stride)
 	}
+	if stride == 1 && MatmulConv(x, kernel.Shape().Dimensions[0]) {
+		return convMatmul(x, kernel, 0)
+	}
 	return Convolve(x, kernel).Strides(stride).NoPadding().Done()
 }
 
@@ -192,5 +195,8 @@ func convStridedPortable(x, kernel *Node, stride int) *Node {
 	kernel = fitAxis(fitAxis(kernel, 0, kc*s), 1, kc*s)
 	kernel = Reshape(kernel, kc, s, kc, s, in, out)
 	kernel = Reshape(TransposeAllAxes(kernel, 0, 2, 1, 3, 4, 5), kc, kc, s*s*in, out)
+	if MatmulConv(x, kc) {
+		return convMatmul(x, kernel, 0)
+	}
 	return Convolve(x, kernel).NoPadding().Done()
 }

@@ -52,6 +52,10 @@ var opCases = []opCase{
 		f: func(x, k *Node) *Node { return convSame(x, k) }},
 	{name: "conv 5x5 same, 16 channels", x: []int{1, 7, 6, 16}, k: []int{5, 5, 16, 2},
 		f: func(x, k *Node) *Node { return convSame(x, k) }},
+	{name: "conv 7x7 same, 3 channels", x: []int{1, 9, 8, 3}, k: []int{7, 7, 3, 2},
+		f: func(x, k *Node) *Node { return convSame(x, k) }},
+	{name: "conv 5x5/2 valid, 12 channels (stem-like)", x: []int{2, 13, 12, 12}, k: []int{5, 5, 12, 4},
+		f: func(x, k *Node) *Node { return convValid(x, k, 2) }},
 	{name: "ReLU", x: []int{2, 4, 3, 5}, f: func(x, _ *Node) *Node { return ReLU(x) }},
 }
 
@@ -254,11 +258,16 @@ func TestMatmulConvChoice(t *testing.T) {
 	for _, be := range backendtest.CPU(t) {
 		be.Use(t)
 		g := NewGraph(be.Backend, "choice")
+		goBackend := be.Name != "onnx"
 		for i, c := range []struct {
-			channels, k int
-			want        bool
-		}{{3, 1, true}, {3, 3, false}, {16, 3, true}, {128, 3, true}, {16, 7, false}, {3, 7, false}} {
-			x := Parameter(g, fmt.Sprintf("x%d", i), shapes.Make(dtypes.Float32, 1, 8, 8, c.channels))
+			batch, size, channels, k int
+			want                     bool
+		}{
+			{1, 8, 3, 1, true}, {1, 8, 3, 3, goBackend}, {1, 8, 16, 3, true}, {1, 8, 128, 3, true},
+			{1, 8, 12, 5, true}, {1, 8, 16, 7, goBackend}, {1, 8, 3, 7, goBackend},
+			{64, 300, 3, 7, false}, // im2col would be 3.4 GB
+		} {
+			x := Parameter(g, fmt.Sprintf("x%d", i), shapes.Make(dtypes.Float32, c.batch, c.size, c.size, c.channels))
 			if got := MatmulConv(x, c.k); got != c.want {
 				t.Errorf("%s: MatmulConv(%d channels, %dx%d) = %v, want %v", be.Name, c.channels, c.k, c.k, got, c.want)
 			}
