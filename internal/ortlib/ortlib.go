@@ -13,7 +13,13 @@ import (
 const EnvLibrary = "ONNXRUNTIME_SHARED_LIBRARY_PATH"
 
 // Config is the GoMLX backend configuration that runs ONNX Runtime on the CPU from the library lib.
-func Config(lib string) string { return "onnx:cpu," + lib }
+//
+// Memory patterns are off: with them, ONNX Runtime pre-plans one block per session for the whole
+// training graph, and the tutorial's training step (resizer + DenseNet-121, 300 -> 150) peaked at
+// 21 GB at batch 16 (the train, baseline and eval sessions of learnresize bench) against 12.8 GB
+// without, at the same speed; batch 64 did not fit in 24 GB. Turning the CPU arena off instead
+// saved more memory (9 GB) but made the step 2.3x slower.
+func Config(lib string) string { return "onnx:cpu," + lib + ",mem_pattern=false" }
 
 // Find returns the path of ONNX Runtime's shared library and where it was found, or "" when there
 // is none. In order: $ONNXRUNTIME_SHARED_LIBRARY_PATH (when set, only it is considered),
