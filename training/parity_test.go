@@ -42,12 +42,9 @@ type trainStepFixture struct {
 	} `json:"models"`
 }
 
-// TestTrainStepParityWithPyTorch: one training step of both tutorial models (small, with every
-// layer kind of the real ones) on every CPU backend, against an independent PyTorch implementation
-// in float64 (testdata/gen_train_step_parity.py): loss, logits and the gradient of every trainable
-// variable. This is the test that failed on ONNX Runtime before internal/layers' portable
-// formulations (the stem kernel's gradient was 2e-3 off through the max pool's gradient).
-func TestTrainStepParityWithPyTorch(t *testing.T) {
+// loadTrainStepFixture reads testdata/train_step_parity.json.
+func loadTrainStepFixture(t *testing.T) *trainStepFixture {
+	t.Helper()
 	raw, err := os.ReadFile("testdata/train_step_parity.json")
 	if err != nil {
 		t.Fatal(err)
@@ -56,11 +53,64 @@ func TestTrainStepParityWithPyTorch(t *testing.T) {
 	if err := json.Unmarshal(raw, &fx); err != nil {
 		t.Fatal(err)
 	}
-	c := fx.Config
-	labels := make([]float32, len(fx.Labels)*2)
+	return &fx
+}
+
+// oneHot returns the fixture's labels one-hot, [batch, 2], as float32 or float64.
+func (fx *trainStepFixture) oneHot(dtype dtypes.DType) *tensors.Tensor {
+	v := make([]float64, len(fx.Labels)*2)
 	for i, l := range fx.Labels {
-		labels[i*2+l] = 1
+		v[i*2+l] = 1
 	}
+	return fixtureTensor(v, []int{len(fx.Labels), 2}, dtype)
+}
+
+// store returns a store holding the fixture's weights in dtype.
+func (fx *trainStepFixture) store(t *testing.T, dtype dtypes.DType) *model.Store {
+	t.Helper()
+	store := model.NewStore()
+	for path, v := range fx.Variables {
+		scope, name := model.SplitPath(path)
+		d := make([]float64, len(v.Data))
+		for i := range d {
+			d[i] = float64(v.Data[i])
+		}
+		if _, err := store.Scope(scope).CreateVariable(name, fixtureTensor(d, v.Shape, dtype)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return store
+}
+
+// gradientPaths lists, sorted, the variables whose gradients the fixture has for a model.
+func (fx *trainStepFixture) gradientPaths(name string) []string {
+	paths := make([]string, 0, len(fx.Models[name].Gradients))
+	for p := range fx.Models[name].Gradients {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	return paths
+}
+
+func fixtureTensor(v []float64, dims []int, dtype dtypes.DType) *tensors.Tensor {
+	if dtype == dtypes.Float64 {
+		return tensors.FromFlatDataAndDimensions(v, dims...)
+	}
+	v32 := make([]float32, len(v))
+	for i := range v {
+		v32[i] = float32(v[i])
+	}
+	return tensors.FromFlatDataAndDimensions(v32, dims...)
+}
+
+// TestTrainStepParityWithPyTorch: one training step of both tutorial models (small, with every
+// layer kind of the real ones) on every CPU backend, against an independent PyTorch implementation
+// in float64 (testdata/gen_train_step_parity.py): loss, logits and the gradient of every trainable
+// variable. This is the test that failed on ONNX Runtime before internal/layers' portable
+// formulations (the stem kernel's gradient was 2e-3 off through the max pool's gradient).
+func TestTrainStepParityWithPyTorch(t *testing.T) {
+	fx := loadTrainStepFixture(t)
+	c := fx.Config
 	for _, be := range backendtest.CPU(t) {
 		be.Use(t)
 		for _, name := range []string{"resizer", "baseline"} {
@@ -68,18 +118,8 @@ func TestTrainStepParityWithPyTorch(t *testing.T) {
 			cfg := models.Config{InputHeight: c.Input[0], InputWidth: c.Input[1], TargetHeight: c.Target, TargetWidth: c.Target,
 				Interpolation: resizer.Bilinear, Resizer: name == "resizer", Filters: c.Filters, ResBlocks: c.ResBlocks,
 				Preset: "densenet121", Blocks: c.Blocks, Growth: c.Growth, Classes: 2}
-			store := model.NewStore()
-			for path, v := range fx.Variables {
-				scope, vname := model.SplitPath(path)
-				if _, err := store.Scope(scope).CreateVariable(vname, tensors.FromFlatDataAndDimensions(slices.Clone(v.Data), v.Shape...)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			paths := make([]string, 0, len(want.Gradients))
-			for p := range want.Gradients {
-				paths = append(paths, p)
-			}
-			slices.Sort(paths)
+			store := fx.store(t, dtypes.Float32)
+			paths := fx.gradientPaths(name)
 			exec, err := model.NewExec(be.Backend, store, func(scope *model.Scope, x, y *Node) []*Node {
 				g := x.Graph()
 				scope.Store().SetTraining(g, true)
@@ -95,7 +135,7 @@ func TestTrainStepParityWithPyTorch(t *testing.T) {
 				t.Fatal(err)
 			}
 			outs, err := exec.Exec(tensors.FromFlatDataAndDimensions(slices.Clone(fx.Pixels), c.Batch, c.Input[0], c.Input[1], 3),
-				tensors.FromFlatDataAndDimensions(labels, c.Batch, 2))
+				fx.oneHot(dtypes.Float32))
 			if err != nil {
 				t.Fatalf("%s on %s: %v", name, be.Name, err)
 			}
@@ -116,12 +156,12 @@ func TestTrainStepParityWithPyTorch(t *testing.T) {
 			if d := math.Abs(f64(outs[0])[0] - want.Loss); d > 1e-5 {
 				t.Errorf("%s on %s: loss %.7f, PyTorch %.7f", name, be.Name, f64(outs[0])[0], want.Loss)
 			}
-			if e := relDiff(f64(outs[1]), want.Logits); e > 1e-4 {
+			if e := backendtest.RelDiff(f64(outs[1]), want.Logits); e > 1e-4 {
 				t.Errorf("%s on %s: logits relative error %.2g", name, be.Name, e)
 			}
 			worst, worstPath := 0.0, ""
 			for i, p := range paths {
-				e := relDiff(f64(outs[2+i]), want.Gradients[p])
+				e := backendtest.RelDiff(f64(outs[2+i]), want.Gradients[p])
 				if e > worst || math.IsNaN(e) {
 					worst, worstPath = e, p
 				}
@@ -141,19 +181,8 @@ func TestTrainStepParityWithPyTorch(t *testing.T) {
 // 1e-7. (models.Build computes in float32, so the model is assembled from its parts here; ONNX
 // Runtime runs float64 convolutions in float32, so it is covered by the float32 test only.)
 func TestTrainStepParityFloat64(t *testing.T) {
-	raw, err := os.ReadFile("testdata/train_step_parity.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fx trainStepFixture
-	if err := json.Unmarshal(raw, &fx); err != nil {
-		t.Fatal(err)
-	}
+	fx := loadTrainStepFixture(t)
 	c := fx.Config
-	labels := make([]float64, len(fx.Labels)*2)
-	for i, l := range fx.Labels {
-		labels[i*2+l] = 1
-	}
 	for _, be := range backendtest.CPU(t) {
 		if be.Name == "onnx" {
 			continue
@@ -161,22 +190,8 @@ func TestTrainStepParityFloat64(t *testing.T) {
 		be.Use(t)
 		for _, name := range []string{"resizer", "baseline"} {
 			want := fx.Models[name]
-			store := model.NewStore()
-			for path, v := range fx.Variables {
-				scope, vname := model.SplitPath(path)
-				d := make([]float64, len(v.Data))
-				for i := range d {
-					d[i] = float64(v.Data[i])
-				}
-				if _, err := store.Scope(scope).CreateVariable(vname, tensors.FromFlatDataAndDimensions(d, v.Shape...)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			paths := make([]string, 0, len(want.Gradients))
-			for p := range want.Gradients {
-				paths = append(paths, p)
-			}
-			slices.Sort(paths)
+			store := fx.store(t, dtypes.Float64)
+			paths := fx.gradientPaths(name)
 			outs, err := model.CallOnceN(be.Backend, store, func(scope *model.Scope, x, y *Node) []*Node {
 				g := x.Graph()
 				scope.Store().SetTraining(g, true)
@@ -194,7 +209,7 @@ func TestTrainStepParityFloat64(t *testing.T) {
 				}
 				return append([]*Node{loss}, Gradient(loss, vars...)...)
 			}, tensors.FromFlatDataAndDimensions(slices.Clone(fx.Pixels), c.Batch, c.Input[0], c.Input[1], 3),
-				tensors.FromFlatDataAndDimensions(labels, c.Batch, 2))
+				fx.oneHot(dtypes.Float64))
 			if err != nil {
 				t.Fatalf("%s on %s: %v", name, be.Name, err)
 			}
@@ -203,7 +218,7 @@ func TestTrainStepParityFloat64(t *testing.T) {
 			}
 			worst := 0.0
 			for i, p := range paths {
-				e := relDiff(tensors.MustCopyFlatData[float64](outs[1+i]), want.Gradients[p])
+				e := backendtest.RelDiff(tensors.MustCopyFlatData[float64](outs[1+i]), want.Gradients[p])
 				worst = max(worst, e)
 				if e > 1e-7 || math.IsNaN(e) {
 					t.Errorf("%s on %s: gradient of %s: relative error %.2g", name, be.Name, p, e)
@@ -212,20 +227,4 @@ func TestTrainStepParityFloat64(t *testing.T) {
 			t.Logf("%-8s on %-11s float64: %d gradients, worst relative error %.2g", name, be.Name, len(paths), worst)
 		}
 	}
-}
-
-// relDiff is |got - want| / |want| over whole tensors (Euclidean norms).
-func relDiff(got, want []float64) float64 {
-	if len(got) != len(want) {
-		return math.Inf(1)
-	}
-	var num, den float64
-	for i := range want {
-		num += (got[i] - want[i]) * (got[i] - want[i])
-		den += want[i] * want[i]
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
 }

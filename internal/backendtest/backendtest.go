@@ -11,6 +11,7 @@
 package backendtest
 
 import (
+	"math"
 	"os"
 	"sync"
 	"testing"
@@ -84,4 +85,21 @@ func CPU(t testing.TB) []Backend {
 		t.Log("no ONNX Runtime library found: testing the go backend only (scripts/install_onnxruntime.sh installs it)")
 	}
 	return backends
+}
+
+// RelDiff is |got - want| / |want| over whole tensors (Euclidean norms; |got - want| when want is
+// zero, +Inf when the lengths differ).
+func RelDiff(got, want []float64) float64 {
+	if len(got) != len(want) {
+		return math.Inf(1)
+	}
+	var num, den float64
+	for i := range want {
+		num += (got[i] - want[i]) * (got[i] - want[i])
+		den += want[i] * want[i]
+	}
+	if den == 0 {
+		return math.Sqrt(num)
+	}
+	return math.Sqrt(num / den)
 }

@@ -144,18 +144,6 @@ func finiteDifferences(b compute.Backend, c opCase, xv, kv, rv []float64, ydims 
 	return gx, gk
 }
 
-func relDiff(got, want []float64) float64 {
-	var num, den float64
-	for i := range want {
-		num += (got[i] - want[i]) * (got[i] - want[i])
-		den += want[i] * want[i]
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
-}
-
 // TestStridedOpsOnEveryBackend checks the strided ops' and convolutions' values and gradients on every CPU backend
 // (native and portable formulations, ONNX Runtime when installed) against the native pure-Go
 // forward in float64 and its finite differences: independent of GoMLX's autodiff, which is what
@@ -203,10 +191,10 @@ func TestStridedOpsOnEveryBackend(t *testing.T) {
 				if dtype == dtypes.Float64 {
 					tol = 1e-8
 				}
-				ey, egx := relDiff(y, refY), relDiff(gx, refGX)
+				ey, egx := backendtest.RelDiff(y, refY), backendtest.RelDiff(gx, refGX)
 				egk := 0.0
 				if c.k != nil {
-					egk = relDiff(gk, refGK)
+					egk = backendtest.RelDiff(gk, refGK)
 				}
 				if ey > tol || egx > tol || egk > tol || math.IsNaN(ey+egx+egk) {
 					t.Errorf("%s on %s %s: relative error y %.2g, dx %.2g, dk %.2g (tolerance %g)", c.name, be.Name, dtype, ey, egx, egk, tol)
@@ -235,7 +223,7 @@ func TestEvenKernelGradientIsWrongInGoMLX(t *testing.T) {
 		t.Fatal(err)
 	}
 	fx, _ := finiteDifferences(gob, c, xv, kv, rv, ydims)
-	e := relDiff(gx, fx)
+	e := backendtest.RelDiff(gx, fx)
 	t.Logf("4x4 input gradient: relative error %.2g against finite differences", e)
 	if e < 1e-6 {
 		t.Error("GoMLX's even-kernel input gradient now agrees with finite differences: lift the odd-kernel restriction in Conv and convStridedPortable")
