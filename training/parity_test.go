@@ -62,7 +62,7 @@ func (fx *trainStepFixture) oneHot(dtype dtypes.DType) *tensors.Tensor {
 	for i, l := range fx.Labels {
 		v[i*2+l] = 1
 	}
-	return fixtureTensor(v, []int{len(fx.Labels), 2}, dtype)
+	return backendtest.FloatTensor(v, []int{len(fx.Labels), 2}, dtype)
 }
 
 // store returns a store holding the fixture's weights in dtype.
@@ -75,7 +75,7 @@ func (fx *trainStepFixture) store(t *testing.T, dtype dtypes.DType) *model.Store
 		for i := range d {
 			d[i] = float64(v.Data[i])
 		}
-		if _, err := store.Scope(scope).CreateVariable(name, fixtureTensor(d, v.Shape, dtype)); err != nil {
+		if _, err := store.Scope(scope).CreateVariable(name, backendtest.FloatTensor(d, v.Shape, dtype)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -90,17 +90,6 @@ func (fx *trainStepFixture) gradientPaths(name string) []string {
 	}
 	slices.Sort(paths)
 	return paths
-}
-
-func fixtureTensor(v []float64, dims []int, dtype dtypes.DType) *tensors.Tensor {
-	if dtype == dtypes.Float64 {
-		return tensors.FromFlatDataAndDimensions(v, dims...)
-	}
-	v32 := make([]float32, len(v))
-	for i := range v {
-		v32[i] = float32(v[i])
-	}
-	return tensors.FromFlatDataAndDimensions(v32, dims...)
 }
 
 // TestTrainStepParityWithPyTorch: one training step of both tutorial models (small, with every

@@ -18,7 +18,9 @@ import (
 
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute-onnx"
+	"github.com/gomlx/compute/dtypes"
 	_ "github.com/gomlx/compute/gobackend"
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/learnresize/learnresize/internal/ortlib"
 )
@@ -102,4 +104,16 @@ func RelDiff(got, want []float64) float64 {
 		return math.Sqrt(num)
 	}
 	return math.Sqrt(num / den)
+}
+
+// FloatTensor makes a float64 or float32 tensor (by dtype) of the values v shaped dims.
+func FloatTensor(v []float64, dims []int, dtype dtypes.DType) *tensors.Tensor {
+	if dtype == dtypes.Float64 {
+		return tensors.FromFlatDataAndDimensions(v, dims...)
+	}
+	v32 := make([]float32, len(v))
+	for i := range v {
+		v32[i] = float32(v[i])
+	}
+	return tensors.FromFlatDataAndDimensions(v32, dims...)
 }

@@ -80,17 +80,6 @@ func numel(dims []int) int {
 	return n
 }
 
-func asTensor(v []float64, dims []int, dtype dtypes.DType) *tensors.Tensor {
-	if dtype == dtypes.Float64 {
-		return tensors.FromFlatDataAndDimensions(v, dims...)
-	}
-	v32 := make([]float32, len(v))
-	for i := range v {
-		v32[i] = float32(v[i])
-	}
-	return tensors.FromFlatDataAndDimensions(v32, dims...)
-}
-
 // evalCase returns y and the gradients of sum(y*r) with respect to x and k, as float64.
 func evalCase(b compute.Backend, c opCase, dtype dtypes.DType, xv, kv []float64, r func([]int) []float64) (y, gx, gk []float64, err error) {
 	defer func() {
@@ -102,14 +91,14 @@ func evalCase(b compute.Backend, c opCase, dtype dtypes.DType, xv, kv []float64,
 	if kdims == nil {
 		kdims = []int{1}
 	}
-	x, k := asTensor(xv, c.x, dtype), asTensor(kv, kdims, dtype)
+	x, k := backendtest.FloatTensor(xv, c.x, dtype), backendtest.FloatTensor(kv, kdims, dtype)
 	yt := MustNewExec(b, c.f).MustExec1(x, k)
 	rv := r(yt.Shape().Dimensions)
 	outs := MustNewExec(b, func(x, k, r *Node) []*Node {
 		y := c.f(x, k)
 		g := Gradient(ReduceAllSum(Mul(y, r)), x, k)
 		return []*Node{ConvertDType(y, dtypes.Float64), ConvertDType(g[0], dtypes.Float64), ConvertDType(g[1], dtypes.Float64)}
-	}).MustExec(x, k, asTensor(rv, yt.Shape().Dimensions, dtype))
+	}).MustExec(x, k, backendtest.FloatTensor(rv, yt.Shape().Dimensions, dtype))
 	return tensors.MustCopyFlatData[float64](outs[0]), tensors.MustCopyFlatData[float64](outs[1]),
 		tensors.MustCopyFlatData[float64](outs[2]), nil
 }
@@ -122,7 +111,7 @@ func finiteDifferences(b compute.Backend, c opCase, xv, kv, rv []float64, ydims 
 	}
 	exec := MustNewExec(b, func(x, k, r *Node) *Node { return ReduceAllSum(Mul(c.f(x, k), r)) })
 	loss := func(x, k []float64) float64 {
-		out := exec.MustExec1(asTensor(x, c.x, dtypes.Float64), asTensor(k, kdims, dtypes.Float64), asTensor(rv, ydims, dtypes.Float64))
+		out := exec.MustExec1(backendtest.FloatTensor(x, c.x, dtypes.Float64), backendtest.FloatTensor(k, kdims, dtypes.Float64), backendtest.FloatTensor(rv, ydims, dtypes.Float64))
 		return tensors.MustCopyFlatData[float64](out)[0]
 	}
 	const eps = 1e-6
