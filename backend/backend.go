@@ -107,23 +107,19 @@ func New() (compute.Backend, Info, error) {
 	} else {
 		why = append(why, "no NVIDIA GPU found")
 	}
-	if p := os.Getenv(EnvONNXRuntime); p != "" {
-		// The user named the library: failing to use it is an error, as for the variables above.
-		if !isFile(p) {
-			return nil, Info{}, fmt.Errorf("%s=%q: no such file; point it at libonnxruntime.so or unset it", EnvONNXRuntime, p)
-		}
-		cfg := ONNXConfig(p)
-		b, err := start(cfg)
-		if err != nil {
-			return nil, Info{}, fmt.Errorf("%s=%q (asked for by the user) cannot start: %w", EnvONNXRuntime, p, err)
-		}
-		return b, describe(b, cfg, strings.Join(append(why, "ONNX Runtime library set by "+EnvONNXRuntime), "; ")), nil
+	lib, source := FindONNXRuntime()
+	named := os.Getenv(EnvONNXRuntime) // the user named the library: failing to use it is an error
+	if named != "" && lib == "" {
+		return nil, Info{}, fmt.Errorf("%s=%q: no such file; point it at libonnxruntime.so or unset it", EnvONNXRuntime, named)
 	}
-	if lib, source := FindONNXRuntime(); lib != "" {
+	if lib != "" {
 		cfg := ONNXConfig(lib)
 		b, err := start(cfg)
 		if err == nil {
 			return b, describe(b, cfg, strings.Join(append(why, "ONNX Runtime library "+source), "; ")), nil
+		}
+		if named != "" {
+			return nil, Info{}, fmt.Errorf("%s=%q (asked for by the user) cannot start: %w", EnvONNXRuntime, named, err)
 		}
 		why = append(why, fmt.Sprintf("ONNX Runtime %s: %v", lib, firstLine(err)))
 	} else {
@@ -167,11 +163,6 @@ func ONNXConfig(lib string) string { return ortlib.Config(lib) }
 // scripts/install_onnxruntime.sh and compute-onnx's installer put it), then the usual library
 // folders and npm's global onnxruntime-node package.
 func FindONNXRuntime() (path, source string) { return ortlib.Find() }
-
-func isFile(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular()
-}
 
 type candidate struct{ config, source string }
 
@@ -257,10 +248,11 @@ func describe(b compute.Backend, cfg, reason string) Info {
 		dev = b.DeviceDescription(0)
 	}
 	name, opts, _ := strings.Cut(cfg, ":")
-	if name == "go" || (name == "onnx" || name == "onnxruntime") && strings.HasPrefix(opts, "cpu") {
-		dev = fmt.Sprintf("CPU, %d cores", runtime.NumCPU())
+	info := Info{Config: cfg, Name: name, Device: dev, Reason: reason}
+	if info.IsGo() || info.IsONNX() && strings.HasPrefix(opts, "cpu") {
+		info.Device = fmt.Sprintf("CPU, %d cores", runtime.NumCPU())
 	}
-	return Info{Config: cfg, Name: name, Device: dev, Reason: reason}
+	return info
 }
 
 func firstLine(err error) string {

@@ -28,8 +28,8 @@ const (
 	// out/in = p/q in lowest terms, p phases), then interleaves the phases. An integer factor with
 	// uniform weights (300→150 bilinear is a 2×2 mean) becomes a reshape and a mean. Its backward pass
 	// is pads and sums, again with no scatter. The strided slices are layers.SliceAxisStrided, whose
-	// portable form (reshapes, no interior padding in the gradient) runs on ONNX Runtime. Ratios with many phases (p > MaxBandedPhases) fall back
-	// to Dense.
+	// portable form (reshapes, no interior padding in the gradient) runs on ONNX Runtime. Ratios with
+	// many phases (p > MaxBandedPhases) fall back to Dense.
 	Banded
 )
 

@@ -38,8 +38,8 @@ const (
 // MatmulConv reports whether convSame and convValid write a stride-1 convolution of NHWC x with a
 // k x k kernel as a matrix multiplication (see the rules above).
 func MatmulConv(x *Node, k int) bool {
-	name := x.Graph().Backend().Name()
-	if name == "xla" {
+	b := x.Graph().Backend()
+	if isXLA(b) {
 		return false
 	}
 	if k == 1 {
@@ -50,7 +50,7 @@ func MatmulConv(x *Node, k int) bool {
 	if bytes > matmulConvMaxBytes {
 		return false
 	}
-	if name == "Go Backend" || name == "go" {
+	if isGoBackend(b) {
 		return true
 	}
 	return k <= matmulConvMaxKernel && d[3]*k*k >= matmulConvMinRow

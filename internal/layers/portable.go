@@ -38,12 +38,15 @@ func NativeStridedOn(b compute.Backend) bool {
 	if os.Getenv(EnvPortable) != "" {
 		return false
 	}
-	switch b.Name() {
-	case "Go Backend", "go", "xla": // compute v0.1.14's go backend calls itself "Go Backend" (its String is "go")
-		return true
-	}
-	return false
+	return isGoBackend(b) || isXLA(b)
 }
+
+// isGoBackend reports whether b is GoMLX's pure-Go backend (compute v0.1.14's calls itself
+// "Go Backend"; its String is "go").
+func isGoBackend(b compute.Backend) bool { return b.Name() == "Go Backend" || b.Name() == "go" }
+
+// isXLA reports whether b is XLA (go-xla).
+func isXLA(b compute.Backend) bool { return b.Name() == "xla" }
 
 // SliceAxisStrided returns count elements of x along axis, starting at start, every stride
 // elements: x[..., start : start+(count-1)*stride+1 : stride, ...].
@@ -162,10 +165,10 @@ func AvgPool2D(x *Node, window, stride int) *Node {
 // backend too, because there, in float32, the tutorial-shaped training graph (a resizer in front
 // of DenseNet's strided stem, so that the stem's input gradient is taken) gave gradients up to 5%
 // off PyTorch's, deterministically, while float64 matched to 3e-9 and the same convolution alone
-// matched to 6e-7 (training/parity_test.go has the case; with the portable form the worst error
-// is 2.6e-4, float32 rounding, as on ONNX Runtime).
+// matched to 6e-7 (training/parity_test.go has the case; with the portable form the errors are
+// float32 rounding, as on ONNX Runtime).
 func convValid(x, kernel *Node, stride int) *Node {
-	if stride > 1 && (!NativeStrided(x.Graph()) || x.Graph().Backend().Name() != "xla") {
+	if stride > 1 && !(NativeStrided(x.Graph()) && isXLA(x.Graph().Backend())) {
 		return convStridedPortable(x, kernel, stride)
 	}
 	if stride == 1 && MatmulConv(x, kernel.Shape().Dimensions[0]) {
