@@ -55,6 +55,13 @@ func devicePrefetch(b compute.Backend, seq iter.Seq2[train.Batch, error], depth 
 				if err != nil {
 					return
 				}
+				// Once the consumer has gone, read no further. (The send above may still win the race
+				// against stop while the consumer drains ch: select picks at random among ready cases.)
+				select {
+				case <-stop:
+					return
+				default:
+				}
 			}
 		}()
 		defer func() {
