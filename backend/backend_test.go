@@ -42,6 +42,26 @@ func TestPluginEnvErrors(t *testing.T) {
 	}
 }
 
+// On a machine with an NVIDIA GPU and a CUDA PJRT plugin (go-xla's, or a Python JAX install's), New
+// picks XLA on the GPU by itself and its report names the GPU and where the plugin came from. It
+// skips elsewhere; the GPU runs (scripts/gpu_session.sh) run it with no backend variable set.
+func TestDefaultPicksGPU(t *testing.T) {
+	if !HasNVIDIAGPU() {
+		t.Skip("no NVIDIA GPU on this machine")
+	}
+	t.Setenv(EnvBackend, "")
+	t.Setenv(EnvPlugin, "")
+	b, info, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Finalize()
+	t.Log(info)
+	if info.Name != "xla" || !strings.Contains(info.Reason, "NVIDIA GPU found") || strings.Contains(strings.ToLower(info.Device), "cpu") {
+		t.Errorf("info = %s, want XLA on the NVIDIA GPU", info)
+	}
+}
+
 // Without a GPU and without an ONNX Runtime library, the pure-Go backend runs and says why.
 func TestDefaultWithoutGPU(t *testing.T) {
 	if HasNVIDIAGPU() {

@@ -93,14 +93,14 @@ func (fx *trainStepFixture) gradientPaths(name string) []string {
 }
 
 // TestTrainStepParityWithPyTorch: one training step of both tutorial models (small, with every
-// layer kind of the real ones) on every CPU backend, against an independent PyTorch implementation
+// layer kind of the real ones) on every backend (backendtest.All), against an independent PyTorch implementation
 // in float64 (testdata/gen_train_step_parity.py): loss, logits and the gradient of every trainable
 // variable. This is the test that failed on ONNX Runtime before internal/layers' portable
 // formulations (the stem kernel's gradient was 2e-3 off through the max pool's gradient).
 func TestTrainStepParityWithPyTorch(t *testing.T) {
 	fx := loadTrainStepFixture(t)
 	c := fx.Config
-	for _, be := range backendtest.CPU(t) {
+	for _, be := range backendtest.All(t) {
 		be.Use(t)
 		for _, name := range []string{"resizer", "baseline"} {
 			want := fx.Models[name]
@@ -172,7 +172,7 @@ func TestTrainStepParityWithPyTorch(t *testing.T) {
 func TestTrainStepParityFloat64(t *testing.T) {
 	fx := loadTrainStepFixture(t)
 	c := fx.Config
-	for _, be := range backendtest.CPU(t) {
+	for _, be := range backendtest.All(t) {
 		if be.Name == "onnx" {
 			continue
 		}

@@ -1,18 +1,25 @@
-// Package backendtest gives tests every CPU backend the project trains on, so that numerical tests
+// Package backendtest gives tests every backend the project trains on, so that numerical tests
 // (values and gradients) run on each of them in one go test run:
 //
 //   - "go": GoMLX's pure-Go backend, with the native strided ops;
 //   - "go-portable": the same backend with internal/layers' portable formulations (the ones ONNX
 //     Runtime runs), so that they are checked even where ONNX Runtime is absent;
-//   - "onnx": ONNX Runtime on the CPU (GoMLX's compute-onnx), when its library is found.
+//   - "onnx": ONNX Runtime on the CPU (GoMLX's compute-onnx), when its library is found;
+//   - "xla": only when GOMLX_BACKEND names an XLA configuration (the GPU machine runs the test
+//     binaries with "xla:<cuda plugin>"); then the list is "go" (the reference some tests need)
+//     and "xla", and the CPU-only variants are left out.
+//
+// The first backend is always "go".
 //
 // With LEARNRESIZE_REQUIRE_ONNX set (CI sets it), a missing ONNX Runtime library fails the test
 // instead of leaving ONNX Runtime out.
 package backendtest
 
 import (
+	"fmt"
 	"math"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -20,6 +27,7 @@ import (
 	_ "github.com/gomlx/compute-onnx"
 	"github.com/gomlx/compute/dtypes"
 	_ "github.com/gomlx/compute/gobackend"
+	_ "github.com/gomlx/go-xla/compute/xla"
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/learnresize/learnresize/internal/ortlib"
@@ -51,15 +59,45 @@ func (b Backend) Use(t testing.TB) {
 }
 
 var (
+	xlaOnce sync.Once
+	xlaBE   []Backend
+	xlaErr  error
+
 	once     sync.Once
 	backends []Backend
 	onnxErr  error
 	onnxLib  string
 )
 
-// CPU returns the CPU backends to test on (started once per test binary).
-func CPU(t testing.TB) []Backend {
+// All returns the backends to test on (started once per test binary): the CPU ones, or go and the
+// XLA configuration GOMLX_BACKEND names (for a plugin outside go-xla's folders, set XLA_FLAGS' CUDA
+// data dir as package backend does).
+func All(t testing.TB) []Backend {
 	t.Helper()
+	if cfg := os.Getenv(compute.ConfigEnvVar); strings.HasPrefix(cfg, "xla") {
+		xlaOnce.Do(func() {
+			defer func() {
+				if r := recover(); r != nil {
+					xlaErr = fmt.Errorf("%v", r)
+				}
+			}()
+			gob, err := compute.NewWithConfig("go")
+			if err != nil {
+				xlaErr = err
+				return
+			}
+			b, err := compute.NewWithConfig(cfg)
+			if err != nil {
+				xlaErr = err
+				return
+			}
+			xlaBE = []Backend{{Name: "go", Backend: gob}, {Name: "xla", Backend: b}}
+		})
+		if xlaErr != nil {
+			t.Fatalf("%s=%q does not start: %v", compute.ConfigEnvVar, cfg, xlaErr)
+		}
+		return xlaBE
+	}
 	once.Do(func() {
 		gob, err := compute.NewWithConfig("go")
 		if err != nil {

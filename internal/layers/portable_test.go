@@ -133,12 +133,12 @@ func finiteDifferences(b compute.Backend, c opCase, xv, kv, rv []float64, ydims 
 	return gx, gk
 }
 
-// TestStridedOpsOnEveryBackend checks the strided ops' and convolutions' values and gradients on every CPU backend
+// TestStridedOpsOnEveryBackend checks the strided ops' and convolutions' values and gradients on every backend (backendtest.All)
 // (native and portable formulations, ONNX Runtime when installed) against the native pure-Go
 // forward in float64 and its finite differences: independent of GoMLX's autodiff, which is what
 // fails on ONNX Runtime (max pooling) and for even kernels (everywhere).
 func TestStridedOpsOnEveryBackend(t *testing.T) {
-	bs := backendtest.CPU(t)
+	bs := backendtest.All(t)
 	gob := bs[0].Backend
 	for _, c := range opCases {
 		xv := values(numel(c.x), 1, c.ties)
@@ -198,7 +198,7 @@ func TestStridedOpsOnEveryBackend(t *testing.T) {
 // convolution disagrees with finite differences. If a GoMLX upgrade fixes it, this test fails and
 // the restriction can go.
 func TestEvenKernelGradientIsWrongInGoMLX(t *testing.T) {
-	gob := backendtest.CPU(t)[0].Backend
+	gob := backendtest.All(t)[0].Backend
 	c := opCase{name: "conv 4x4 valid", x: []int{1, 7, 7, 2}, k: []int{4, 4, 2, 3},
 		f: func(x, k *Node) *Node { return Convolve(x, k).NoPadding().Done() }}
 	xv, kv := values(numel(c.x), 1, false), values(numel(c.k), 2, false)
@@ -221,8 +221,8 @@ func TestEvenKernelGradientIsWrongInGoMLX(t *testing.T) {
 
 // TestNativeStridedNames: the rule must recognise the backends it means by the names they give.
 func TestNativeStridedNames(t *testing.T) {
-	want := map[string]bool{"go": true, "go-portable": false, "onnx": false}
-	for _, be := range backendtest.CPU(t) {
+	want := map[string]bool{"go": true, "go-portable": false, "onnx": false, "xla": true}
+	for _, be := range backendtest.All(t) {
 		be.Use(t)
 		if got := NativeStridedOn(be.Backend); got != want[be.Name] {
 			t.Errorf("NativeStridedOn(%s, Name() %q) = %v, want %v", be.Name, be.Backend.Name(), got, want[be.Name])
@@ -232,10 +232,20 @@ func TestNativeStridedNames(t *testing.T) {
 
 // TestMatmulConvChoice: which convolutions are written as matrix multiplications.
 func TestMatmulConvChoice(t *testing.T) {
-	for _, be := range backendtest.CPU(t) {
+	for _, be := range backendtest.All(t) {
 		be.Use(t)
 		g := NewGraph(be.Backend, "choice")
 		goBackend := be.Name != "onnx"
+		if be.Name == "xla" { // XLA runs every convolution natively (cuDNN)
+			for _, c := range []int{1, 3, 7} {
+				x := Parameter(g, fmt.Sprintf("xla%d", c), shapes.Make(dtypes.Float32, 1, 8, 8, 16))
+				if MatmulConv(x, c) {
+					t.Errorf("xla: MatmulConv(16 channels, %dx%d) = true, want false", c, c)
+				}
+			}
+			g.Finalize()
+			continue
+		}
 		for i, c := range []struct {
 			batch, size, channels, k int
 			want                     bool

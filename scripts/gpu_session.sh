@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# gpu_session.sh: issue 12's work for one device-tool call on a GPU machine with no Go and no
+# internet, from what scripts/gpu_prepare.sh put in devdata/. It never stops at a failure, time-boxes
+# every part so that it ends before DEADLINE, and leaves everything in one tarball, $OUT/results.tgz
+# (refreshed after each part, so a cut-short call still brings back what finished), with the
+# summary printed last.
+#
+#   scripts/gpu_session.sh                        # PARTS="tests peer bench bench-bf16 compare"
+#   PARTS="peer bench dump" scripts/gpu_session.sh
+#
+# Parts:
+#   tests       the test binaries of gpu_prepare.sh on XLA, TF32 off (tf32=false and
+#               NVIDIA_TF32_OVERRIDE=0, so cuBLAS and cuDNN compute in full float32) and TF32 on (XLA's
+#               default on CUDA) side by side; the backend package's test runs too (New must pick
+#               the GPU by itself). Without a GPU plugin (a dry run) they run on the default backend.
+#   peer, bench, bench-bf16, epoch, compare, peer-accuracy, dump, info: scripts/bench_gpu.sh's parts
+#               (info always runs first).
+#
+# Environment: DEADLINE (seconds, default 540), PARTS, DURATION (bench, default 5s), SEEDS (3),
+# EPOCHS (5), BENCH_FLAGS (as bench_gpu.sh), TEST_TIMEOUT (seconds per test binary, default 180),
+# PLUGIN (the CUDA PJRT plugin; default: found in a Python JAX install).
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+DEADLINE="${DEADLINE:-540}"
+PARTS="${PARTS:-tests peer bench bench-bf16 compare}"
+RES="${RES:-/tmp/gpu-results}"
+OUTDIR="${OUT:-gpu-results-out}"
+TEST_TIMEOUT="${TEST_TIMEOUT:-180}"
+export DURATION="${DURATION:-5s}" SEEDS="${SEEDS:-3}" EPOCHS="${EPOCHS:-5}"
+t0=$SECONDS
+mkdir -p "$RES/tests" "$RES/bench" "$OUTDIR"
+
+left() { echo $((DEADLINE - (SECONDS - t0))); }
+log() { echo "[$(date -u +%T) +$((SECONDS - t0))s] $*" | tee -a "$RES/session.log" >&2; }
+pack() { # data caches, checkpoints and split copies stay behind: only logs, JSON, CSV and figures come back
+	tar czf "$OUTDIR/results.tgz.tmp" -C "$(dirname "$RES")" --exclude=data --exclude=checkpoints \
+		--exclude=split --exclude=xla-dump "$(basename "$RES")" && mv "$OUTDIR/results.tgz.tmp" "$OUTDIR/results.tgz"
+}
+
+# --- binaries
+if [[ ! -x bin/learnresize ]]; then
+	mkdir -p bin
+	tar xJf devdata/gpubin.tar.xz -C bin 2>/dev/null ||
+		python3 -c 'import tarfile; tarfile.open("devdata/gpubin.tar.xz").extractall("bin")' ||
+		{ log "cannot unpack devdata/gpubin.tar.xz (run scripts/gpu_prepare.sh where Go is)"; exit 1; }
+fi
+log "binaries: $(ls bin | tr '\n' ' ')"
+
+# --- the CUDA plugin of a Python JAX install (the GPU machine has JAX, not go-xla's download)
+if [[ -z "${PLUGIN:-}" ]]; then
+	PLUGIN="$(ls /opt/*/.venv/lib/python3*/site-packages/jax_plugins/xla_cuda*/xla_cuda_plugin.so \
+		/usr/local/lib/python3*/*-packages/jax_plugins/xla_cuda*/xla_cuda_plugin.so 2>/dev/null | sort -r | head -1)"
+fi
+if [[ -n "$PLUGIN" ]]; then
+	sp="$(dirname "$(dirname "$(dirname "$PLUGIN")")")"
+	export XLA_FLAGS="--xla_gpu_cuda_data_dir=$sp/nvidia ${XLA_FLAGS:-}" GOPJRT_CUDA_CHECKS=0
+fi
+log "plugin: ${PLUGIN:-none (dry run on the default backend)}"
+
+run_tests() { # LABEL BACKEND-CONFIG [VAR=VALUE...]: every test binary, in parallel, in its package folder
+	local label="$1" cfg="$2"
+	shift 2
+	local b n dir
+	for b in bin/*.test; do
+		n="$(basename "$b" .test)"
+		dir="${n//_//}"
+		(cd "$dir" && env "$@" GOMLX_BACKEND="$cfg" timeout -k 5 "$TEST_TIMEOUT" "$here/$b" -test.v \
+			-test.timeout "$((TEST_TIMEOUT - 5))s") >"$RES/tests/$label.$n.log" 2>&1 &
+	done
+}
+
+part_tests() {
+	if [[ -n "$PLUGIN" ]]; then
+		run_tests tf32-off "xla:$PLUGIN,tf32=false" NVIDIA_TF32_OVERRIDE=0
+		run_tests tf32-on "xla:$PLUGIN"
+	else
+		run_tests default ""
+	fi
+	wait
+	local f
+	{
+		for f in "$RES"/tests/*.log; do
+			printf '%-34s %s\n' "$(basename "$f" .log)" "$(grep -E '^(PASS|FAIL|ok|panic:)' "$f" | tail -1) \
+$(grep -c '^--- FAIL' "$f") failed, $(grep -c '^--- SKIP' "$f") skipped, $(grep -c '^--- PASS' "$f") passed"
+			grep -E '^\s*--- FAIL|_test.go:[0-9]+: .*(error|want|relative|differ|off)' "$f" | head -12 | sed 's/^/    /'
+		done
+		echo "parity lines:"
+		grep -h -E 'worst relative error|relative error [0-9.e-]+ against' "$RES"/tests/*.log | sed 's/^/    /' | head -40
+	} >"$RES/tests/summary.txt"
+	cat "$RES/tests/summary.txt"
+}
+
+bench_part() { # PART: one part of bench_gpu.sh, time-boxed
+	local budget=$(($(left) - 10))
+	if ((budget < 20)); then
+		log "skip $1: ${budget}s left"
+		return
+	fi
+	log "$1 (at most ${budget}s)"
+	OUT="$RES/bench" PEERS=devdata/peers DATA=devdata/petimages-dev LEARNRESIZE=bin/learnresize \
+		timeout -k 5 "$budget" scripts/bench_gpu.sh "$1" >/dev/null 2>&1
+	log "$1 exit $?"
+}
+
+bench_part info
+pack
+for part in $PARTS; do
+	if ((SECONDS - t0 >= DEADLINE - 20)); then
+		log "skip $part: deadline"
+		continue
+	fi
+	case "$part" in
+	tests)
+		log tests
+		part_tests
+		log "tests done"
+		;;
+	*) bench_part "$part" ;;
+	esac
+	pack
+done
+
+# --- summary (the tool shows the end of the output)
+{
+	echo "== info"
+	grep -E 'NVIDIA|Driver|backend|torch' "$RES/bench/info.log" 2>/dev/null | head -8
+	[[ -f "$RES/tests/summary.txt" ]] && { echo "== tests"; cat "$RES/tests/summary.txt"; }
+	for p in peer bench bench-bf16 epoch compare peer-accuracy; do
+		[[ -f "$RES/bench/$p.log" ]] || continue
+		echo "== $p"
+		grep -v -E '^\s*$' "$RES/bench/$p.log" | tail -25
+	done
+} >"$RES/summary.txt"
+pack
+cp "$RES/summary.txt" "$OUTDIR/summary.txt"
+cat "$RES/session.log" "$RES/summary.txt"
