@@ -10,6 +10,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/learnresize/learnresize/internal/backendtest"
 )
 
 func tiny(b *Builder) *Builder { return b.Blocks(2, 2).Growth(4).Classes(3) }
@@ -49,19 +50,36 @@ func gradients(t *testing.T, checkpoint bool) map[string][]float32 {
 	return grads
 }
 
+// TestCheckpointGivesIdenticalGradients: gradient checkpointing recomputes the dense layers in the
+// backward pass; the gradients must not change. On the CPU backends they are bit-identical. XLA
+// compiles the recomputation into other fusions, which round in another order: 1.6e-8 on a gradient
+// of 3e-3 measured on an H200, so there each tensor must agree to 1e-5 relative (1e-3 with TF32).
 func TestCheckpointGivesIdenticalGradients(t *testing.T) {
 	plain, ckpt := gradients(t, false), gradients(t, true)
 	if len(plain) < 10 || len(plain) != len(ckpt) {
 		t.Fatalf("%d vs %d gradients", len(plain), len(ckpt))
 	}
+	b := testBackend(t)
+	tol := 0.0
+	switch {
+	case backendtest.TF32(b):
+		tol = 1e-3
+	case b.Name() == "xla":
+		tol = 1e-5
+	}
 	nonZero := false
 	for path, g := range plain {
 		c := ckpt[path]
+		g64, c64 := make([]float64, len(g)), make([]float64, len(c))
 		for i := range g {
-			if g[i] != c[i] {
+			if tol == 0 && g[i] != c[i] {
 				t.Fatalf("%s[%d]: %v without checkpointing, %v with", path, i, g[i], c[i])
 			}
+			g64[i], c64[i] = float64(g[i]), float64(c[i])
 			nonZero = nonZero || g[i] != 0
+		}
+		if e := backendtest.RelDiff(c64, g64); e > tol || math.IsNaN(e) {
+			t.Errorf("%s: relative difference %.2g with checkpointing (tolerance %g on %s)", path, e, tol, b.Name())
 		}
 	}
 	if !nonZero {

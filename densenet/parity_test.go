@@ -10,6 +10,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/learnresize/learnresize/internal/backendtest"
 )
 
 // formulaValues reproduces testdata/gen_densenet_parity.py's weights for a variable (Keras layout).
@@ -126,8 +127,15 @@ func TestForwardParityWithTorchvision(t *testing.T) {
 		if training {
 			want = fx.TrainLogits
 		}
+		tol := 1e-4
+		if !training && backendtest.TF32(b) {
+			// TF32 rounds every convolution's inputs to 10 mantissa bits (unit roundoff 4.9e-4); through
+			// 120 convolutions the logits (~0.9) move by ~1e-3 (7.6e-4 relative measured on the training
+			// parity model on an H200).
+			tol = 5e-3
+		}
 		for i := range want {
-			if d := math.Abs(got[i] - want[i]); d > 1e-4 || math.IsNaN(d) {
+			if d := math.Abs(got[i] - want[i]); d > tol || math.IsNaN(d) {
 				t.Errorf("training=%v: logits %v, torchvision %v (|diff| %.2g at %d)", training, got, want, d, i)
 				break
 			}

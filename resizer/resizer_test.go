@@ -17,6 +17,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/learnresize/learnresize/internal/backendtest"
 )
 
 // countParams builds a resizer on a [1, h, w, 3] input and returns total and trainable parameters.
@@ -137,9 +138,15 @@ func TestForwardParityWithPyTorch(t *testing.T) {
 					want = fx.TrainOutput
 				}
 				name := fmt.Sprintf("%s/%s/training=%v", file, form, training)
-				// 1e-4 absolute on outputs up to ~125 (pixel scale): float32 rounding of the convolutions
-				// is ~1e-6 relative, and ONNX Runtime sums in another order than the go backend.
-				assertClose(t, name, tensors.MustCopyFlatData[float32](y), want, 2e-4)
+				// 2e-4 absolute on outputs up to ~125 (pixel scale): float32 rounding of the convolutions
+				// is ~1e-6 relative, and ONNX Runtime sums in another order than the go backend. With
+				// TF32 (XLA on a GPU), convolution inputs keep 10 mantissa bits: 5e-3 of the largest
+				// output (0.15 on ~53 measured on an H200, 2.9e-3 relative).
+				tol := 2e-4
+				if backendtest.TF32(testBackend(t)) {
+					tol = 5e-3 * maxAbs(want)
+				}
+				assertClose(t, name, tensors.MustCopyFlatData[float32](y), want, tol)
 				if training {
 					for path, mm := range fx.MovingMeanAfterTrain {
 						got := tensors.MustCopyFlatData[float32](store.GetVariable(path).MustValue())
@@ -340,4 +347,13 @@ func TestBadInput(t *testing.T) {
 	if _, err := Load(b, odir); err == nil || !strings.Contains(err.Error(), "no learnable resizer") {
 		t.Errorf("foreign checkpoint: error %v, want 'no learnable resizer'", err)
 	}
+}
+
+// maxAbs is the largest |v|.
+func maxAbs(v []float32) float64 {
+	m := 0.0
+	for _, x := range v {
+		m = max(m, math.Abs(float64(x)))
+	}
+	return m
 }

@@ -142,10 +142,20 @@ func TestTrainStepParityWithPyTorch(t *testing.T) {
 			// Tolerances: float32 against float64, through ~20 layers with batch norm over 4 images. The
 			// worst relative gradient error (per variable) measured on every backend is 8.7e-5, on
 			// /densenet/conv1_bn/gamma; the float64 test below shows the formulas are exact.
-			if d := math.Abs(f64(outs[0])[0] - want.Loss); d > 1e-5 {
+			//
+			// With TF32 (XLA on a GPU, the default there) every convolution and matmul rounds its inputs to
+			// 10 mantissa bits, 8,192 times float32's unit roundoff: the same 8.7e-5 extrapolates to ~0.7,
+			// and an H200 measured loss 1.6e-4 off, logits 7.6e-4, gradients up to 0.19 (a batch norm
+			// beta, a sum that cancels). Such a run checks only that nothing is grossly wrong (a missing
+			// or sign-flipped term is off by 1 or more); the TF32-off run checks the formulas.
+			tolLoss, tolLogits, tolGrad := 1e-5, 1e-4, 2e-3
+			if backendtest.TF32(be.Backend) {
+				tolLoss, tolLogits, tolGrad = 1e-3, 5e-3, 0.5
+			}
+			if d := math.Abs(f64(outs[0])[0] - want.Loss); d > tolLoss {
 				t.Errorf("%s on %s: loss %.7f, PyTorch %.7f", name, be.Name, f64(outs[0])[0], want.Loss)
 			}
-			if e := backendtest.RelDiff(f64(outs[1]), want.Logits); e > 1e-4 {
+			if e := backendtest.RelDiff(f64(outs[1]), want.Logits); e > tolLogits {
 				t.Errorf("%s on %s: logits relative error %.2g", name, be.Name, e)
 			}
 			worst, worstPath := 0.0, ""
@@ -154,7 +164,7 @@ func TestTrainStepParityWithPyTorch(t *testing.T) {
 				if e > worst || math.IsNaN(e) {
 					worst, worstPath = e, p
 				}
-				if e > 2e-3 || math.IsNaN(e) {
+				if e > tolGrad || math.IsNaN(e) {
 					t.Errorf("%s on %s: gradient of %s: relative error %.2g", name, be.Name, p, e)
 				}
 			}

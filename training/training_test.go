@@ -124,11 +124,18 @@ func TestFitResumeAndRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Train and validation losses must fall. (Validation accuracy lags in so few steps: batch norm's
-	// moving statistics, momentum 0.99, are still far from the batch statistics, as in Keras.)
-	if len(h.Epochs) != 3 || h.Epochs[2].Loss >= h.Epochs[0].Loss || h.Epochs[2].ValLoss >= h.Epochs[0].ValLoss ||
-		h.Epochs[2].Accuracy < 0.9 {
+	// The training loss must fall and the training set be learnt. Validation only has to stay sane:
+	// in 15 steps batch norm's moving statistics (momentum 0.99, as in Keras) are still far from the
+	// batch statistics, so validation loss and accuracy wander (0.652, 0.667, 0.656 on XLA on an
+	// H200; 2.03, 1.72, ... on the go backend). Evaluation-mode numbers are
+	// checked against PyTorch in densenet's and resizer's parity tests.
+	if len(h.Epochs) != 3 || h.Epochs[2].Loss >= h.Epochs[0].Loss || h.Epochs[2].Accuracy < 0.9 {
 		t.Errorf("training did not learn: %+v", h.Epochs)
+	}
+	for _, e := range h.Epochs {
+		if !(e.ValLoss > 0 && e.ValLoss < 20) || e.ValAccuracy < 0 || e.ValAccuracy > 1 { // NaN fails too
+			t.Errorf("epoch %d: validation loss %v, accuracy %v: diverged or not computed", e.Epoch, e.ValLoss, e.ValAccuracy)
+		}
 	}
 	if !strings.Contains(log.String(), "Epoch 3/3") || !strings.Contains(log.String(), "val_accuracy:") ||
 		!strings.Contains(log.String(), "graphs built: 2 train") {

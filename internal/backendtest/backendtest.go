@@ -27,7 +27,7 @@ import (
 	_ "github.com/gomlx/compute-onnx"
 	"github.com/gomlx/compute/dtypes"
 	_ "github.com/gomlx/compute/gobackend"
-	_ "github.com/gomlx/go-xla/compute/xla"
+	"github.com/gomlx/go-xla/compute/xla"
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/learnresize/learnresize/internal/ortlib"
@@ -125,6 +125,21 @@ func All(t testing.TB) []Backend {
 		t.Log("no ONNX Runtime library found: testing the go backend only (scripts/install_onnxruntime.sh installs it)")
 	}
 	return backends
+}
+
+// TF32 reports whether float32 matrix multiplications or convolutions on b may round their inputs
+// to TF32 (10 mantissa bits, unit roundoff 2^-11 = 4.9e-4, against float32's 6e-8): XLA on an NVIDIA
+// GPU unless both switches are off. go-xla v0.4.13's "tf32=false" only sets DotGeneral's precision;
+// its convolutions always ask for XLA's default precision, which lets cuDNN use TF32, so full float32
+// needs NVIDIA_TF32_OVERRIDE=0 as well (on an H200, a 5x5 convolution's output was 3.4e-4 off float64
+// with TF32 on, within 1e-5 with both switches off). Float32 tests widen their tolerances where TF32
+// is on, and say why; scripts/gpu_session.sh runs them both ways.
+func TF32(b compute.Backend) bool {
+	xb, ok := b.(*xla.Backend)
+	if !ok || !strings.Contains(strings.ToLower(xb.Description()), "cuda") {
+		return false
+	}
+	return xb.DotGeneralUseTF32 || os.Getenv("NVIDIA_TF32_OVERRIDE") != "0"
 }
 
 // RelDiff is |got - want| / |want| over whole tensors (Euclidean norms; |got - want| when want is

@@ -180,6 +180,11 @@ func TestStridedOpsOnEveryBackend(t *testing.T) {
 				if dtype == dtypes.Float64 {
 					tol = 1e-8
 				}
+				if dtype == dtypes.Float32 && backendtest.TF32(be.Backend) {
+					// TF32 rounds convolution inputs to 10 mantissa bits (unit roundoff 4.9e-4): 3.4e-4
+					// measured on a 5x5 convolution's output on an H200 (its gradients stayed ~1e-7).
+					tol = 2e-3
+				}
 				ey, egx := backendtest.RelDiff(y, refY), backendtest.RelDiff(gx, refGX)
 				egk := 0.0
 				if c.k != nil {
