@@ -252,7 +252,34 @@ func describe(b compute.Backend, cfg, reason string) Info {
 	if info.IsGo() || info.IsONNX() && strings.HasPrefix(opts, "cpu") {
 		info.Device = fmt.Sprintf("CPU, %d cores", runtime.NumCPU())
 	}
+	if name == "xla" && strings.HasPrefix(dev, "cuda") {
+		// PJRT describes the device as "cuda:0 [processId=0]"; the report should name the GPU.
+		if models := nvidiaModels("/proc/driver/nvidia/gpus"); len(models) > 0 {
+			info.Device = fmt.Sprintf("%s, %s", dev, strings.Join(models, ", "))
+		}
+	}
 	return info
+}
+
+// nvidiaModels returns the model of each NVIDIA GPU the kernel driver lists under dir (one folder
+// per GPU, each with an "information" file holding a "Model:" line), in folder order.
+func nvidiaModels(dir string) []string {
+	infos, _ := filepath.Glob(filepath.Join(dir, "*", "information"))
+	sort.Strings(infos)
+	var out []string
+	for _, p := range infos {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "Model" {
+				out = append(out, strings.TrimSpace(v))
+				break
+			}
+		}
+	}
+	return out
 }
 
 func firstLine(err error) string {

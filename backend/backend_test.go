@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -170,5 +171,25 @@ func TestPrepareCUDAEnv(t *testing.T) {
 		if os.Getenv("GOPJRT_CUDA_CHECKS") != "0" {
 			t.Error("GOPJRT_CUDA_CHECKS not set")
 		}
+	}
+}
+
+func TestNVIDIAModels(t *testing.T) {
+	dir := t.TempDir()
+	for i, model := range []string{"NVIDIA H200", "NVIDIA H100 80GB HBM3"} {
+		gpu := filepath.Join(dir, fmt.Sprintf("0000:00:0%d.0", i+6))
+		if err := os.MkdirAll(gpu, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		info := "Model: \t\t " + model + "\nIRQ:   \t\t 35\nGPU UUID: \t GPU-0\n"
+		if err := os.WriteFile(filepath.Join(gpu, "information"), []byte(info), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := nvidiaModels(dir); strings.Join(got, "|") != "NVIDIA H200|NVIDIA H100 80GB HBM3" {
+		t.Errorf("nvidiaModels = %q", got)
+	}
+	if got := nvidiaModels(filepath.Join(dir, "missing")); len(got) != 0 {
+		t.Errorf("nvidiaModels(missing) = %q, want none", got)
 	}
 }

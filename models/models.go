@@ -18,6 +18,7 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
+	_ "github.com/gomlx/compute/gobackend" // Summary builds on the pure-Go backend.
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/ml/model"
@@ -182,10 +183,18 @@ func ModelFn(cfg Config) func(scope *model.Scope, images *Node) *Node {
 // Summary builds (compiles, without running or initialising) the model for a [1, input, input, 3]
 // uint8 batch and returns its Keras-style summary. With expand, the backbone's layers are listed one
 // by one instead of as a single row.
-func Summary(b compute.Backend, cfg Config, expand bool) (s summary.Summary, err error) {
+//
+// The summary is the same on every backend, so it is always built on the pure-Go backend, whose
+// compilation of DenseNet-121 is immediate; XLA's took 13-28 s on an H200.
+func Summary(cfg Config, expand bool) (s summary.Summary, err error) {
 	if err := cfg.Validate(); err != nil {
 		return s, err
 	}
+	b, err := compute.NewWithConfig("go")
+	if err != nil {
+		return s, fmt.Errorf("summary: the pure-Go backend cannot start: %w", err)
+	}
+	defer b.Finalize()
 	store := model.NewStore()
 	rec := &summary.Recorder{}
 	exec, err := model.NewExec(b, store, func(scope *model.Scope, x *Node) *Node {

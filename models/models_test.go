@@ -29,7 +29,6 @@ func testBackend(t testing.TB) compute.Backend {
 
 // TestTutorialParameterCounts: the tutorial's table, 7,051,717 with the resizer and 7,039,554 without.
 func TestTutorialParameterCounts(t *testing.T) {
-	b := testBackend(t)
 	for _, c := range []struct {
 		cfg   Config
 		total int
@@ -38,7 +37,7 @@ func TestTutorialParameterCounts(t *testing.T) {
 		{Tutorial(), 7051717, "learnable_resizer (Functional)"},
 		{Tutorial().Baseline(), 7039554, "resizing (Resizing)"},
 	} {
-		s, err := Summary(b, c.cfg, false)
+		s, err := Summary(c.cfg, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +48,7 @@ func TestTutorialParameterCounts(t *testing.T) {
 		if !strings.Contains(text, c.row) || !strings.Contains(text, "densenet121 (Functional)") {
 			t.Errorf("%s summary:\n%s", c.cfg.Name(), text)
 		}
-		expanded, err := Summary(b, c.cfg, true)
+		expanded, err := Summary(c.cfg, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,17 +172,13 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("case %d: %+v validated", i, c)
 		}
 	}
-	if _, err := Summary(testBackend(t), Config{}, false); err == nil {
+	if _, err := Summary(Config{}, false); err == nil {
 		t.Error("Summary of an empty config gave no error")
 	}
 }
 
 func ExampleSummary() {
-	b, _, err := backend.New()
-	if err != nil {
-		panic(err)
-	}
-	s, err := Summary(b, Tutorial(), false)
+	s, err := Summary(Tutorial(), false)
 	if err != nil {
 		panic(err)
 	}

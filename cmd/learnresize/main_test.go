@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/learnresize/learnresize/backend"
 	"github.com/learnresize/learnresize/internal/testimages"
 	"github.com/learnresize/learnresize/models"
 	"github.com/learnresize/learnresize/training"
@@ -56,14 +55,10 @@ func TestCompareEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(raw, &cmp); err != nil {
 		t.Fatal(err)
 	}
-	b, _, err := backend.New()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, row := range cmp.Rows {
 		mc := cmp.Config.Model
 		mc.Resizer = row.Name == "resizer"
-		s, err := models.Summary(b, mc, false)
+		s, err := models.Summary(mc, false)
 		if err != nil {
 			t.Fatal(err)
 		}

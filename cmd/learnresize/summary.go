@@ -15,11 +15,11 @@ func runSummary(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("summary", stderr, "summary [-baseline] [-expand] [model flags]")
 	cf := addConfigFlags(fs)
 	expand := fs.Bool("expand", false, "list the backbone's layers one by one")
-	cfg, b, _, err := startCommand(fs, args, cf, stderr)
+	cfg, _, _, err := startCommand(fs, args, cf, stderr)
 	if err != nil {
 		return err
 	}
-	s, err := models.Summary(b, cfg.Model, *expand)
+	s, err := models.Summary(cfg.Model, *expand)
 	if err != nil {
 		return err
 	}
