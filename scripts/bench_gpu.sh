@@ -130,7 +130,7 @@ run_part() {
 		;;
 	dump)
 		XLA_FLAGS="${XLA_FLAGS:-} --xla_dump_to=$OUT/xla-dump --xla_dump_hlo_as_text" \
-			"$LEARNRESIZE" bench -batch "$BATCH" -duration 2s -only "train step, Learnable" "${extra[@]}"
+			"$LEARNRESIZE" bench -batch "$BATCH" -duration 2s -only train-step-resizer "${extra[@]}"
 		echo "XLA dumps in $OUT/xla-dump ($(find "$OUT/xla-dump" -type f 2>/dev/null | wc -l) files)"
 		;;
 	*)

@@ -13,11 +13,15 @@
 #               NVIDIA_TF32_OVERRIDE=0, so cuBLAS and cuDNN compute in full float32) and TF32 on (XLA's
 #               default on CUDA) side by side; the backend package's test runs too (New must pick
 #               the GPU by itself). Without a GPU plugin (a dry run) they run on the default backend.
+#   compile     XLA compile time of the resizer model's training step (50 s on an H200, twice per
+#               model and seed in compare: the last partial batch is a second graph) under XLA flags
+#               that may cut it: no autotuning, and an on-disk autotune cache (cold, then warm). XLA
+#               aborts on a flag it does not know, so each variant runs in its own process.
 #   peer, bench, bench-bf16, epoch, compare, peer-accuracy, dump, info: scripts/bench_gpu.sh's parts
 #               (info always runs first).
 #
 # Environment: DEADLINE (seconds, default 540), PARTS, DURATION (bench, default 5s), SEEDS (3),
-# EPOCHS (5), BENCH_FLAGS (as bench_gpu.sh), TEST_TIMEOUT (seconds per test binary, default 180),
+# EPOCHS (5), BENCH_FLAGS (as bench_gpu.sh), TEST_TIMEOUT (seconds per test binary, default 240),
 # PLUGIN (the CUDA PJRT plugin; default: found in a Python JAX install).
 set -uo pipefail
 
@@ -27,7 +31,7 @@ DEADLINE="${DEADLINE:-540}"
 PARTS="${PARTS:-tests peer bench bench-bf16 compare}"
 RES="${RES:-/tmp/gpu-results}"
 OUTDIR="${OUT:-gpu-results-out}"
-TEST_TIMEOUT="${TEST_TIMEOUT:-180}"
+TEST_TIMEOUT="${TEST_TIMEOUT:-240}"
 export DURATION="${DURATION:-5s}" SEEDS="${SEEDS:-3}" EPOCHS="${EPOCHS:-5}"
 t0=$SECONDS
 mkdir -p "$RES/tests" "$RES/bench" "$OUTDIR"
@@ -84,12 +88,37 @@ part_tests() {
 		for f in "$RES"/tests/*.log; do
 			printf '%-34s %s\n' "$(basename "$f" .log)" "$(grep -E '^(PASS|FAIL|ok|panic:)' "$f" | tail -1) \
 $(grep -c '^--- FAIL' "$f") failed, $(grep -c '^--- SKIP' "$f") skipped, $(grep -c '^--- PASS' "$f") passed"
-			grep -E '^\s*--- FAIL|_test.go:[0-9]+: .*(error|want|relative|differ|off)' "$f" | head -12 | sed 's/^/    /'
+			grep -E '^\s*--- FAIL|timed out|running tests:|^\s+Test|_test.go:[0-9]+: .*(tolerance|want|diverged|relative error [0-9.e-]+$)' "$f" |
+				grep -v 'worst relative error' | head -12 | sed 's/^/    /'
+			grep -E 'worst relative error' "$f" | sed 's/^ */    parity: /'
 		done
-		echo "parity lines:"
-		grep -h -E 'worst relative error|relative error [0-9.e-]+ against' "$RES"/tests/*.log | sed 's/^/    /' | head -40
 	} >"$RES/tests/summary.txt"
 	cat "$RES/tests/summary.txt"
+}
+
+part_compile() {
+	local cache="$RES/autotune-cache" variant flags budget
+	mkdir -p "$cache"
+	for variant in default no-autotune cache-cold cache-warm; do
+		case "$variant" in
+		default) flags="" ;;
+		no-autotune) flags="--xla_gpu_autotune_level=0" ;;
+		cache-*) flags="--xla_gpu_per_fusion_autotune_cache_dir=$cache" ;;
+		esac
+		budget=$(($(left) - 15))
+		if ((budget < 40)); then
+			log "compile: skip $variant, ${budget}s left"
+			continue
+		fi
+		log "compile: $variant (XLA_FLAGS+=$flags, at most ${budget}s)"
+		{
+			echo "== $variant: $flags"
+			XLA_FLAGS="${XLA_FLAGS:-} $flags" timeout -k 5 "$budget" bin/learnresize bench -batch "${BATCH:-64}" \
+				-duration 3s -only train-step-resizer ${BENCH_FLAGS:-} 2>&1 | grep -E 'first call|train step.*mean|rror|nknown|abort|F[0-9]{4}'
+			echo "exit ${PIPESTATUS[0]}"
+		} >>"$RES/bench/compile.log" 2>&1
+	done
+	cat "$RES/bench/compile.log"
 }
 
 bench_part() { # PART: one part of bench_gpu.sh, time-boxed
@@ -117,6 +146,9 @@ for part in $PARTS; do
 		part_tests
 		log "tests done"
 		;;
+	compile)
+		part_compile
+		;;
 	*) bench_part "$part" ;;
 	esac
 	pack
@@ -127,7 +159,7 @@ done
 	echo "== info"
 	grep -E 'NVIDIA|Driver|backend|torch' "$RES/bench/info.log" 2>/dev/null | head -8
 	[[ -f "$RES/tests/summary.txt" ]] && { echo "== tests"; cat "$RES/tests/summary.txt"; }
-	for p in peer bench bench-bf16 epoch compare peer-accuracy; do
+	for p in compile peer bench bench-bf16 epoch compare peer-accuracy; do
 		[[ -f "$RES/bench/$p.log" ]] || continue
 		echo "== $p"
 		grep -v -E '^\s*$' "$RES/bench/$p.log" | tail -25

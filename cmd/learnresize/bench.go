@@ -25,7 +25,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	duration := fs.Duration("duration", 10*time.Second, "timed duration of each benchmark (after warm-up)")
 	warmups := fs.Int("warmups", 2, "untimed runs after the first (compiling) call")
 	channels := fs.Int("channels", 16, "channels of the resize-op benchmark (the resizer's filters)")
-	only := fs.String("only", "", "comma-separated substrings: run only the matching benchmarks (e.g. \"resize,train\")")
+	only := fs.String("only", "", "comma-separated substrings of benchmark names, or kinds (train-step-resizer, eval-step, ...): run only those (e.g. \"resize,train\")")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
 	peerFile := fs.String("peer", "", "output of ../shared/peers/torch_resizer.py (same GPU, same batch): print ours / PyTorch and the 1.25x goal")
 	cfg, b, info, err := startCommand(fs, args, cf, stderr)
@@ -50,7 +50,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	bc := bench.Config{Model: cfg.Model, Batch: cfg.BatchSize, Channels: *channels, Duration: *duration,
 		WarmUps: *warmups, Backend: info.String()}
 	if *only != "" {
-		bc.Only = strings.Split(*only, ",")
+		for _, o := range strings.Split(*only, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				bc.Only = append(bc.Only, o)
+			}
+		}
 	}
 	if df.path != "" {
 		if err := df.check(); err != nil {

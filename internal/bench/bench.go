@@ -40,7 +40,7 @@ type Config struct {
 	Channels int           // channels of the resize-op benchmark (the resizer's 16 filters)
 	Duration time.Duration // timed duration of each benchmark
 	WarmUps  int           // untimed runs after the first (compiling) one
-	Only     []string      // run only benchmarks whose name contains one of these (empty: all)
+	Only     []string      // run only benchmarks whose name contains one of these, or whose Kind is one (empty: all)
 	Backend  string        // the backend report line, for the JSON
 	// Pipeline, if set, reads one batch of Batch images from the input pipeline.
 	Pipeline func() error `json:"-"`
@@ -134,7 +134,7 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 	samples := make([][]time.Duration, 0, len(all))
 	errs := make([]error, 0, len(all))
 	for _, bn := range all {
-		if len(cfg.Only) > 0 && !slices.ContainsFunc(cfg.Only, func(s string) bool { return strings.Contains(bn.name, s) }) {
+		if len(cfg.Only) > 0 && !slices.ContainsFunc(cfg.Only, func(s string) bool { return strings.Contains(bn.name, s) || s == bn.kind }) {
 			continue
 		}
 		run, err := bn.setup()
