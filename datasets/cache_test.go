@@ -197,10 +197,13 @@ func TestCacheNeverTrustsDamagedFiles(t *testing.T) {
 			if err := c.Verify(); err == nil {
 				t.Error("Verify accepted a damaged pixel")
 			}
-			c.SetVerifyReads(true)
 			buf := make([]uint8, 4*4*3)
-			if err := c.ReadImage(0, buf); err == nil {
-				t.Error("verified read accepted a damaged pixel")
+			if err := c.ReadImage(0, buf); err == nil || !strings.Contains(err.Error(), "delete the file") {
+				t.Errorf("a read (verified by default) of a damaged pixel: error %v, want one saying to delete the file", err)
+			}
+			c.SetVerifyReads(false)
+			if err := c.ReadImage(0, buf); err != nil {
+				t.Errorf("unverified read: %v", err)
 			}
 		})
 	}

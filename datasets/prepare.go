@@ -36,8 +36,8 @@ type PrepareOptions struct {
 	// summary at the end (nil: silent).
 	Progress         io.Writer
 	ProgressInterval time.Duration
-	// VerifyReads makes every later read check the image's CRC-32C (see Cache.SetVerifyReads).
-	VerifyReads bool
+	// NoVerifyReads turns off the CRC-32C check of every image read (see Cache.SetVerifyReads).
+	NoVerifyReads bool
 }
 
 // Prepared is a Source decoded, resized and stored in a cache file, ready to be iterated from
@@ -137,7 +137,7 @@ func Prepare(ctx context.Context, src *Source, splits []string, opts PrepareOpti
 		}
 		cache, p.built = c, true
 	}
-	cache.SetVerifyReads(opts.VerifyReads)
+	cache.SetVerifyReads(!opts.NoVerifyReads)
 	p.cache = cache
 	p.from, p.to = cache.meta.From, cache.meta.To
 	p.examples = make([]Example, p.to-p.from)

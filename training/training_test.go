@@ -457,3 +457,45 @@ func TestFitDevicePrefetchSameResults(t *testing.T) {
 		}
 	}
 }
+
+// TestDamagedCacheIsNotTrainedOn: pixels damaged in the middle of the decoded-image cache (the index
+// and its checksum intact) stop training with an error naming the file and the remedy, instead of
+// being trained on silently.
+func TestDamagedCacheIsNotTrainedOn(t *testing.T) {
+	dir := t.TempDir()
+	if err := testimages.WriteFolder(filepath.Join(dir, "img"), 10, 30, 20); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tinyConfig()
+	cfg.TrainSplit, cfg.ValSplit = "train[:60%]", "train[60%:]"
+	opt := DataOptions{Path: filepath.Join(dir, "img"), DataDir: filepath.Join(dir, "cache")}
+	d, err := OpenData(context.Background(), cfg, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caches, _ := filepath.Glob(filepath.Join(dir, "cache", "cache", "*.lrcache"))
+	if len(caches) != 1 {
+		t.Fatalf("cache files %v, want one", caches)
+	}
+	_ = d.Close()
+	raw, err := os.ReadFile(caches[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(raw) / 2; i < len(raw)/2+64; i++ { // inside the pixels, far from the index and trailer
+		raw[i] ^= 0x5a
+	}
+	if err := os.WriteFile(caches[0], raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err = OpenData(context.Background(), cfg, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	_, err = Fit(context.Background(), testBackend(t), cfg, d.Data, Options{Dir: filepath.Join(dir, "run")})
+	if err == nil || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), caches[0]) ||
+		!strings.Contains(err.Error(), "delete the file") {
+		t.Errorf("training on a damaged cache: error %v, want one naming %s as damaged and saying what to do", err, caches[0])
+	}
+}
