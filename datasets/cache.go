@@ -8,7 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
+
+	"github.com/learnresize/learnresize/internal/fileutil"
 )
 
 // The cache file holds preprocessed (decoded and resized) images so that every epoch after the
@@ -230,6 +231,7 @@ type cacheWriter struct {
 	labels            []int32
 	crcs              []uint32
 	committed, closed bool
+	lock              *fileutil.Lock // held on the temporary file while it is written
 }
 
 // tmpInfix marks temporary cache files: "<final>.tmp-<random>".
@@ -240,7 +242,7 @@ func createCacheWriter(final string, count, h, w, c int) (*cacheWriter, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	removeStaleTemps(final, time.Hour)
+	removeStaleTemps(dir)
 	f, err := os.CreateTemp(dir, filepath.Base(final)+tmpInfix+"*")
 	if err != nil {
 		return nil, err
@@ -248,6 +250,14 @@ func createCacheWriter(final string, count, h, w, c int) (*cacheWriter, error) {
 	cw := &cacheWriter{f: f, tmpPath: f.Name(), final: final, count: count, h: h, w: w, c: c,
 		imgSize: int64(h) * int64(w) * int64(c), dataOff: cacheDataOffset(count),
 		labels: make([]int32, count), crcs: make([]uint32, count)}
+	// The lock tells other processes this file is being written; removeStaleTemps deletes only
+	// unlocked ones. The operating system drops it when this process dies, however it dies.
+	lock, ok, err := fileutil.LockExisting(cw.tmpPath)
+	if err != nil || !ok {
+		cw.abort()
+		return nil, fmt.Errorf("cache: cannot lock %s while writing it: %v", cw.tmpPath, err)
+	}
+	cw.lock = lock
 	for i := range cw.labels {
 		cw.labels[i] = -1
 	}
@@ -258,12 +268,13 @@ func createCacheWriter(final string, count, h, w, c int) (*cacheWriter, error) {
 	return cw, nil
 }
 
-// removeStaleTemps deletes temporary files of the same cache left by killed runs. Files modified
-// recently may belong to a concurrent builder and are kept.
-func removeStaleTemps(final string, age time.Duration) {
-	matches, _ := filepath.Glob(final + tmpInfix + "*")
+// removeStaleTemps deletes the temporary cache files in dir that no process is writing (left by
+// killed runs: 1.35 GB for the 5,000 development photos at 300x300); a builder holds a lock on its
+// own temporary file (createCacheWriter).
+func removeStaleTemps(dir string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, "*"+tmpInfix+"*"))
 	for _, m := range matches {
-		if info, err := os.Stat(m); err == nil && time.Since(info.ModTime()) > age {
+		if !fileutil.Locked(m) {
 			_ = os.Remove(m)
 		}
 	}
@@ -329,10 +340,12 @@ func (cw *cacheWriter) commit(meta cacheMeta) error {
 	}
 	if err := os.Rename(cw.tmpPath, cw.final); err != nil {
 		_ = os.Remove(cw.tmpPath)
+		_ = cw.lock.Unlock()
 		return err
 	}
 	syncDir(filepath.Dir(cw.final))
 	cw.committed = true
+	_ = cw.lock.Unlock()
 	return nil
 }
 
@@ -346,6 +359,7 @@ func (cw *cacheWriter) abort() {
 		_ = cw.f.Close()
 	}
 	_ = os.Remove(cw.tmpPath)
+	_ = cw.lock.Unlock()
 }
 
 // findCache returns the smallest valid cache file of prefix whose range covers [from, to), or "".

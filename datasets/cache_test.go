@@ -247,21 +247,29 @@ func TestCacheInterruptedBuild(t *testing.T) {
 		t.Fatalf("cancelled Prepare left %v", left)
 	}
 
-	// A "killed" writer: images written, never committed, file left as the process would leave it.
+	// "Killed" writers: images written, never committed, files left as a dead process leaves them
+	// (closed, lock released by the system), just now and for another cache; and one still being
+	// written by a live builder (locked), which must be left alone.
 	key := cacheKey(src, PrepareOptions{Height: 4, Width: 4, MaxPixels: DefaultMaxPixels})
 	prefix := filepath.Join(cacheDir, fmt.Sprintf("%s-%dx%d-%s-%s", src.Name(), 4, 4, "bilinear", key[:16]))
-	cw, err := createCacheWriter(cachePath(prefix, 0, 8), 8, 4, 4, 3)
-	if err != nil {
-		t.Fatal(err)
+	var writers []*cacheWriter
+	for _, final := range []string{cachePath(prefix, 0, 8), filepath.Join(cacheDir, "other-4x4-bilinear-0-2.lrcache"),
+		filepath.Join(cacheDir, "live-4x4-bilinear-0-2.lrcache")} {
+		cw, err := createCacheWriter(final, 8, 4, 4, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cw.writeImage(0, make([]uint8, 48), 0); err != nil {
+			t.Fatal(err)
+		}
+		writers = append(writers, cw)
 	}
-	if err := cw.writeImage(0, make([]uint8, 48), 0); err != nil {
-		t.Fatal(err)
+	for _, cw := range writers[:2] {
+		_ = cw.f.Close()
+		_ = cw.lock.Unlock()
 	}
-	_ = cw.f.Close()
-	stale := time.Now().Add(-2 * time.Hour)
-	if err := os.Chtimes(cw.tmpPath, stale, stale); err != nil {
-		t.Fatal(err)
-	}
+	live := writers[2]
+	defer live.abort()
 	p, err := Prepare(context.Background(), src, nil, PrepareOptions{Height: 4, Width: 4, CacheDir: cacheDir, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -271,8 +279,14 @@ func TestCacheInterruptedBuild(t *testing.T) {
 		t.Error("an uncommitted file was used as a cache")
 	}
 	left, _ := filepath.Glob(filepath.Join(cacheDir, "*"))
-	if len(left) != 1 || strings.Contains(left[0], tmpInfix) {
-		t.Errorf("files left: %v, want only the committed cache", left)
+	var temps []string
+	for _, f := range left {
+		if strings.Contains(f, tmpInfix) {
+			temps = append(temps, f)
+		}
+	}
+	if len(left) != 2 || len(temps) != 1 || temps[0] != live.tmpPath {
+		t.Errorf("files left: %v, want the committed cache and the live builder's %s", left, live.tmpPath)
 	}
 }
 

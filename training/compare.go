@@ -3,9 +3,11 @@ package training
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -55,6 +57,17 @@ func Compare(ctx context.Context, b compute.Backend, cfg Config, data Data, seed
 	if len(seeds) == 0 {
 		seeds = []int64{cfg.Seed}
 	}
+	if opt.Dir == "" {
+		return nil, errors.New("training: compare: an output directory is required")
+	}
+	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("training: compare: %w", err)
+	}
+	lock, err := fileutil.TryLock(filepath.Join(opt.Dir, LockFile), "comparison "+opt.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("training: compare: %w: wait for it to finish or choose another output directory", err)
+	}
+	defer func() { _ = lock.Unlock() }()
 	cmp := &Comparison{Config: cfg, Backend: opt.BackendInfo, Seeds: seeds}
 	variants := []Config{cfg, cfg}
 	variants[0].Model.Resizer, variants[1].Model.Resizer = true, false

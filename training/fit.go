@@ -65,6 +65,9 @@ type Options struct {
 	DevicePrefetch int
 }
 
+// LockFile is the file in a run directory (and a comparison's) that a running process holds locked.
+const LockFile = ".lock"
+
 // ErrCheckpointExists is returned when Dir already has a checkpoint and Resume is false.
 var ErrCheckpointExists = errors.New("output directory already holds a checkpoint")
 
@@ -96,6 +99,13 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 	if err := os.MkdirAll(filepath.Join(opt.Dir, "checkpoints"), 0o755); err != nil {
 		return nil, fmt.Errorf("training: %w", err)
 	}
+	// One run per directory: two would interleave checkpoints and histories, and one's results would
+	// be lost. The lock goes with the process, however it ends.
+	lock, err := fileutil.TryLock(filepath.Join(opt.Dir, LockFile), "training run "+opt.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("training: %w: wait for it to finish or choose another output directory", err)
+	}
+	defer func() { _ = lock.Unlock() }()
 
 	store := model.NewStore()
 	hist := &History{Config: cfg, Backend: opt.BackendInfo}

@@ -20,6 +20,7 @@ import (
 	"github.com/gomlx/gomlx/ml/train"
 
 	"github.com/learnresize/learnresize/backend"
+	"github.com/learnresize/learnresize/internal/fileutil"
 	"github.com/learnresize/learnresize/internal/testimages"
 	"github.com/learnresize/learnresize/models"
 )
@@ -497,5 +498,42 @@ func TestDamagedCacheIsNotTrainedOn(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), caches[0]) ||
 		!strings.Contains(err.Error(), "delete the file") {
 		t.Errorf("training on a damaged cache: error %v, want one naming %s as damaged and saying what to do", err, caches[0])
+	}
+}
+
+// TestOneRunPerDirectory: a second run (or comparison) into a directory that a running one holds is
+// refused at once with an error naming the holder, before it writes anything.
+func TestOneRunPerDirectory(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		run  func(dir string) error
+	}{
+		{"fit", func(dir string) error {
+			_, err := Fit(context.Background(), testBackend(t), tinyConfig(), tinyData(), Options{Dir: dir})
+			return err
+		}},
+		{"compare", func(dir string) error {
+			_, err := Compare(context.Background(), testBackend(t), tinyConfig(), tinyData(), nil, CompareOptions{Dir: dir})
+			return err
+		}},
+	} {
+		runDir := filepath.Join(dir, c.name)
+		if err := os.MkdirAll(runDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		held, err := fileutil.TryLock(filepath.Join(runDir, LockFile), "the test's stand-in for a running process")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.run(runDir)
+		if !errors.Is(err, fileutil.ErrLocked) || !strings.Contains(err.Error(), "stand-in") ||
+			!strings.Contains(err.Error(), "choose another output directory") {
+			t.Errorf("%s into a held directory: %v", c.name, err)
+		}
+		if entries, _ := os.ReadDir(runDir); len(entries) > 2 { // the lock file, and Fit's empty checkpoints/
+			t.Errorf("%s wrote into a held directory: %d entries", c.name, len(entries))
+		}
+		_ = held.Unlock()
 	}
 }
