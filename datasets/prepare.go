@@ -3,6 +3,7 @@ package datasets
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -357,6 +358,33 @@ func (s *Split) Example(i int) Example { return s.prep.examples[s.slots[i]] }
 
 // Classes are the class names.
 func (s *Split) Classes() []string { return s.prep.Classes() }
+
+// SplitIdentity says which examples a split holds, independently of where the files live: a
+// training run records it so that resuming on other data is refused rather than silently
+// re-partitioned.
+type SplitIdentity struct {
+	Split    string `json:"split"`
+	Examples int    `json:"examples"`
+	// Digest is a SHA-256 (hex, first 16 bytes) over each example's name, label and the CRC-32C of
+	// its decoded pixels, in split order: a file added, removed, renamed, relabelled or edited, or a
+	// changed decoding, changes it.
+	Digest string `json:"digest"`
+}
+
+// Identity returns the split's SplitIdentity.
+func (s *Split) Identity() SplitIdentity {
+	h := sha256.New()
+	var num [8]byte
+	for _, slot := range s.slots {
+		ex := s.prep.examples[slot]
+		binary.LittleEndian.PutUint32(num[:4], uint32(ex.Label))
+		binary.LittleEndian.PutUint32(num[4:], s.prep.cache.crcs[slot])
+		_, _ = h.Write([]byte(ex.Name))
+		_, _ = h.Write([]byte{0})
+		_, _ = h.Write(num[:])
+	}
+	return SplitIdentity{Split: s.expr, Examples: len(s.slots), Digest: hex.EncodeToString(h.Sum(nil)[:16])}
+}
 
 // Image reads the i-th image (height*width*3 bytes, HWC) into dst.
 func (s *Split) Image(i int, dst []uint8) error { return s.prep.cache.ReadImage(int(s.slots[i]), dst) }

@@ -115,7 +115,8 @@ func OpenData(ctx context.Context, cfg Config, opt DataOptions) (*OpenedData, er
 	if err != nil {
 		return fail(err)
 	}
-	out.Data = Data{Train: trainLoader.Dataset("train"), Val: valLoader.Dataset("validation"), NumTrain: trainSplit.Len()}
+	out.Data = Data{Train: trainLoader.Dataset("train"), Val: valLoader.Dataset("validation"), NumTrain: trainSplit.Len(),
+		Identity: &DataIdentity{Train: trainSplit.Identity(), Val: valSplit.Identity()}}
 	out.NumVal = valSplit.Len()
 	return out, nil
 }

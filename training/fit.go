@@ -23,6 +23,7 @@ import (
 	"github.com/gomlx/gomlx/ml/train/metric"
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
+	"github.com/learnresize/learnresize/datasets"
 	"github.com/learnresize/learnresize/internal/fileutil"
 	"github.com/learnresize/learnresize/models"
 	"github.com/learnresize/learnresize/resizer"
@@ -35,6 +36,37 @@ type Data struct {
 	Train, Val train.Dataset
 	// NumTrain is the number of training examples (for the progress bar; 0 if unknown).
 	NumTrain int
+	// Identity says which examples Train and Val hold (OpenData sets it). Checkpoints record it and
+	// a resume on data with another identity is refused; nil skips the check.
+	Identity *DataIdentity
+}
+
+// DataIdentity is the identity of a run's training and validation splits.
+type DataIdentity struct {
+	Train datasets.SplitIdentity `json:"train"`
+	Val   datasets.SplitIdentity `json:"validation"`
+}
+
+// changedFrom says how the data differs from the checkpoint's, or "" if it does not.
+func (d *DataIdentity) changedFrom(old *DataIdentity) string {
+	if d == nil || old == nil {
+		return ""
+	}
+	var diffs []string
+	for _, p := range []struct {
+		name     string
+		now, was datasets.SplitIdentity
+	}{{"training", d.Train, old.Train}, {"validation", d.Val, old.Val}} {
+		switch {
+		case p.now.Split != p.was.Split:
+			diffs = append(diffs, fmt.Sprintf("the %s split was %q, now %q", p.name, p.was.Split, p.now.Split))
+		case p.now.Examples != p.was.Examples:
+			diffs = append(diffs, fmt.Sprintf("the %s split %s had %d examples, now %d", p.name, p.now.Split, p.was.Examples, p.now.Examples))
+		case p.now.Digest != p.was.Digest:
+			diffs = append(diffs, fmt.Sprintf("the %s split %s has as many examples (%d) but not the same ones or the same pixels", p.name, p.now.Split, p.now.Examples))
+		}
+	}
+	return strings.Join(diffs, "; ")
 }
 
 // EpochSetter is implemented by datasets whose order depends on the epoch (seed + epoch): Fit calls
@@ -73,8 +105,9 @@ var ErrCheckpointExists = errors.New("output directory already holds a checkpoin
 
 // trainingMeta is stored next to each checkpoint.
 type trainingMeta struct {
-	Config Config `json:"config"`
-	Epoch  int    `json:"epoch"` // epochs completed
+	Config Config        `json:"config"`
+	Epoch  int           `json:"epoch"` // epochs completed
+	Data   *DataIdentity `json:"data,omitempty"`
 }
 
 // Fit trains cfg.Model on data for cfg.Epochs epochs (continuing a checkpoint with Resume) and
@@ -125,6 +158,11 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 		}
 		if err := cfg.compatible(meta.Config); err != nil {
 			return nil, fmt.Errorf("training: cannot resume %s: %w", latest, err)
+		}
+		if diff := data.Identity.changedFrom(meta.Data); diff != "" {
+			return nil, fmt.Errorf("training: cannot resume %s: the data differs from the data it was trained on: %s "+
+				"(images added, removed, renamed or edited in the source?): resume with the same data, or start a new run in another directory",
+				latest, diff)
 		}
 		if _, err := checkpoint.Load(store).Dir(latest).Immediate().Done(); err != nil {
 			return nil, fmt.Errorf("training: cannot read checkpoint %s: %w", latest, err)
@@ -230,7 +268,7 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 		bar.done(stats)
 		hist.Epochs = append(hist.Epochs, stats)
 		hist.Params = countParams(store, cfg.Model)
-		if err := saveCheckpoint(store, opt.Dir, cfg, epoch+1, hist, opt.KeepCheckpoints); err != nil {
+		if err := saveCheckpoint(store, opt.Dir, trainingMeta{Config: cfg, Epoch: epoch + 1, Data: data.Identity}, hist, opt.KeepCheckpoints); err != nil {
 			return hist, err
 		}
 		if err := hist.Save(opt.Dir); err != nil {
@@ -394,7 +432,8 @@ func readMeta(ckpt string) (trainingMeta, error) {
 	return m, nil
 }
 
-func saveCheckpoint(store *model.Store, dir string, cfg Config, epochs int, hist *History, keep int) error {
+func saveCheckpoint(store *model.Store, dir string, m trainingMeta, hist *History, keep int) error {
+	epochs := m.Epoch
 	root := filepath.Join(dir, "checkpoints")
 	tmp, err := os.MkdirTemp(root, ".tmp-")
 	if err != nil {
@@ -411,7 +450,7 @@ func saveCheckpoint(store *model.Store, dir string, cfg Config, epochs int, hist
 	if err := h.Save(); err != nil {
 		return fail(err)
 	}
-	meta, _ := json.MarshalIndent(trainingMeta{Config: cfg, Epoch: epochs}, "", "  ")
+	meta, _ := json.MarshalIndent(m, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, "training.json"), meta, 0o644); err != nil {
 		return fail(err)
 	}

@@ -537,3 +537,51 @@ func TestOneRunPerDirectory(t *testing.T) {
 		_ = held.Unlock()
 	}
 }
+
+// TestResumeRefusesOtherData: a checkpoint records which examples it was trained on; resuming after
+// the source folder changed (here: one image added, which moves the split boundaries) is refused
+// with the difference named, while the same images in another folder resume.
+func TestResumeRefusesOtherData(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "img")
+	if err := testimages.WriteFolder(src, 10, 30, 20); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tinyConfig()
+	cfg.TrainSplit, cfg.ValSplit, cfg.Epochs = "train[:60%]", "train[60%:]", 1
+	run := filepath.Join(dir, "run")
+	fit := func(path string, epochs int, resume bool) error {
+		d, err := OpenData(context.Background(), cfg, DataOptions{Path: path, DataDir: filepath.Join(dir, "cache")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		c := cfg
+		c.Epochs = epochs
+		_, err = Fit(context.Background(), testBackend(t), c, d.Data, Options{Dir: run, Resume: resume})
+		return err
+	}
+	if err := fit(src, 1, false); err != nil {
+		t.Fatal(err)
+	}
+	moved := filepath.Join(dir, "moved")
+	if err := os.Rename(src, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := fit(moved, 2, true); err != nil {
+		t.Errorf("the same images in another folder: %v", err)
+	}
+	names, _ := filepath.Glob(filepath.Join(moved, "bright", "*"))
+	raw, err := os.ReadFile(names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(moved, "bright", "added"+filepath.Ext(names[0])), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = fit(moved, 3, true)
+	if err == nil || !strings.Contains(err.Error(), "differs from the data it was trained on") ||
+		!strings.Contains(err.Error(), "had 12 examples, now 13") {
+		t.Errorf("resume after an image was added: %v", err)
+	}
+}
