@@ -7,6 +7,7 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -313,5 +314,36 @@ func TestPrepareErrors(t *testing.T) {
 	defer func() { _ = p.Close() }()
 	if _, err := p.Split("train[50%:]"); err == nil {
 		t.Error("split outside the prepared range: no error")
+	}
+}
+
+// TestImpossibleSizesRefusedUpFront: a cache the disk cannot hold, or an image one worker cannot hold
+// in memory, is refused with a one-line error before anything is written (once, -inp 100000 crashed
+// with an out-of-memory stack dump and left a 9 TB sparse file).
+func TestImpossibleSizesRefusedUpFront(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("free disk and memory are read on Linux")
+	}
+	root := solidFolder(t, 4)
+	src, err := OpenImageFolder(root, SourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cacheDir := filepath.Join(t.TempDir(), "cache")
+	_, err = Prepare(context.Background(), src, nil, PrepareOptions{Height: 100000, Width: 100000, CacheDir: cacheDir})
+	if err == nil || !strings.Contains(err.Error(), "free") || !strings.Contains(err.Error(), "-inp") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("a 100000x100000 cache: %v, want a one-line error about free disk space", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cacheDir, "*")); len(left) != 0 {
+		t.Errorf("files left: %v", left)
+	}
+	// Memory: no images (the disk check passes), but one image of 10^12 pixels.
+	if _, err := checkCacheFits(cacheDir, 0, PrepareOptions{Height: 1000000, Width: 1000000, Workers: 4}); err == nil ||
+		!strings.Contains(err.Error(), "available") {
+		t.Errorf("a 10^12-pixel image: %v, want an error about available memory", err)
+	}
+	w, err := checkCacheFits(cacheDir, 10, PrepareOptions{Height: 30, Width: 30, Workers: 4})
+	if err != nil || w != 4 {
+		t.Errorf("a small cache: %d workers, %v", w, err)
 	}
 }

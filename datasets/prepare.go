@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/learnresize/learnresize/internal/resources"
 	"github.com/learnresize/learnresize/resizer"
 )
 
@@ -156,6 +158,36 @@ func rangeMatches(path string, c *Cache, prefix string) bool {
 	return cachePath(prefix, c.meta.From, c.meta.To) == path && c.count == c.meta.To-c.meta.From
 }
 
+// checkCacheFits refuses, before anything is written, a cache that the disk cannot hold or whose
+// images one decoding worker cannot hold in memory, and returns how many workers fit in memory.
+// Each worker holds its output image and the resizer's float32 copy of it: 15 bytes per pixel.
+func checkCacheFits(dir string, count int, opts PrepareOptions) (workers int, err error) {
+	img := uint64(opts.Height) * uint64(opts.Width) * 3
+	need := uint64(cacheDataOffset(count)) + uint64(count)*img
+	existing := dir
+	for {
+		if _, err := os.Stat(existing); err == nil || filepath.Dir(existing) == existing {
+			break
+		}
+		existing = filepath.Dir(existing)
+	}
+	if free, ok := resources.FreeDisk(existing); ok && need > free {
+		return 0, fmt.Errorf("prepare: the cache of %d images at %dx%d needs %s in %s, whose file system has %s free: "+
+			"free some space, put the data directory elsewhere (-data-dir or LEARNRESIZE_DATA_DIR), or choose a smaller -inp",
+			count, opts.Height, opts.Width, resources.Size(need), dir, resources.Size(free))
+	}
+	workers = opts.Workers
+	if mem, ok := resources.AvailableMemory(); ok {
+		perWorker := img * 5
+		if perWorker > mem {
+			return 0, fmt.Errorf("prepare: one %dx%d image needs %s to decode and resize, and this machine has %s available: choose a smaller -inp",
+				opts.Height, opts.Width, resources.Size(perWorker), resources.Size(mem))
+		}
+		workers = max(1, min(workers, int(mem/2/perWorker))) // leave half for the rest of the process
+	}
+	return workers, nil
+}
+
 // cacheKey hashes everything the cached pixels depend on.
 func cacheKey(src *Source, opts PrepareOptions) string {
 	h := sha256.New()
@@ -168,6 +200,11 @@ func cacheKey(src *Source, opts PrepareOptions) string {
 // buildCache decodes and resizes positions [from, to) of src into a new cache file at path.
 func buildCache(ctx context.Context, src *Source, path, key string, from, to int, opts PrepareOptions) error {
 	count := to - from
+	workers, err := checkCacheFits(filepath.Dir(path), count, opts)
+	if err != nil {
+		return err
+	}
+	opts.Workers = workers
 	cw, err := createCacheWriter(path, count, opts.Height, opts.Width, 3)
 	if err != nil {
 		return fmt.Errorf("prepare: creating cache in %s: %w", filepath.Dir(path), err)

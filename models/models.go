@@ -25,6 +25,7 @@ import (
 	"github.com/gomlx/gomlx/support/exceptions"
 
 	"github.com/learnresize/learnresize/densenet"
+	"github.com/learnresize/learnresize/internal/resources"
 	"github.com/learnresize/learnresize/resizer"
 	"github.com/learnresize/learnresize/summary"
 )
@@ -178,6 +179,19 @@ func toFloat32(x *Node) *Node {
 // ModelFn returns the model as a function for GoMLX's train.Trainer and model.Exec.
 func ModelFn(cfg Config) func(scope *model.Scope, images *Node) *Node {
 	return func(scope *model.Scope, images *Node) *Node { return Build(scope, images, cfg, nil) }
+}
+
+// CheckMemory refuses, with a one-line error, a batch whose float32 input tensor alone exceeds the
+// memory this machine has available: the model needs many times that, so such a run could only end
+// in an out-of-memory crash (once, -inp 100000 did, with a 199-line stack dump). It passes where the
+// available memory is unknown.
+func CheckMemory(cfg Config, batch int) error {
+	need := uint64(batch) * uint64(cfg.InputHeight) * uint64(cfg.InputWidth) * 3 * 4
+	if mem, ok := resources.AvailableMemory(); ok && need > mem {
+		return fmt.Errorf("a batch of %d images at %dx%d is %s as float32, and this machine has %s available: choose a smaller -inp or -batch",
+			batch, cfg.InputHeight, cfg.InputWidth, resources.Size(need), resources.Size(mem))
+	}
+	return nil
 }
 
 // Summary builds (compiles, without running or initialising) the model for a [1, input, input, 3]

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -241,5 +242,19 @@ func TestBFloat16MixedPrecision(t *testing.T) {
 	y, err := model.CallOnce(b, store, ModelFn(cfg), tensors.FromShape(shapes.Make(dtypes.Uint8, 2, 48, 48, 3)))
 	if err != nil || y.DType() != dtypes.Float32 {
 		t.Errorf("inference logits: %v %v", y, err)
+	}
+}
+
+func TestCheckMemory(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("available memory is read on Linux")
+	}
+	c := Tutorial()
+	if err := CheckMemory(c, 64); err != nil {
+		t.Errorf("the tutorial's batch: %v", err)
+	}
+	c.InputHeight, c.InputWidth = 100000, 100000
+	if err := CheckMemory(c, 64); err == nil || !strings.Contains(err.Error(), "-inp") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("64 images of 100000x100000: %v, want a one-line error", err)
 	}
 }

@@ -123,6 +123,9 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 	if opt.Dir == "" {
 		return nil, errors.New("training: an output directory is required")
 	}
+	if err := models.CheckMemory(cfg.Model, cfg.BatchSize); err != nil {
+		return nil, fmt.Errorf("training: %w", err)
+	}
 	if opt.KeepCheckpoints <= 0 {
 		opt.KeepCheckpoints = 2
 	}

@@ -105,6 +105,9 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 	if err := cfg.Model.Validate(); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
+	if err := models.CheckMemory(cfg.Model, cfg.Batch); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
 	rep := &Report{Backend: cfg.Backend, Versions: versions(), GoArch: runtime.GOARCH, CPUs: runtime.NumCPU(), Config: cfg,
 		Date: time.Now().UTC().Format(time.RFC3339)}
 	m := cfg.Model
