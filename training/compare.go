@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gomlx/compute"
 
@@ -46,8 +47,9 @@ type CompareOptions struct {
 	Log         io.Writer
 	Interactive bool
 	BackendInfo string
-	// DevicePrefetch is passed to Fit (Options.DevicePrefetch).
+	// DevicePrefetch and OnStep are passed to Fit (see Options).
 	DevicePrefetch int
+	OnStep         func(d time.Duration)
 }
 
 // Compare runs the tutorial's experiment: for each seed, train the model with the learnable resizer
@@ -82,7 +84,7 @@ func Compare(ctx context.Context, b compute.Backend, cfg Config, data Data, seed
 				fmt.Fprintf(opt.Log, "\n== %s, seed %d -> %s\n", v.Model.Title(), seed, dir)
 			}
 			h, err := Fit(ctx, b, v, data, Options{Dir: dir, Resume: opt.Resume, Log: opt.Log, Interactive: opt.Interactive, BackendInfo: opt.BackendInfo,
-				DevicePrefetch: opt.DevicePrefetch})
+				DevicePrefetch: opt.DevicePrefetch, OnStep: opt.OnStep})
 			if err != nil {
 				return cmp, fmt.Errorf("%s, seed %d: %w", v.Model.Name(), seed, err)
 			}

@@ -89,6 +89,9 @@ type Options struct {
 	BackendInfo string
 	// OnEpoch, if set, is called after each epoch's checkpoint is written.
 	OnEpoch func(h *History)
+	// OnStep, if set, is called after each training step with its duration (compilation included),
+	// e.g. so that an interrupt handler can say how long the step in progress may take.
+	OnStep func(d time.Duration)
 	// KeepCheckpoints is how many epoch checkpoints to keep (default 2).
 	KeepCheckpoints int
 	// DevicePrefetch is how many batches are read and copied to the device ahead of the step that
@@ -236,6 +239,9 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 				return hist, fmt.Errorf("training: step %d of epoch %d: %w", stats.Steps+1, epoch+1, err)
 			}
 			l, a := scalar(m[trainLoss]), scalar(m[trainAcc]) // waits for the step to finish
+			if opt.OnStep != nil {
+				opt.OnStep(time.Since(stepStart))
+			}
 			if d := time.Since(stepStart); trainGraphs != graphsBefore {
 				stats.CompileSeconds += d.Seconds()
 				stats.CompileSteps++

@@ -20,11 +20,11 @@ func runDownload(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments %q", fs.Args())
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	src, err := datasets.CatsVsDogs(ctx, datasets.CatsVsDogsOptions{DataDir: *dataDir, Progress: stderr})
+	it := newInterrupter(stderr, "the download")
+	defer it.Close()
+	src, err := datasets.CatsVsDogs(it.ctx, datasets.CatsVsDogsOptions{DataDir: *dataDir, Progress: stderr})
 	if err != nil {
-		return err
+		return interrupted(it.ctx, err, "run it again: the download resumes where it stopped")
 	}
 	defer src.Close()
 	fmt.Fprintf(stdout, "%s: %d images kept, classes %v\n%s\n", src.Root(), src.Len(), src.Classes(), src.Skipped())

@@ -39,16 +39,17 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	if err := df.check(); err != nil {
 		return err
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
+	it := newInterrupter(stderr, "the export")
+	defer it.Close()
+	ctx := it.ctx
 	src, err := training.OpenSource(ctx, df.options(stderr))
 	if err != nil {
-		return err
+		return interrupted(ctx, err, "")
 	}
 	defer src.Close()
 	res, err := datasets.ExportSplit(ctx, src, *split, *out)
 	if err != nil {
-		return err
+		return interrupted(ctx, err, "run it again")
 	}
 	fmt.Fprintf(stdout, "%s: wrote %d images of %s (", res.Dir, res.Written, *split)
 	for i, c := range src.Classes() {

@@ -79,6 +79,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case isUsage(err):
 		fmt.Fprintf(stderr, "learnresize %s: %v\n", args[0], err)
 		return exitUsage
+	case errors.As(err, new(interruptedError)):
+		fmt.Fprintf(stderr, "learnresize %s: %v\n", args[0], err)
+		return exitInterrupted
 	default:
 		fmt.Fprintf(stderr, "learnresize %s: %v\n", args[0], err)
 		return 1

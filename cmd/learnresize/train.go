@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/learnresize/learnresize/plots"
 	"github.com/learnresize/learnresize/summary"
@@ -83,10 +81,6 @@ func interactive(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-}
-
 func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("train", stderr, "train [-baseline] [-data PATH] [-out DIR] [-resume] [config flags]")
 	cf := addConfigFlags(fs)
@@ -100,17 +94,20 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		*out = filepath.Join("runs", fmt.Sprintf("%s-seed%d", cfg.Model.Name(), cfg.Seed))
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
+	it := newInterrupter(stderr, "training")
+	defer it.Close()
+	ctx := it.ctx
+	resumeHint := fmt.Sprintf("run the same command again with -resume (-out %s)", *out)
 	data, err := openData(ctx, cfg, df, stderr)
 	if err != nil {
-		return err
+		return interrupted(ctx, err, "")
 	}
 	defer data.Close()
+	warnSlowSteps(stderr, info, cfg)
 	h, err := training.Fit(ctx, b, cfg, data.Data, training.Options{Dir: *out, Resume: *resume, Log: stderr,
-		Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: df.prefetchOption()})
+		Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: df.prefetchOption(), OnStep: it.onStep})
 	if err != nil {
-		return err
+		return interrupted(ctx, err, resumeHint)
 	}
 	resizerRun := ""
 	if cfg.Model.Resizer {
@@ -143,17 +140,19 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
+	it := newInterrupter(stderr, "the comparison")
+	defer it.Close()
+	ctx := it.ctx
 	data, err := openData(ctx, cfg, df, stderr)
 	if err != nil {
-		return err
+		return interrupted(ctx, err, "")
 	}
 	defer data.Close()
+	warnSlowSteps(stderr, info, cfg)
 	cmp, err := training.Compare(ctx, b, cfg, data.Data, seeds, training.CompareOptions{Dir: *out, Resume: *resume,
-		Log: stderr, Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: df.prefetchOption()})
+		Log: stderr, Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: df.prefetchOption(), OnStep: it.onStep})
 	if err != nil {
-		return err
+		return interrupted(ctx, err, fmt.Sprintf("run the same command again with -resume (-out %s)", *out))
 	}
 	fmt.Fprint(stdout, "\n"+cmp.Markdown())
 	var series []plots.Series
