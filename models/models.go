@@ -99,6 +99,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("classes %d: need at least 2", c.Classes)
 	case c.Resizer && (c.Filters <= 0 || c.ResBlocks < 0):
 		return fmt.Errorf("resizer filters %d / residual blocks %d invalid", c.Filters, c.ResBlocks)
+	case c.Growth < 0:
+		return fmt.Errorf("DenseNet growth rate %d must be positive (0: the preset's 32)", c.Growth)
+	}
+	for _, n := range c.Blocks {
+		if n <= 0 {
+			return fmt.Errorf("dense blocks %v: each needs at least one layer", c.Blocks)
+		}
 	}
 	if _, ok := densenet.Presets[c.Preset]; !ok && len(c.Blocks) == 0 {
 		return fmt.Errorf("unknown DenseNet preset %q", c.Preset)

@@ -12,7 +12,9 @@ package training
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 
+	"github.com/learnresize/learnresize/datasets"
 	"github.com/learnresize/learnresize/models"
 )
 
@@ -56,12 +58,55 @@ func (c Config) Validate() error {
 		return fmt.Errorf("batch size %d must be positive", c.BatchSize)
 	case c.Epochs <= 0:
 		return fmt.Errorf("epochs %d must be positive", c.Epochs)
-	case c.LearningRate <= 0:
-		return fmt.Errorf("learning rate %g must be positive", c.LearningRate)
-	case c.LabelSmoothing < 0 || c.LabelSmoothing >= 1:
+	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0): // NaN fails the comparison
+		return fmt.Errorf("learning rate %g must be a positive number", c.LearningRate)
+	case !(c.LabelSmoothing >= 0 && c.LabelSmoothing < 1):
 		return fmt.Errorf("label smoothing %g must be in [0, 1)", c.LabelSmoothing)
 	case c.ShuffleBuffer < 0:
 		return fmt.Errorf("shuffle buffer %d must not be negative", c.ShuffleBuffer)
+	}
+	train, err := datasets.ParseSplit(c.TrainSplit)
+	if err != nil {
+		return fmt.Errorf("training split: %w", err)
+	}
+	val, err := datasets.ParseSplit(c.ValSplit)
+	if err != nil {
+		return fmt.Errorf("validation split: %w", err)
+	}
+	if train.String() == val.String() {
+		return fmt.Errorf("the training and validation splits are the same (%s): validation would only measure memorisation", train)
+	}
+	return nil
+}
+
+// checkDisjoint refuses splits that share examples when the source has n of them: validation
+// accuracy on training examples is not a validation accuracy.
+func (c Config) checkDisjoint(n int) error {
+	train, err := datasets.ParseSplit(c.TrainSplit)
+	if err != nil {
+		return err
+	}
+	val, err := datasets.ParseSplit(c.ValSplit)
+	if err != nil {
+		return err
+	}
+	tr, err := train.Ranges(n)
+	if err != nil {
+		return err
+	}
+	vr, err := val.Ranges(n)
+	if err != nil {
+		return err
+	}
+	shared := 0
+	for _, a := range tr {
+		for _, b := range vr {
+			shared += datasets.Range{From: max(a.From, b.From), To: min(a.To, b.To)}.Len()
+		}
+	}
+	if shared > 0 {
+		return fmt.Errorf("the training split %s and the validation split %s share %d of the %d examples: choose disjoint splits",
+			train, val, shared, n)
 	}
 	return nil
 }

@@ -74,6 +74,9 @@ func OpenData(ctx context.Context, cfg Config, opt DataOptions) (*OpenedData, er
 		return nil, err
 	}
 	defer func() { _ = src.Close() }()
+	if err := cfg.checkDisjoint(src.Len()); err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
 	if len(src.Classes()) != cfg.Model.Classes {
 		return nil, fmt.Errorf("data: %s has %d classes %v, the model has %d", src.Root(), len(src.Classes()), src.Classes(), cfg.Model.Classes)
 	}

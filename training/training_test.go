@@ -585,3 +585,18 @@ func TestResumeRefusesOtherData(t *testing.T) {
 		t.Errorf("resume after an image was added: %v", err)
 	}
 }
+
+// TestOverlappingSplitsRefused: splits that share examples are refused when the data is opened,
+// naming how many they share.
+func TestOverlappingSplitsRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := testimages.WriteFolder(filepath.Join(dir, "img"), 10, 30, 20); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tinyConfig()
+	cfg.TrainSplit, cfg.ValSplit = "train[:60%]", "train[50%:]"
+	_, err := OpenData(context.Background(), cfg, DataOptions{Path: filepath.Join(dir, "img"), DataDir: filepath.Join(dir, "cache")})
+	if err == nil || !strings.Contains(err.Error(), "share 2 of the 20 examples") {
+		t.Errorf("overlapping splits: %v", err)
+	}
+}

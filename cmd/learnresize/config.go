@@ -21,6 +21,7 @@ type configFlags struct {
 	inp, target   string
 	blocks        string
 	baseline      bool
+	presetSet     bool // -preset was given (set by resolve's caller from the parsed flags)
 }
 
 func addConfigFlags(fs *flag.FlagSet) *configFlags {
@@ -63,6 +64,9 @@ func (c *configFlags) resolve() (training.Config, error) {
 		return cfg, usagef("-interpolation: %v", err)
 	}
 	if c.blocks != "" {
+		if c.presetSet {
+			return cfg, usagef("-preset and -blocks both choose the DenseNet's blocks: give one of them")
+		}
 		for _, part := range strings.Split(c.blocks, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(part))
 			if err != nil || n <= 0 {
@@ -102,6 +106,7 @@ func startCommand(fs *flag.FlagSet, args []string, cf *configFlags, stderr io.Wr
 	if err := parse(fs, args); err != nil {
 		return training.Config{}, nil, backend.Info{}, err
 	}
+	fs.Visit(func(f *flag.Flag) { cf.presetSet = cf.presetSet || f.Name == "preset" })
 	if fs.NArg() > 0 {
 		return training.Config{}, nil, backend.Info{}, usagef("unexpected arguments %q", fs.Args())
 	}

@@ -138,7 +138,7 @@ func TestTrainResume(t *testing.T) {
 		t.Errorf("after resume: %+v (first run %+v)", h.Epochs, first.Epochs)
 	}
 	// Resuming with another model is refused and changes nothing.
-	code, _, e = runCLI(t, append(append([]string{}, base...), "-epochs", "3", "-resume", "-filters", "8", "-preset", "densenet121")...)
+	code, _, e = runCLI(t, append(append([]string{}, base...), "-epochs", "3", "-resume", "-growth", "8")...)
 	if code != 1 || !strings.Contains(e, "another configuration") {
 		t.Errorf("resume with another config: exit %d: %s", code, e)
 	}
@@ -166,6 +166,13 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"export", "-split", "train", "-out", "x", "-data", "/nonexistent/images"}, 1, "no such file"},
 		{[]string{"train", "-device-prefetch", "-1"}, 2, "-device-prefetch"},
 		{[]string{"bench", "-peer", "/nonexistent/peer.txt"}, 1, "no such file"},
+		// Flags that were once accepted and then trained on something else, or failed late.
+		{[]string{"train", "-lr", "NaN"}, 2, "learning rate NaN must be a positive number"},
+		{[]string{"train", "-growth", "-3"}, 2, "growth rate -3"},
+		{[]string{"train", "-preset", "densenet169", "-blocks", "2,2"}, 2, "-preset and -blocks"},
+		{[]string{"train", "-train-split", "train[:10%]", "-val-split", "train[:10%]"}, 2, "splits are the same"},
+		{[]string{"train", "-train-split", "train[:50%"}, 2, "training split"},
+		{[]string{"compare", "-seeds", "1,1"}, 2, "listed twice"},
 	}
 	for _, c := range cases {
 		code, _, stderr := runCLI(t, c.args...)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -195,6 +196,9 @@ func parseSeeds(s string, base int64) ([]int64, error) {
 		v, err := strconv.ParseInt(strings.TrimSpace(part), 10, 64)
 		if err != nil {
 			return nil, usagef("-seeds %q: %q is not an integer", s, part)
+		}
+		if slices.Contains(seeds, v) {
+			return nil, usagef("-seeds %q: seed %d is listed twice (each seed's runs go to one directory)", s, v)
 		}
 		seeds = append(seeds, v)
 	}
