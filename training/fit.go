@@ -89,6 +89,9 @@ type Options struct {
 	BackendInfo string
 	// OnEpoch, if set, is called after each epoch's checkpoint is written.
 	OnEpoch func(h *History)
+	// ResumeFrom, with Resume, continues from this checkpoint (a name under Dir/checkpoints such as
+	// "epoch-0001", or a path) instead of the latest: the way back when the latest is damaged.
+	ResumeFrom string
 	// OnStep, if set, is called after each training step with its duration (compilation included),
 	// e.g. so that an interrupt handler can say how long the step in progress may take.
 	OnStep func(d time.Duration)
@@ -151,16 +154,25 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 	start := 0
 	latest, err := latestCheckpoint(opt.Dir)
 	if err != nil {
-		return nil, err
+		return nil, withIntactCheckpoint(err, opt.Dir, "")
+	}
+	if opt.ResumeFrom != "" {
+		if !opt.Resume {
+			return nil, errors.New("training: ResumeFrom needs Resume")
+		}
+		latest = opt.ResumeFrom
+		if !filepath.IsAbs(latest) && !strings.Contains(latest, string(filepath.Separator)) {
+			latest = filepath.Join(opt.Dir, "checkpoints", latest)
+		}
 	}
 	switch {
 	case latest != "" && !opt.Resume:
 		return nil, fmt.Errorf("training: %s (%s): use -resume to continue it or choose another directory: %w",
 			opt.Dir, latest, ErrCheckpointExists)
 	case latest != "":
-		meta, err := readMeta(latest)
+		meta, h, err := readCheckpoint(store, latest)
 		if err != nil {
-			return nil, err
+			return nil, withIntactCheckpoint(err, opt.Dir, latest)
 		}
 		if err := cfg.compatible(meta.Config); err != nil {
 			return nil, fmt.Errorf("training: cannot resume %s: %w", latest, err)
@@ -169,13 +181,6 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 			return nil, fmt.Errorf("training: cannot resume %s: the data differs from the data it was trained on: %s "+
 				"(images added, removed, renamed or edited in the source?): resume with the same data, or start a new run in another directory",
 				latest, diff)
-		}
-		if _, err := checkpoint.Load(store).Dir(latest).Immediate().Done(); err != nil {
-			return nil, fmt.Errorf("training: cannot read checkpoint %s: %w", latest, err)
-		}
-		h, err := LoadHistory(latest)
-		if err != nil {
-			return nil, fmt.Errorf("training: checkpoint %s: %w", latest, err)
 		}
 		hist.Epochs, hist.Params = h.Epochs, h.Params
 		start = meta.Epoch
@@ -427,6 +432,44 @@ func latestCheckpoint(dir string) (string, error) {
 		return "", fmt.Errorf("training: %s/LATEST names %s, which is unreadable: %w", dir, name, err)
 	}
 	return p, nil
+}
+
+// readCheckpoint reads a checkpoint's metadata, variables (into store) and history.
+func readCheckpoint(store *model.Store, ckpt string) (trainingMeta, *History, error) {
+	meta, err := readMeta(ckpt)
+	if err != nil {
+		return meta, nil, err
+	}
+	if _, err := checkpoint.Load(store).Dir(ckpt).Immediate().Done(); err != nil {
+		return meta, nil, fmt.Errorf("training: cannot read checkpoint %s: %w", ckpt, err)
+	}
+	h, err := LoadHistory(ckpt)
+	if err != nil {
+		return meta, nil, fmt.Errorf("training: checkpoint %s: %w", ckpt, err)
+	}
+	return meta, h, nil
+}
+
+// withIntactCheckpoint adds to err, the failure to read checkpoint bad (or LATEST, if bad is ""),
+// the newest other checkpoint of dir that reads completely, and how to continue from it.
+func withIntactCheckpoint(err error, dir, bad string) error {
+	entries, _ := os.ReadDir(filepath.Join(dir, "checkpoints"))
+	for i := len(entries) - 1; i >= 0; i-- {
+		name := entries[i].Name()
+		path := filepath.Join(dir, "checkpoints", name)
+		if !strings.HasPrefix(name, "epoch-") || path == bad {
+			continue
+		}
+		scratch := model.NewStore()
+		meta, _, rerr := readCheckpoint(scratch, path)
+		scratch.Finalize()
+		if rerr == nil {
+			return fmt.Errorf("%w\nthe checkpoint %s (epoch %d) is intact: continue from it with "+
+				"learnresize train -out %s -resume -resume-from %s [the run's flags] (Options.ResumeFrom in Go); the epochs after it are trained again",
+				err, path, meta.Epoch, dir, name)
+		}
+	}
+	return fmt.Errorf("%w\nno other checkpoint in %s reads completely: start the run again in a new directory", err, filepath.Join(dir, "checkpoints"))
 }
 
 func readMeta(ckpt string) (trainingMeta, error) {

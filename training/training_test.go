@@ -600,3 +600,42 @@ func TestOverlappingSplitsRefused(t *testing.T) {
 		t.Errorf("overlapping splits: %v", err)
 	}
 }
+
+// TestDamagedLatestCheckpointNamesTheIntactOne: when the latest checkpoint is damaged, the error says
+// which earlier one is intact and how to continue from it, and ResumeFrom does.
+func TestDamagedLatestCheckpointNamesTheIntactOne(t *testing.T) {
+	b := testBackend(t)
+	dir := filepath.Join(t.TempDir(), "run")
+	cfg := tinyConfig()
+	cfg.Epochs = 2
+	if _, err := Fit(context.Background(), b, cfg, tinyData(), Options{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	latest, err := LatestCheckpoint(dir)
+	if err != nil || filepath.Base(latest) != "epoch-0002" {
+		t.Fatalf("latest %q, %v", latest, err)
+	}
+	if err := os.WriteFile(filepath.Join(latest, "history.json"), []byte("{garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Epochs = 3
+	_, err = Fit(context.Background(), b, cfg, tinyData(), Options{Dir: dir, Resume: true})
+	if err == nil || !strings.Contains(err.Error(), "epoch-0001 (epoch 1) is intact") || !strings.Contains(err.Error(), "-resume-from epoch-0001") {
+		t.Fatalf("resume from a damaged latest checkpoint: %v", err)
+	}
+	h, err := Fit(context.Background(), b, cfg, tinyData(), Options{Dir: dir, Resume: true, ResumeFrom: "epoch-0001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Epochs) != 3 {
+		t.Errorf("after resuming from epoch 1: %d epochs", len(h.Epochs))
+	}
+	// LATEST naming a checkpoint that is gone: the same advice.
+	if err := os.WriteFile(filepath.Join(dir, "LATEST"), []byte("epoch-0009\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Epochs = 4
+	if _, err := Fit(context.Background(), b, cfg, tinyData(), Options{Dir: dir, Resume: true}); err == nil || !strings.Contains(err.Error(), "is intact") {
+		t.Errorf("LATEST naming a missing checkpoint: %v", err)
+	}
+}

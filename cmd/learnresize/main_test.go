@@ -173,6 +173,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"train", "-train-split", "train[:10%]", "-val-split", "train[:10%]"}, 2, "splits are the same"},
 		{[]string{"train", "-train-split", "train[:50%"}, 2, "training split"},
 		{[]string{"compare", "-seeds", "1,1"}, 2, "listed twice"},
+		{[]string{"train", "-resume-from", "epoch-0001"}, 2, "-resume-from needs -resume"},
 	}
 	for _, c := range cases {
 		code, _, stderr := runCLI(t, c.args...)

@@ -88,9 +88,13 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	df := addDataFlags(fs)
 	out := fs.String("out", "", "output directory (default runs/<resizer|baseline>-seed<seed>)")
 	resume := fs.Bool("resume", false, "continue the run in -out from its latest checkpoint")
+	resumeFrom := fs.String("resume-from", "", "with -resume: continue from this checkpoint (e.g. epoch-0001) instead of the latest")
 	cfg, b, info, err := startCommand(fs, args, cf, stderr)
 	if err != nil {
 		return err
+	}
+	if *resumeFrom != "" && !*resume {
+		return usagef("-resume-from needs -resume")
 	}
 	if *out == "" {
 		*out = filepath.Join("runs", fmt.Sprintf("%s-seed%d", cfg.Model.Name(), cfg.Seed))
@@ -105,7 +109,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	defer data.Close()
 	warnSlowSteps(stderr, info, cfg)
-	h, err := training.Fit(ctx, b, cfg, data.Data, training.Options{Dir: *out, Resume: *resume, Log: stderr,
+	h, err := training.Fit(ctx, b, cfg, data.Data, training.Options{Dir: *out, Resume: *resume, ResumeFrom: *resumeFrom, Log: stderr,
 		Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: df.prefetchOption(), OnStep: it.onStep})
 	if err != nil {
 		return interrupted(ctx, err, resumeHint)
