@@ -1,7 +1,10 @@
 package datasets
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -77,6 +80,14 @@ func (r *SkipReport) add(name string, reason SkipReason, detail string) {
 	r.Files = append(r.Files, Skipped{Name: name, Reason: reason, Detail: detail})
 }
 
+// Merged returns the report of r's and o's files together.
+func (r SkipReport) Merged(o SkipReport) SkipReport {
+	var out SkipReport
+	out.merge(r)
+	out.merge(o)
+	return out
+}
+
 func (r *SkipReport) merge(o SkipReport) {
 	for _, f := range o.Files {
 		r.add(f.Name, f.Reason, f.Detail)
@@ -110,4 +121,18 @@ func (r SkipReport) String() string {
 		parts[i] = fmt.Sprintf("%s=%d", reason, r.Counts[SkipReason(reason)])
 	}
 	return strings.Join(parts, " ")
+}
+
+// WriteTSV writes every skipped file, sorted by name, as tab-separated "file", "reason" and "detail"
+// columns under a header line (tabs and newlines inside details become spaces).
+func (r SkipReport) WriteTSV(w io.Writer) error {
+	files := slices.Clone(r.Files)
+	sort.SliceStable(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+	clean := strings.NewReplacer("\t", " ", "\n", " ", "\r", " ")
+	bw := bufio.NewWriter(w)
+	fmt.Fprintln(bw, "file\treason\tdetail")
+	for _, f := range files {
+		fmt.Fprintf(bw, "%s\t%s\t%s\n", clean.Replace(f.Name), f.Reason, clean.Replace(f.Detail))
+	}
+	return bw.Flush()
 }

@@ -62,5 +62,5 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	if res.Skipped.Total() > 0 {
 		fmt.Fprintf(stdout, "left out (undecodable, as the training pipeline does): %s\n", res.Skipped)
 	}
-	return nil
+	return df.reportSkipped(src.Skipped().Merged(res.Skipped), stderr)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -278,4 +279,46 @@ func benchRows(backendLine string) int {
 		return 7
 	}
 	return 8
+}
+
+// TestSkipReportEveryRun: files skipped while listing (empty) and while decoding (corrupt) are
+// counted on every run, the one that builds the cache and the ones that reuse it, and -skipped
+// writes the list.
+func TestSkipReportEveryRun(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "images")
+	writeFolder(t, data, 8)
+	if err := os.WriteFile(filepath.Join(data, "bright", "empty.png"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "dark", "broken.png"), []byte("\x89PNG\r\n\x1a\nnot really"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	list := filepath.Join(dir, "skipped.tsv")
+	args := append([]string{"train", "-baseline", "-data", data, "-data-dir", filepath.Join(dir, "cache"), "-epochs", "1",
+		"-skipped", list}, tinyFlags...)
+	var lines []string
+	for i := range 2 {
+		code, o, e := runCLI(t, append(args, "-out", filepath.Join(dir, fmt.Sprintf("run%d", i)))...)
+		if code != 0 {
+			t.Fatalf("train: %d\n%s\n%s", code, o, e)
+		}
+		for _, l := range strings.Split(e, "\n") {
+			if strings.HasPrefix(l, "skipped:") {
+				lines = append(lines, l)
+			}
+		}
+	}
+	if len(lines) != 2 || lines[0] != lines[1] || !strings.HasPrefix(lines[0], "skipped: 2 files (corrupt=1 empty=1)") {
+		t.Errorf("skip lines of the two runs: %q", lines)
+	}
+	raw, err := os.ReadFile(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"file\treason\tdetail\n", "bright/empty.png\tempty", "dark/broken.png\tcorrupt"} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("%s lacks %q:\n%s", list, want, raw)
+		}
+	}
 }

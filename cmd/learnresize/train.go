@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/learnresize/learnresize/datasets"
+	"github.com/learnresize/learnresize/internal/fileutil"
 	"github.com/learnresize/learnresize/plots"
 	"github.com/learnresize/learnresize/summary"
 	"github.com/learnresize/learnresize/training"
@@ -25,6 +29,7 @@ func init() {
 type dataFlags struct {
 	path, dataDir  string
 	devicePrefetch int
+	skippedFile    string
 }
 
 func addDataFlags(fs *flag.FlagSet) *dataFlags {
@@ -33,7 +38,40 @@ func addDataFlags(fs *flag.FlagSet) *dataFlags {
 	fs.StringVar(&d.dataDir, "data-dir", "", "downloads and caches (default $LEARNRESIZE_DATA_DIR or the user cache dir)")
 	fs.IntVar(&d.devicePrefetch, "device-prefetch", training.DefaultDevicePrefetch,
 		"batches read and copied to the device ahead of the training step (0: none)")
+	fs.StringVar(&d.skippedFile, "skipped", "", "write every skipped file with its reason to this file (tab-separated)")
 	return d
+}
+
+// reportSkipped prints the skip counts (the same on every run: decode skips are stored with the
+// cache) and, with -skipped, writes the full list.
+func (d *dataFlags) reportSkipped(r datasets.SkipReport, stderr io.Writer) error {
+	ignored := r.Counts[datasets.SkipIgnored]
+	fmt.Fprintf(stderr, "skipped: %d files", r.Total())
+	if r.Total() > 0 {
+		rest := r
+		rest.Counts = maps.Clone(r.Counts)
+		delete(rest.Counts, datasets.SkipIgnored)
+		fmt.Fprintf(stderr, " (%s)", rest)
+	}
+	if ignored > 0 {
+		fmt.Fprintf(stderr, "; %d other files ignored (not candidate images)", ignored)
+	}
+	if d.skippedFile == "" {
+		if r.Total()+ignored > 0 {
+			fmt.Fprint(stderr, "; -skipped FILE lists them")
+		}
+		fmt.Fprintln(stderr)
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := r.WriteTSV(&buf); err != nil {
+		return err
+	}
+	if err := fileutil.WriteAtomic(d.skippedFile, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("-skipped: %w", err)
+	}
+	fmt.Fprintf(stderr, "; list in %s\n", d.skippedFile)
+	return nil
 }
 
 func (d *dataFlags) options(stderr io.Writer) training.DataOptions {
@@ -50,6 +88,10 @@ func openData(ctx context.Context, cfg training.Config, df *dataFlags, stderr io
 		return nil, err
 	}
 	fmt.Fprintf(stderr, "data: %s: %d training and %d validation examples, classes %v\n", data.Source, data.NumTrain, data.NumVal, data.Classes)
+	if err := df.reportSkipped(data.Skipped, stderr); err != nil {
+		_ = data.Close()
+		return nil, err
+	}
 	return data, nil
 }
 
