@@ -31,6 +31,10 @@ const (
 // DataDirEnv names the environment variable that overrides the default data directory.
 const DataDirEnv = "LEARNRESIZE_DATA_DIR"
 
+// SHA256Env names the environment variable that overrides CatsVsDogsSHA256 (docs/DATASETS.md says
+// why that value is the first suspect if a genuine download fails it).
+const SHA256Env = "LEARNRESIZE_CATS_VS_DOGS_SHA256"
+
 // DataDir resolves the directory for downloads and caches: dir if not empty, else $LEARNRESIZE_DATA_DIR,
 // else os.UserCacheDir()/learnresize (~/.cache/learnresize on Linux).
 func DataDir(dir string) (string, error) {
@@ -67,17 +71,15 @@ type DownloadOptions struct {
 // server ignores the range); the size and SHA-256 are verified over the whole file; only then is the
 // .part fsynced and renamed to dst, so dst never holds a partial or corrupt file.
 //
-// If dst exists, Download trusts it (it can only have been put there verified) and returns nil,
-// unless its size differs from opts.Size. An interrupted transfer (connection lost, ctx cancelled)
-// keeps the .part for the next call; a file that fails verification (too long, wrong hash) is
-// deleted, since resuming it could never succeed. Two processes must not download to the same dst
-// at the same time.
+// If dst exists, Download checks it instead: its size, and its SHA-256 once (a user may have put a
+// file there by hand); a stamp file dst+".verified" records a file that passed, so later calls only
+// compare size and modification time with it. An interrupted transfer (connection lost, ctx
+// cancelled) keeps the .part for the next call; a file that fails verification (too long, wrong
+// hash, a server whose file is shorter than expected) is deleted, since resuming it could never
+// succeed. Two processes must not download to the same dst at the same time.
 func Download(ctx context.Context, url, dst string, opts DownloadOptions) error {
 	if info, err := os.Stat(dst); err == nil {
-		if opts.Size > 0 && info.Size() != opts.Size {
-			return fmt.Errorf("download: %s exists with %d bytes, want %d: delete it to download again", dst, info.Size(), opts.Size)
-		}
-		return nil
+		return checkExisting(dst, info, opts)
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("download: %w", err)
@@ -118,7 +120,14 @@ func Download(ctx context.Context, url, dst string, opts DownloadOptions) error 
 	}
 
 	if opts.Size == 0 || offset < opts.Size {
-		body, err := openRange(ctx, opts.Client, url, offset, restart)
+		body, err := openRange(ctx, opts.Client, url, offset, opts.Size, restart)
+		var short *shortServerError
+		if errors.As(err, &short) {
+			_ = f.Close()
+			closed = true
+			_ = os.Remove(part)
+			return fmt.Errorf("%w: deleted the partial download %s", err, part)
+		}
 		if err != nil {
 			return err
 		}
@@ -153,7 +162,8 @@ func Download(ctx context.Context, url, dst string, opts DownloadOptions) error 
 			_ = f.Close()
 			closed = true
 			_ = os.Remove(part)
-			return fmt.Errorf("download of %s: SHA-256 %s, want %s: corrupt, deleted", url, got, want)
+			return fmt.Errorf("download of %s: SHA-256 %s, want %s: corrupt, deleted (if the archive changed upstream, "+
+				"give its checksum: %s or learnresize download -sha256)", url, got, want, SHA256Env)
 		}
 	}
 	if err := f.Sync(); err != nil {
@@ -167,12 +177,57 @@ func Download(ctx context.Context, url, dst string, opts DownloadOptions) error 
 		return fmt.Errorf("download: %w", err)
 	}
 	syncDir(filepath.Dir(dst))
+	if info, err := os.Stat(dst); err == nil && opts.SHA256 != "" {
+		writeVerifiedStamp(dst, info, opts.SHA256)
+	}
 	return nil
+}
+
+// checkExisting verifies a dst that is already there (see Download).
+func checkExisting(dst string, info os.FileInfo, opts DownloadOptions) error {
+	if opts.Size > 0 && info.Size() != opts.Size {
+		return fmt.Errorf("download: %s exists with %d bytes, want %d: it is not the expected file: delete it and run again to download it",
+			dst, info.Size(), opts.Size)
+	}
+	want := strings.ToLower(strings.TrimSpace(opts.SHA256))
+	if want == "" || readVerifiedStamp(dst) == verifiedStamp(info, want) {
+		return nil
+	}
+	f, err := os.Open(dst)
+	if err != nil {
+		return fmt.Errorf("download: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("download: reading %s to verify it: %w", dst, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("download: %s has the expected size but SHA-256 %s, want %s: it is damaged or another file: "+
+			"delete it and run again to download it (if the archive changed upstream, give its checksum: %s or learnresize download -sha256)",
+			dst, got, want, SHA256Env)
+	}
+	writeVerifiedStamp(dst, info, want)
+	return nil
+}
+
+// verifiedStamp is the content of dst+".verified" for a file that matched sum.
+func verifiedStamp(info os.FileInfo, sum string) string {
+	return fmt.Sprintf("sha256 %s size %d mtime %d\n", sum, info.Size(), info.ModTime().UnixNano())
+}
+
+func readVerifiedStamp(dst string) string {
+	b, _ := os.ReadFile(dst + ".verified")
+	return string(b)
+}
+
+func writeVerifiedStamp(dst string, info os.FileInfo, sum string) {
+	_ = os.WriteFile(dst+".verified", []byte(verifiedStamp(info, strings.ToLower(sum))), 0o644)
 }
 
 // openRange starts the transfer at offset. It returns a nil body when nothing is left to fetch (the
 // server answers 416 to a range that starts at the end of the file).
-func openRange(ctx context.Context, client *http.Client, url string, offset int64, restart func() error) (io.ReadCloser, error) {
+func openRange(ctx context.Context, client *http.Client, url string, offset, expected int64, restart func() error) (io.ReadCloser, error) {
 	if client == nil {
 		client = http.DefaultClient
 	}
@@ -186,7 +241,11 @@ func openRange(ctx context.Context, client *http.Client, url string, offset int6
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("download of %s: %w", url, err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("download of %s: %w", url, ctx.Err())
+		}
+		return nil, fmt.Errorf("download of %s failed (no network here?): %w; without the internet, fetch the file elsewhere "+
+			"and put it in the data directory, or train on a local copy with -data (a zip, a PetImages folder, or any image folder)", url, err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && offset > 0:
@@ -206,11 +265,37 @@ func openRange(ctx context.Context, client *http.Client, url string, offset int6
 		return resp.Body, nil
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && offset > 0:
 		_ = resp.Body.Close()
+		// The server's file ends at or before offset. If that is short of the expected size, asking
+		// again can never help: say so (the caller deletes the .part).
+		if total, ok := contentRangeTotal(resp.Header.Get("Content-Range")); ok && expected > 0 && total < expected {
+			return nil, &shortServerError{url: url, total: total, want: expected}
+		}
 		return nil, nil // the .part is already complete; verification decides.
 	default:
 		_ = resp.Body.Close()
 		return nil, fmt.Errorf("download of %s: HTTP %s", url, resp.Status)
 	}
+}
+
+// shortServerError: the server's file is shorter than the expected size.
+type shortServerError struct {
+	url         string
+	total, want int64
+}
+
+func (e *shortServerError) Error() string {
+	return fmt.Sprintf("download of %s: the server's file has %d bytes, want %d: it serves another (or a truncated) file, "+
+		"so resuming cannot succeed; try again later or another mirror", e.url, e.total, e.want)
+}
+
+// contentRangeTotal parses the total of "bytes */total" or "bytes start-end/total".
+func contentRangeTotal(h string) (int64, bool) {
+	_, totalStr, ok := strings.Cut(strings.TrimSpace(h), "/")
+	if !ok {
+		return 0, false
+	}
+	total, err := strconv.ParseInt(strings.TrimSpace(totalStr), 10, 64)
+	return total, err == nil
 }
 
 // contentRangeStart parses the first byte of "bytes start-end/total".
@@ -263,7 +348,7 @@ type CatsVsDogsOptions struct {
 	DataDir string
 	// URL overrides CatsVsDogsURL (a mirror, or a test server). With an override, Size and SHA256
 	// are checked only if set; with the default URL, zero values mean CatsVsDogsSize and
-	// CatsVsDogsSHA256.
+	// CatsVsDogsSHA256. An empty SHA256 takes $LEARNRESIZE_CATS_VS_DOGS_SHA256 when that is set.
 	URL    string
 	Size   int64
 	SHA256 string
@@ -293,8 +378,14 @@ func CatsVsDogs(ctx context.Context, opts CatsVsDogsOptions) (*Source, error) {
 			sum = CatsVsDogsSHA256
 		}
 	}
+	if env := os.Getenv(SHA256Env); env != "" && opts.SHA256 == "" {
+		sum = env
+	}
 	dst := filepath.Join(dir, CatsVsDogsZipName)
 	if err := Download(ctx, url, dst, DownloadOptions{Size: size, SHA256: sum, Progress: opts.Progress, Client: opts.Client}); err != nil {
+		if !errors.Is(err, context.Canceled) {
+			err = fmt.Errorf("%w\n(the data directory is %s: a zip fetched by hand goes there as %s, or pass it with -data)", err, dir, CatsVsDogsZipName)
+		}
 		return nil, err
 	}
 	return OpenCatsVsDogs(dst, opts.Source)

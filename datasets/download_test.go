@@ -274,3 +274,67 @@ func TestDataDir(t *testing.T) {
 		t.Errorf("default DataDir = %q", got)
 	}
 }
+
+// TestDownloadEdgeCases: a file of the right size but wrong content already in place, a server whose
+// file is shorter than expected, and no network: each ends with an error saying what to do, never a
+// silent acceptance or an endless "call again".
+func TestDownloadEdgeCases(t *testing.T) {
+	content, sum := testContent(300_000)
+	ctx := context.Background()
+
+	t.Run("existing file with the right size and the wrong content", func(t *testing.T) {
+		srv := newTestServer(t, content, "range")
+		dst := filepath.Join(t.TempDir(), "data.zip")
+		wrong := append([]byte(nil), content...)
+		wrong[1234] ^= 1
+		writeFile(t, dst, wrong)
+		err := Download(ctx, srv.URL, dst, DownloadOptions{Size: int64(len(content)), SHA256: sum})
+		if err == nil || !strings.Contains(err.Error(), "expected size but SHA-256") || !strings.Contains(err.Error(), "delete it") {
+			t.Errorf("wrong content in place: %v", err)
+		}
+		writeFile(t, dst, content)
+		if err := Download(ctx, srv.URL, dst, DownloadOptions{Size: int64(len(content)), SHA256: sum}); err != nil {
+			t.Fatal(err)
+		}
+		if !exists(dst + ".verified") {
+			t.Error("no verification stamp after a good check")
+		}
+		if n := len(srv.requests()); n != 0 {
+			t.Errorf("%d requests for a file already in place", n)
+		}
+	})
+
+	t.Run("server file shorter than expected", func(t *testing.T) {
+		srv := newTestServer(t, content[:100_000], "range") // a complete response of a truncated file
+		dst := filepath.Join(t.TempDir(), "data.zip")
+		opts := DownloadOptions{Size: int64(len(content)), SHA256: sum}
+		if err := Download(ctx, srv.URL, dst, opts); err == nil || !strings.Contains(err.Error(), "short") {
+			t.Fatalf("first call: %v", err)
+		}
+		err := Download(ctx, srv.URL, dst, opts)
+		if err == nil || !strings.Contains(err.Error(), "the server's file has 100000 bytes, want 300000") || exists(dst+".part") {
+			t.Errorf("second call: %v (.part kept: %v)", err, exists(dst+".part"))
+		}
+	})
+
+	t.Run("no network", func(t *testing.T) {
+		srv := newTestServer(t, content, "range")
+		url := srv.URL
+		srv.Close()
+		dir := t.TempDir()
+		_, err := CatsVsDogs(ctx, CatsVsDogsOptions{DataDir: dir, URL: url})
+		if err == nil || !strings.Contains(err.Error(), "no network here?") || !strings.Contains(err.Error(), "-data") ||
+			!strings.Contains(err.Error(), filepath.Join(dir)) {
+			t.Errorf("offline: %v", err)
+		}
+	})
+
+	t.Run("checksum from the environment", func(t *testing.T) {
+		srv := newTestServer(t, content, "range")
+		t.Setenv(SHA256Env, strings.Repeat("0", 64))
+		_, err := CatsVsDogs(ctx, CatsVsDogsOptions{DataDir: t.TempDir(), URL: srv.URL})
+		if err == nil || !strings.Contains(err.Error(), "want "+strings.Repeat("0", 64)) {
+			t.Errorf("%s set: %v", SHA256Env, err)
+		}
+	})
+}
