@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/learnresize/learnresize/internal/fileutil"
 )
 
 // solidFolder writes n solid-colour PNG images into two classes: image i is in class "a" (even i)
@@ -345,5 +347,35 @@ func TestImpossibleSizesRefusedUpFront(t *testing.T) {
 	w, err := checkCacheFits(cacheDir, 10, PrepareOptions{Height: 30, Width: 30, Workers: 4})
 	if err != nil || w != 4 {
 		t.Errorf("a small cache: %d workers, %v", w, err)
+	}
+}
+
+// TestOneCacheBuilder: while a process builds a cache, another asking for the same one is told who
+// builds it; once built, it is reused and no lock file is left.
+func TestOneCacheBuilder(t *testing.T) {
+	root := solidFolder(t, 4)
+	src, err := OpenImageFolder(root, SourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cacheDir := t.TempDir()
+	opts := PrepareOptions{Height: 4, Width: 4, CacheDir: cacheDir, Workers: 1}
+	key := cacheKey(src, PrepareOptions{Height: 4, Width: 4, MaxPixels: DefaultMaxPixels})
+	prefix := filepath.Join(cacheDir, fmt.Sprintf("%s-%dx%d-%s-%s", src.Name(), 4, 4, "bilinear", key[:16]))
+	held, err := fileutil.TryLock(cachePath(prefix, 0, src.Len())+".lock", "the test's stand-in builder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Prepare(context.Background(), src, nil, opts); !errors.Is(err, fileutil.ErrLocked) || !strings.Contains(err.Error(), "stand-in builder") {
+		t.Errorf("Prepare while another process builds the cache: %v", err)
+	}
+	_ = held.UnlockAndRemove()
+	p, err := Prepare(context.Background(), src, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Close()
+	if left, _ := filepath.Glob(filepath.Join(cacheDir, "*.lock")); len(left) != 0 {
+		t.Errorf("lock files left: %v", left)
 	}
 }

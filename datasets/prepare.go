@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/learnresize/learnresize/internal/fileutil"
 	"github.com/learnresize/learnresize/internal/resources"
 	"github.com/learnresize/learnresize/resizer"
 )
@@ -121,13 +122,20 @@ func Prepare(ctx context.Context, src *Source, splits []string, opts PrepareOpti
 	key := cacheKey(src, opts)
 	prefix := filepath.Join(opts.CacheDir, fmt.Sprintf("%s-%dx%d-%s-%s", src.Name(), opts.Height, opts.Width, opts.Method, key[:16]))
 	p := &Prepared{name: src.Name(), classes: src.Classes(), n: n}
-	var cache *Cache
-	if found := findCache(prefix, from, to); found != "" {
-		if c, err := OpenCache(found, key); err == nil && c.meta.Examples == n && rangeMatches(found, c, prefix) {
-			cache = c
-		} else if c != nil {
-			_ = c.Close()
+	cache := reuseCache(prefix, key, from, to, n)
+	if cache == nil {
+		path := cachePath(prefix, from, to)
+		if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
+			return nil, fmt.Errorf("prepare: %w", err)
 		}
+		// One builder per cache: a second process is told who builds it rather than decoding the
+		// same images beside it.
+		lock, err := fileutil.TryLock(path+".lock", "building the cache "+path)
+		if err != nil {
+			return nil, fmt.Errorf("prepare: %w: wait for it to finish, then run again (the cache will be reused)", err)
+		}
+		defer func() { _ = lock.UnlockAndRemove() }() // two builders at once would only waste time
+		cache = reuseCache(prefix, key, from, to, n) // built by another process while we waited for the lock?
 	}
 	if cache == nil {
 		path := cachePath(prefix, from, to)
@@ -152,6 +160,22 @@ func Prepare(ctx context.Context, src *Source, splits []string, opts PrepareOpti
 		p.skipped.add(s.Name, s.Reason, s.Detail)
 	}
 	return p, nil
+}
+
+// reuseCache opens the smallest valid cache of prefix covering [from, to), or returns nil.
+func reuseCache(prefix, key string, from, to, n int) *Cache {
+	found := findCache(prefix, from, to)
+	if found == "" {
+		return nil
+	}
+	c, err := OpenCache(found, key)
+	if err == nil && c.meta.Examples == n && rangeMatches(found, c, prefix) {
+		return c
+	}
+	if c != nil {
+		_ = c.Close()
+	}
+	return nil
 }
 
 func rangeMatches(path string, c *Cache, prefix string) bool {

@@ -69,6 +69,17 @@ func Locked(path string) bool {
 	return !ok
 }
 
+// UnlockAndRemove removes the lock file, then releases the lock. A process that opened the file
+// just before may then lock the removed file while a third locks a new one: use it only where two
+// holders at once are harmless and a lock file left behind is clutter (a cache built next to others).
+func (l *Lock) UnlockAndRemove() error {
+	if l == nil || l.fl == nil {
+		return nil
+	}
+	_ = os.Remove(l.fl.Path())
+	return l.fl.Unlock()
+}
+
 // Unlock releases the lock (the file stays: removing it could let two processes lock two files).
 func (l *Lock) Unlock() error {
 	if l == nil || l.fl == nil {
