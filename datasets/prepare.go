@@ -135,7 +135,7 @@ func Prepare(ctx context.Context, src *Source, splits []string, opts PrepareOpti
 			return nil, fmt.Errorf("prepare: %w: wait for it to finish, then run again (the cache will be reused)", err)
 		}
 		defer func() { _ = lock.UnlockAndRemove() }() // two builders at once would only waste time
-		cache = reuseCache(prefix, key, from, to, n) // built by another process while we waited for the lock?
+		cache = reuseCache(prefix, key, from, to, n)  // built by another process while we waited for the lock?
 	}
 	if cache == nil {
 		path := cachePath(prefix, from, to)
