@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU comparison of docs/BENCHMARKS.md: PyTorch (internal/bench/testdata/torch_cpu.py) and
+# The CPU comparison of docs/BENCHMARKS.md: PyTorch (bench/testdata/torch_cpu.py) and
 # learnresize bench on the default backend, alternately, ROUNDS times, at THREADS threads each.
 #
 #   scripts/bench_cpu.sh [ROUNDS]          # env: LEARNRESIZE (binary, default: go run), THREADS (default 2), PYTHON
@@ -14,7 +14,7 @@ py="${PYTHON:-/usr/bin/python3}"
 if [ -n "${LEARNRESIZE:-}" ]; then lr=("$LEARNRESIZE"); else lr=(go run ./cmd/learnresize); fi
 for round in $(seq "$rounds"); do
 	echo "== round $round: PyTorch, $threads threads"
-	"$py" internal/bench/testdata/torch_cpu.py --threads "$threads" --seconds 12 2>&1 | grep -v Warning
+	"$py" bench/testdata/torch_cpu.py --threads "$threads" --seconds 12 2>&1 | grep -v Warning
 	echo "== round $round: learnresize, resizer inference and the tutorial's train steps"
 	"${lr[@]}" bench -only "resizer forward (inference),train step" -inp 300 -target 150 -batch 8 -duration 15s 2>&1 | grep "mean \|^backend"
 	echo "== round $round: learnresize, small train steps"

@@ -10,7 +10,7 @@ import (
 
 	"github.com/gomlx/gomlx/ml/train"
 
-	"github.com/learnresize/learnresize/internal/bench"
+	"github.com/learnresize/learnresize/bench"
 	"github.com/learnresize/learnresize/internal/fileutil"
 )
 

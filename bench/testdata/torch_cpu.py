@@ -7,7 +7,7 @@ Uses the resizer of ../../../resizer/testdata/gen_resizer_parity.py. Compare at 
 Debian's PyTorch 1.13 uses 1 intra-op thread here unless told otherwise, so --threads defaults to
 the CPU count. Run with Debian's python3-torch and python3-torchvision:
 
-    /usr/bin/python3 internal/bench/testdata/torch_cpu.py [--threads 2] [--seconds 10] [--only infer,small,tutorial]
+    /usr/bin/python3 bench/testdata/torch_cpu.py [--threads 2] [--seconds 10] [--only infer,small,tutorial]
 """
 import argparse, json, os, sys, time
 
