@@ -187,100 +187,139 @@ func (b *Builder) Done() *Node {
 	if err := b.validate(); err != nil {
 		exceptions.Panicf("densenet: %v", err)
 	}
-	scope := b.scope.In("%s", b.name)
-	rec := b.rec
-	in := func(name string) *model.Scope { return scope.In("%s", name) }
-	bn := func(name string, x *Node) *Node {
-		s := in(name)
-		y := layers.BatchNorm(s, x).Epsilon(BatchNormEpsilon).Momentum(BatchNormMomentum).Done()
-		rec.Add(name, "BatchNormalization", y, s)
-		return y
-	}
-	relu := func(name string, x *Node) *Node {
-		y := layers.ReLU(x)
-		rec.Add(name, "Activation", y, nil)
-		return y
-	}
-	conv := func(name string, x *Node, filters, kernel, stride int, same bool) *Node {
-		s := in(name)
-		c := layers.Conv(s, x).Filters(filters).Kernel(kernel).Strides(stride).UseBias(false)
-		if !same {
-			c = c.Valid()
-		}
-		y := c.Done()
-		rec.Add(name, "Conv2D", y, s)
-		return y
-	}
-	zeroPad := 0
-	pad := func(x *Node, p int) *Node {
-		y := Pad(x, ScalarZero(x.Graph(), x.DType()), PadAxis{}, PadAxis{Start: p, End: p}, PadAxis{Start: p, End: p}, PadAxis{})
-		name := "zero_padding2d"
-		if zeroPad > 0 {
-			name = fmt.Sprintf("zero_padding2d_%d", zeroPad)
-		}
-		zeroPad++
-		rec.Add(name, "ZeroPadding2D", y, nil)
-		return y
-	}
-
-	x := b.images
-	x = pad(x, 3)
-	x = conv("conv1_conv", x, InitialFeatures, 7, 2, false)
-	x = relu("conv1_relu", bn("conv1_bn", x))
-	x = pad(x, 1)
-	x = layers.MaxPool2D(x, 3, 2)
-	rec.Add("pool1", "MaxPooling2D", x, nil)
-
-	for i, n := range b.blocks {
+	n := &net{Builder: b, scope: b.scope.In("%s", b.name)}
+	x := n.stem(b.images)
+	for i, count := range b.blocks {
 		stage := fmt.Sprintf("conv%d", i+2)
-		for j := range n {
-			name := fmt.Sprintf("%s_block%d", stage, j+1)
-			input := x
-			if b.checkpoint {
-				input = input.Checkpoint()
-			}
-			y := relu(name+"_0_relu", bn(name+"_0_bn", input))
-			y = conv(name+"_1_conv", y, b.bottleneck*b.growth, 1, 1, true)
-			y = relu(name+"_1_relu", bn(name+"_1_bn", y))
-			y = conv(name+"_2_conv", y, b.growth, 3, 1, true)
-			x = Concatenate([]*Node{input, y}, -1)
-			if b.checkpoint {
-				x = x.StopCheckpoint()
-			}
-			rec.Add(name+"_concat", "Concatenate", x, nil)
+		x = n.denseBlock(x, count, stage)
+		if i < len(b.blocks)-1 {
+			x = n.transitionBlock(x, fmt.Sprintf("pool%d", i+2))
 		}
-		if i == len(b.blocks)-1 {
-			break
-		}
-		name := fmt.Sprintf("pool%d", i+2)
-		x = relu(name+"_relu", bn(name+"_bn", x))
-		x = conv(name+"_conv", x, int(float64(x.Shape().Dimensions[3])*b.compression), 1, 1, true)
-		if x.Shape().Dimensions[1] < 2 || x.Shape().Dimensions[2] < 2 {
-			exceptions.Panicf("densenet: feature map %v too small for transition %s: use a larger input", x.Shape().Dimensions[1:3], name)
-		}
-		x = layers.AvgPool2D(x, 2, 2)
-		rec.Add(name+"_pool", "AveragePooling2D", x, nil)
 	}
-	x = relu("relu", bn("bn", x))
+	x = n.relu("relu", n.bn("bn", x))
+	return n.head(x)
+}
 
-	if !b.includeTop {
-		switch b.pooling {
+// net builds one DenseNet: the Builder's settings, the scope of its variables, and the count of
+// ZeroPadding2D layers (Keras numbers their names).
+type net struct {
+	*Builder
+	scope    *model.Scope
+	zeroPads int
+}
+
+// stem is Keras' ZeroPadding2D(3), conv1 (7x7/2 valid, no bias), BN, ReLU, ZeroPadding2D(1),
+// MaxPooling2D(3, 2) (torchvision's features.conv0 ... pool0).
+func (n *net) stem(x *Node) *Node {
+	x = n.pad(x, 3)
+	x = n.conv("conv1_conv", x, InitialFeatures, 7, 2, false)
+	x = n.relu("conv1_relu", n.bn("conv1_bn", x))
+	x = n.pad(x, 1)
+	x = layers.MaxPool2D(x, 3, 2)
+	n.rec.Add("pool1", "MaxPooling2D", x, nil)
+	return x
+}
+
+// denseBlock is Keras' dense_block (torchvision's _DenseBlock): count conv blocks, each
+// concatenating its growth-rate new features to its input.
+func (n *net) denseBlock(x *Node, count int, stage string) *Node {
+	for j := range count {
+		x = n.convBlock(x, fmt.Sprintf("%s_block%d", stage, j+1))
+	}
+	return x
+}
+
+// convBlock is Keras' conv_block (torchvision's _DenseLayer): BN, ReLU, 1x1 conv to
+// bottleneck*growth, BN, ReLU, 3x3 conv to growth, concatenated to the input. With gradient
+// checkpointing, the layer's activations are recomputed in the backward pass instead of kept.
+func (n *net) convBlock(x *Node, name string) *Node {
+	input := x
+	if n.checkpoint {
+		input = input.Checkpoint()
+	}
+	y := n.relu(name+"_0_relu", n.bn(name+"_0_bn", input))
+	y = n.conv(name+"_1_conv", y, n.bottleneck*n.growth, 1, 1, true)
+	y = n.relu(name+"_1_relu", n.bn(name+"_1_bn", y))
+	y = n.conv(name+"_2_conv", y, n.growth, 3, 1, true)
+	x = Concatenate([]*Node{input, y}, -1)
+	if n.checkpoint {
+		x = x.StopCheckpoint()
+	}
+	n.rec.Add(name+"_concat", "Concatenate", x, nil)
+	return x
+}
+
+// transitionBlock is Keras' transition_block (torchvision's _Transition): BN, ReLU, 1x1 conv to
+// compression x the channels, 2x2/2 average pooling.
+func (n *net) transitionBlock(x *Node, name string) *Node {
+	x = n.relu(name+"_relu", n.bn(name+"_bn", x))
+	x = n.conv(name+"_conv", x, int(float64(x.Shape().Dimensions[3])*n.compression), 1, 1, true)
+	if x.Shape().Dimensions[1] < 2 || x.Shape().Dimensions[2] < 2 {
+		exceptions.Panicf("densenet: feature map %v too small for transition %s: use a larger input", x.Shape().Dimensions[1:3], name)
+	}
+	x = layers.AvgPool2D(x, 2, 2)
+	n.rec.Add(name+"_pool", "AveragePooling2D", x, nil)
+	return x
+}
+
+// head is global pooling and, with the top, the classifier (Keras' "predictions" Dense layer).
+func (n *net) head(x *Node) *Node {
+	if !n.includeTop {
+		switch n.pooling {
 		case PoolingAvg:
 			x = ReduceMean(x, 1, 2)
-			rec.Add("avg_pool", "GlobalAveragePooling2D", x, nil)
+			n.rec.Add("avg_pool", "GlobalAveragePooling2D", x, nil)
 		case PoolingMax:
 			x = ReduceMax(x, 1, 2)
-			rec.Add("max_pool", "GlobalMaxPooling2D", x, nil)
+			n.rec.Add("max_pool", "GlobalMaxPooling2D", x, nil)
 		}
 		return x
 	}
 	x = ReduceMean(x, 1, 2)
-	rec.Add("avg_pool", "GlobalAveragePooling2D", x, nil)
-	top := in("predictions")
-	x = layers.Dense(top, x, b.classes)
-	if b.softmax {
+	n.rec.Add("avg_pool", "GlobalAveragePooling2D", x, nil)
+	top := n.scope.In("predictions")
+	x = layers.Dense(top, x, n.classes)
+	if n.softmax {
 		x = Softmax(x, -1)
 	}
-	rec.Add("predictions", "Dense", x, top)
+	n.rec.Add("predictions", "Dense", x, top)
 	return x
+}
+
+// bn is a BatchNormalization layer with Keras' DenseNet epsilon and momentum.
+func (n *net) bn(name string, x *Node) *Node {
+	s := n.scope.In("%s", name)
+	y := layers.BatchNorm(s, x).Epsilon(BatchNormEpsilon).Momentum(BatchNormMomentum).Done()
+	n.rec.Add(name, "BatchNormalization", y, s)
+	return y
+}
+
+func (n *net) relu(name string, x *Node) *Node {
+	y := layers.ReLU(x)
+	n.rec.Add(name, "Activation", y, nil)
+	return y
+}
+
+// conv is a Conv2D without bias, "same" or "valid" padding.
+func (n *net) conv(name string, x *Node, filters, kernel, stride int, same bool) *Node {
+	s := n.scope.In("%s", name)
+	c := layers.Conv(s, x).Filters(filters).Kernel(kernel).Strides(stride).UseBias(false)
+	if !same {
+		c = c.Valid()
+	}
+	y := c.Done()
+	n.rec.Add(name, "Conv2D", y, s)
+	return y
+}
+
+// pad is Keras' ZeroPadding2D(p): p zeros on each side of height and width.
+func (n *net) pad(x *Node, p int) *Node {
+	y := Pad(x, ScalarZero(x.Graph(), x.DType()), PadAxis{}, PadAxis{Start: p, End: p}, PadAxis{Start: p, End: p}, PadAxis{})
+	name := "zero_padding2d"
+	if n.zeroPads > 0 {
+		name = fmt.Sprintf("zero_padding2d_%d", n.zeroPads)
+	}
+	n.zeroPads++
+	n.rec.Add(name, "ZeroPadding2D", y, nil)
+	return y
 }
