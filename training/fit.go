@@ -119,27 +119,16 @@ type trainingMeta struct {
 // Fit trains cfg.Model on data for cfg.Epochs epochs (continuing a checkpoint with Resume) and
 // returns the history. It checkpoints after every epoch; a run killed at any moment loses at most the
 // epoch in progress, and never leaves a checkpoint that cannot be read.
+//
+// Why not GoMLX's train.Loop: the tutorial's model.fit semantics need what Loop does not give here:
+// validation in inference mode after every epoch with results averaged per example (evaluator),
+// an epoch-seeded data order so that a resumed run sees the batches an uninterrupted one would,
+// checkpoints that carry the configuration and the data's identity, and per-epoch step, compile and
+// data-wait times. It still uses GoMLX's Trainer for the step itself.
 func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Options) (*History, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("training: %w", err)
-	}
-	if b == nil || data.Train == nil || data.Val == nil {
-		return nil, errors.New("training: backend and train/validation data are required")
-	}
-	if opt.Dir == "" {
-		return nil, errors.New("training: an output directory is required")
-	}
-	if err := models.CheckMemory(cfg.Model, cfg.BatchSize); err != nil {
-		return nil, fmt.Errorf("training: %w", err)
-	}
-	if opt.KeepCheckpoints <= 0 {
-		opt.KeepCheckpoints = 2
-	}
-	if opt.DevicePrefetch == 0 {
-		opt.DevicePrefetch = DefaultDevicePrefetch
-	}
-	if err := os.MkdirAll(filepath.Join(opt.Dir, "checkpoints"), 0o755); err != nil {
-		return nil, fmt.Errorf("training: %w", err)
+	opt, err := checkFit(b, cfg, data, opt)
+	if err != nil {
+		return nil, err
 	}
 	// One run per directory: two would interleave checkpoints and histories, and one's results would
 	// be lost. The lock goes with the process, however it ends.
@@ -150,60 +139,11 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 	defer func() { _ = lock.Unlock() }()
 
 	store := model.NewStore()
-	hist := &History{Config: cfg, Backend: opt.BackendInfo}
-	start := 0
-	latest, err := latestCheckpoint(opt.Dir)
+	hist, start, err := resumeOrInit(store, cfg, data, opt)
 	if err != nil {
-		return nil, withIntactCheckpoint(err, opt.Dir, "")
+		return nil, err
 	}
-	if opt.ResumeFrom != "" {
-		if !opt.Resume {
-			return nil, errors.New("training: ResumeFrom needs Resume")
-		}
-		latest = opt.ResumeFrom
-		if !filepath.IsAbs(latest) && !strings.Contains(latest, string(filepath.Separator)) {
-			latest = filepath.Join(opt.Dir, "checkpoints", latest)
-		}
-	}
-	switch {
-	case latest != "" && !opt.Resume:
-		return nil, fmt.Errorf("training: %s (%s): use -resume to continue it or choose another directory: %w",
-			opt.Dir, latest, ErrCheckpointExists)
-	case latest != "":
-		meta, h, err := readCheckpoint(store, latest)
-		if err != nil {
-			return nil, withIntactCheckpoint(err, opt.Dir, latest)
-		}
-		if err := cfg.compatible(meta.Config); err != nil {
-			return nil, fmt.Errorf("training: cannot resume %s: %w", latest, err)
-		}
-		if diff := data.Identity.changedFrom(meta.Data); diff != "" {
-			return nil, fmt.Errorf("training: cannot resume %s: the data differs from the data it was trained on: %s "+
-				"(images added, removed, renamed or edited in the source?): resume with the same data, or start a new run in another directory",
-				latest, diff)
-		}
-		hist.Epochs, hist.Params = h.Epochs, h.Params
-		start = meta.Epoch
-		if opt.Log != nil {
-			fmt.Fprintf(opt.Log, "Resuming from %s (%d of %d epochs done)\n", latest, start, cfg.Epochs)
-		}
-	default:
-		store.SetParam(model.ParamInitialSeed, cfg.Seed)
-	}
-
-	// The model function runs once per graph GoMLX builds (one per input shape), so counting its calls
-	// counts compilations: a recompilation between epochs would show up in the history.
-	trainGraphs := 0
-	modelFn := models.ModelFn(cfg.Model)
-	trainer := train.NewTrainer(b, store, func(scope *model.Scope, images *Node) *Node {
-		trainGraphs++
-		return modelFn(scope, images)
-	}, LossFn(cfg.LabelSmoothing),
-		optimizer.StochasticGradientDescent().WithDecay(false).WithLearningRate(cfg.LearningRate).Done(),
-		[]metric.Interface{accuracyMetric()}, nil)
-	trainLoss, trainAcc := metricIndex(trainer.TrainMetrics(), "Loss"), metricIndex(trainer.TrainMetrics(), "accuracy")
-	eval := &evaluator{backend: b, store: store, cfg: cfg, prefetch: opt.DevicePrefetch}
-
+	r := newRun(b, store, cfg, opt)
 	for epoch := start; epoch < cfg.Epochs; epoch++ {
 		if err := ctx.Err(); err != nil {
 			return hist, err
@@ -211,74 +151,20 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 		if opt.Log != nil {
 			fmt.Fprintf(opt.Log, "Epoch %d/%d\n", epoch+1, cfg.Epochs)
 		}
-		stats := EpochStats{Epoch: epoch + 1}
 		steps := 0
 		if data.NumTrain > 0 {
 			steps = (data.NumTrain + cfg.BatchSize - 1) / cfg.BatchSize
 		}
 		bar := newProgress(opt.Log, steps, opt.Interactive)
-		if s, ok := data.Train.(EpochSetter); ok {
-			s.SetEpoch(epoch)
-		}
-		t0 := time.Now()
-		var lossSum, accSum float64
-		images := 0
-		var stepTimes []time.Duration
-		waitStart := t0
-		for batch, err := range devicePrefetch(b, data.Train.Iter(), opt.DevicePrefetch) {
-			stats.DataWaitSeconds += time.Since(waitStart).Seconds()
-			if err != nil {
-				return hist, fmt.Errorf("training: reading training data: %w", err)
-			}
-			if err := ctx.Err(); err != nil {
-				_ = batch.Finalize()
-				return hist, err
-			}
-			n, err := batchSize(batch)
-			if err != nil {
-				return hist, fmt.Errorf("training: training data: %w", err)
-			}
-			graphsBefore, stepStart := trainGraphs, time.Now()
-			m, err := trainer.TrainStep(batch)
-			if err != nil {
-				return hist, fmt.Errorf("training: step %d of epoch %d: %w", stats.Steps+1, epoch+1, err)
-			}
-			l, a := scalar(m[trainLoss]), scalar(m[trainAcc]) // waits for the step to finish
-			if opt.OnStep != nil {
-				opt.OnStep(time.Since(stepStart))
-			}
-			if d := time.Since(stepStart); trainGraphs != graphsBefore {
-				stats.CompileSeconds += d.Seconds()
-				stats.CompileSteps++
-			} else {
-				stepTimes = append(stepTimes, d)
-			}
-			if math.IsNaN(l) || math.IsInf(l, 0) {
-				return hist, fmt.Errorf("training: loss became %v at step %d of epoch %d", l, stats.Steps+1, epoch+1)
-			}
-			lossSum += l * float64(n)
-			accSum += a * float64(n)
-			images += n
-			stats.Steps++
-			bar.update(stats.Steps, images, lossSum/float64(images), accSum/float64(images), false)
-			waitStart = time.Now()
-		}
-		if images == 0 {
-			return hist, errors.New("training: the training data yielded no examples")
-		}
-		stats.Seconds = time.Since(t0).Seconds()
-		stats.Loss, stats.Accuracy = lossSum/float64(images), accSum/float64(images)
-		stats.ImagesPerS = float64(images) / stats.Seconds
-		stats.StepSeconds, stats.StepMedianMs = sumAndMedian(stepTimes)
-		stats.TrainGraphs = trainGraphs
-
-		t1 := time.Now()
-		vl, va, err := eval.run(data.Val)
+		stats, err := r.trainEpoch(ctx, epoch, data.Train, bar)
 		if err != nil {
 			return hist, err
 		}
-		stats.ValLoss, stats.ValAccuracy, stats.ValSeconds = vl, va, time.Since(t1).Seconds()
-		stats.ValGraphs = eval.graphs
+		t1 := time.Now()
+		if stats.ValLoss, stats.ValAccuracy, err = r.eval.run(data.Val); err != nil {
+			return hist, err
+		}
+		stats.ValSeconds, stats.ValGraphs = time.Since(t1).Seconds(), r.eval.graphs
 		bar.done(stats)
 		hist.Epochs = append(hist.Epochs, stats)
 		hist.Params = countParams(store, cfg.Model)
@@ -293,6 +179,164 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 		}
 	}
 	return hist, nil
+}
+
+// checkFit validates Fit's arguments, fills in the options' defaults and creates the directories.
+func checkFit(b compute.Backend, cfg Config, data Data, opt Options) (Options, error) {
+	if err := cfg.Validate(); err != nil {
+		return opt, fmt.Errorf("training: %w", err)
+	}
+	if b == nil || data.Train == nil || data.Val == nil {
+		return opt, errors.New("training: backend and train/validation data are required")
+	}
+	if opt.Dir == "" {
+		return opt, errors.New("training: an output directory is required")
+	}
+	if err := models.CheckMemory(cfg.Model, cfg.BatchSize); err != nil {
+		return opt, fmt.Errorf("training: %w", err)
+	}
+	if opt.KeepCheckpoints <= 0 {
+		opt.KeepCheckpoints = 2
+	}
+	if opt.DevicePrefetch == 0 {
+		opt.DevicePrefetch = DefaultDevicePrefetch
+	}
+	if err := os.MkdirAll(filepath.Join(opt.Dir, "checkpoints"), 0o755); err != nil {
+		return opt, fmt.Errorf("training: %w", err)
+	}
+	return opt, nil
+}
+
+// resumeOrInit loads the checkpoint to continue from (with Resume) into store and returns its
+// history and the number of epochs done, or seeds a new run.
+func resumeOrInit(store *model.Store, cfg Config, data Data, opt Options) (*History, int, error) {
+	hist := &History{Config: cfg, Backend: opt.BackendInfo}
+	latest, err := latestCheckpoint(opt.Dir)
+	if err != nil {
+		return nil, 0, withIntactCheckpoint(err, opt.Dir, "")
+	}
+	if opt.ResumeFrom != "" {
+		if !opt.Resume {
+			return nil, 0, errors.New("training: ResumeFrom needs Resume")
+		}
+		latest = opt.ResumeFrom
+		if !filepath.IsAbs(latest) && !strings.Contains(latest, string(filepath.Separator)) {
+			latest = filepath.Join(opt.Dir, "checkpoints", latest)
+		}
+	}
+	switch {
+	case latest == "":
+		store.SetParam(model.ParamInitialSeed, cfg.Seed)
+		return hist, 0, nil
+	case !opt.Resume:
+		return nil, 0, fmt.Errorf("training: %s (%s): use -resume to continue it or choose another directory: %w",
+			opt.Dir, latest, ErrCheckpointExists)
+	}
+	meta, h, err := readCheckpoint(store, latest)
+	if err != nil {
+		return nil, 0, withIntactCheckpoint(err, opt.Dir, latest)
+	}
+	if err := cfg.compatible(meta.Config); err != nil {
+		return nil, 0, fmt.Errorf("training: cannot resume %s: %w", latest, err)
+	}
+	if diff := data.Identity.changedFrom(meta.Data); diff != "" {
+		return nil, 0, fmt.Errorf("training: cannot resume %s: the data differs from the data it was trained on: %s "+
+			"(images added, removed, renamed or edited in the source?): resume with the same data, or start a new run in another directory",
+			latest, diff)
+	}
+	hist.Epochs, hist.Params = h.Epochs, h.Params
+	if opt.Log != nil {
+		fmt.Fprintf(opt.Log, "Resuming from %s (%d of %d epochs done)\n", latest, meta.Epoch, cfg.Epochs)
+	}
+	return hist, meta.Epoch, nil
+}
+
+// run holds what lives across a Fit's epochs: GoMLX's Trainer, the evaluator, and the count of
+// training graphs built.
+type run struct {
+	b                   compute.Backend
+	opt                 Options
+	trainer             *train.Trainer
+	trainLoss, trainAcc int // indices of the loss and accuracy among the trainer's metrics
+	eval                *evaluator
+	// trainGraphs counts the model function's calls while building training graphs (one per input
+	// shape GoMLX compiles), so a recompilation between epochs shows up in the history.
+	trainGraphs int
+}
+
+func newRun(b compute.Backend, store *model.Store, cfg Config, opt Options) *run {
+	r := &run{b: b, opt: opt, eval: &evaluator{backend: b, store: store, cfg: cfg, prefetch: opt.DevicePrefetch}}
+	modelFn := models.ModelFn(cfg.Model)
+	r.trainer = train.NewTrainer(b, store, func(scope *model.Scope, images *Node) *Node {
+		r.trainGraphs++
+		return modelFn(scope, images)
+	}, LossFn(cfg.LabelSmoothing),
+		optimizer.StochasticGradientDescent().WithDecay(false).WithLearningRate(cfg.LearningRate).Done(),
+		[]metric.Interface{accuracyMetric()}, nil)
+	r.trainLoss, r.trainAcc = metricIndex(r.trainer.TrainMetrics(), "Loss"), metricIndex(r.trainer.TrainMetrics(), "accuracy")
+	return r
+}
+
+// trainEpoch runs one epoch's training steps (epoch is 0-based) and returns its statistics, the
+// validation ones left zero.
+func (r *run) trainEpoch(ctx context.Context, epoch int, ds train.Dataset, bar *progress) (EpochStats, error) {
+	stats := EpochStats{Epoch: epoch + 1}
+	if s, ok := ds.(EpochSetter); ok {
+		s.SetEpoch(epoch)
+	}
+	t0 := time.Now()
+	var lossSum, accSum float64
+	images := 0
+	var stepTimes []time.Duration
+	waitStart := t0
+	for batch, err := range devicePrefetch(r.b, ds.Iter(), r.opt.DevicePrefetch) {
+		stats.DataWaitSeconds += time.Since(waitStart).Seconds()
+		if err != nil {
+			return stats, fmt.Errorf("training: reading training data: %w", err)
+		}
+		if err := ctx.Err(); err != nil {
+			_ = batch.Finalize()
+			return stats, err
+		}
+		n, err := batchSize(batch)
+		if err != nil {
+			return stats, fmt.Errorf("training: training data: %w", err)
+		}
+		graphsBefore, stepStart := r.trainGraphs, time.Now()
+		m, err := r.trainer.TrainStep(batch)
+		if err != nil {
+			return stats, fmt.Errorf("training: step %d of epoch %d: %w", stats.Steps+1, epoch+1, err)
+		}
+		l, a := scalar(m[r.trainLoss]), scalar(m[r.trainAcc]) // waits for the step to finish
+		d := time.Since(stepStart)
+		if r.opt.OnStep != nil {
+			r.opt.OnStep(d)
+		}
+		if r.trainGraphs != graphsBefore {
+			stats.CompileSeconds += d.Seconds()
+			stats.CompileSteps++
+		} else {
+			stepTimes = append(stepTimes, d)
+		}
+		if math.IsNaN(l) || math.IsInf(l, 0) {
+			return stats, fmt.Errorf("training: loss became %v at step %d of epoch %d", l, stats.Steps+1, epoch+1)
+		}
+		lossSum += l * float64(n)
+		accSum += a * float64(n)
+		images += n
+		stats.Steps++
+		bar.update(stats.Steps, images, lossSum/float64(images), accSum/float64(images), false)
+		waitStart = time.Now()
+	}
+	if images == 0 {
+		return stats, errors.New("training: the training data yielded no examples")
+	}
+	stats.Seconds = time.Since(t0).Seconds()
+	stats.Loss, stats.Accuracy = lossSum/float64(images), accSum/float64(images)
+	stats.ImagesPerS = float64(images) / stats.Seconds
+	stats.StepSeconds, stats.StepMedianMs = sumAndMedian(stepTimes)
+	stats.TrainGraphs = r.trainGraphs
+	return stats, nil
 }
 
 // evaluator computes the validation loss and accuracy in inference mode (batch norm with its moving
