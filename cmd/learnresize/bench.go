@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"strings"
 	"time"
@@ -13,10 +14,6 @@ import (
 	"github.com/learnresize/learnresize/bench"
 	"github.com/learnresize/learnresize/internal/fileutil"
 )
-
-func init() {
-	register("bench", "time the resize op, the resizer, train and eval steps, and the input pipeline", runBench)
-}
 
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", stderr, "bench [-duration 10s] [-only NAME,...] [-json FILE] [-peer FILE] [-data PATH] [config flags]")
@@ -108,7 +105,7 @@ func pipelineReader(ds train.Dataset) func() error {
 	return func() error {
 		for {
 			if next == nil {
-				next, stop = iterPull(ds)
+				next, stop = iter.Pull2(ds.Iter())
 			}
 			b, err, ok := next()
 			if !ok {

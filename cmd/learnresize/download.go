@@ -9,10 +9,6 @@ import (
 	"github.com/learnresize/learnresize/datasets"
 )
 
-func init() {
-	register("download", "download (or verify) the cats_vs_dogs zip and report what TFDS's rule keeps", runDownload)
-}
-
 func runDownload(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("download", stderr, "download [-data-dir DIR] [-sha256 HEX]")
 	dataDir := fs.String("data-dir", "", "where to keep the zip (default $LEARNRESIZE_DATA_DIR or the user cache dir)")

@@ -8,10 +8,6 @@ import (
 	"github.com/learnresize/learnresize/training"
 )
 
-func init() {
-	register("export", "copy a split's original images into a folder (the same examples for another framework)", runExport)
-}
-
 // runExport writes the images of one split, as the pipeline selects them, into a folder with the
 // source's layout (PetImages/{Cat,Dog}/... for cats_vs_dogs), so the PyTorch peers train and validate
 // on exactly the same examples as compare does.

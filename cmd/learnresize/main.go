@@ -4,9 +4,11 @@
 //
 //	learnresize compare              # the tutorial's experiment (downloads the data on first use)
 //	learnresize train [-baseline]    # one model
+//	learnresize resize -checkpoint DIR image.jpg ...   # apply a trained resizer
 //	learnresize summary [-baseline]  # Keras-style summary
-//	learnresize resize -checkpoint DIR image.jpg ...
-//	learnresize download             # fetch the cats_vs_dogs zip
+//	learnresize download             # fetch (or verify) the cats_vs_dogs zip
+//	learnresize export -split S -out DIR   # a split's images, for another framework
+//	learnresize bench [-peer FILE]   # benchmarks, beside a PyTorch peer's figures
 //
 // Every command prints the backend it runs on; GOMLX_BACKEND overrides the choice (see package backend).
 package main
@@ -17,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 )
 
@@ -36,20 +37,23 @@ type command struct {
 	run     func(args []string, stdout, stderr io.Writer) error
 }
 
-var commands = map[string]command{}
-
-func register(name, summary string, run func(args []string, stdout, stderr io.Writer) error) {
-	commands[name] = command{summary: summary, run: run}
+// commands is every command, by name: the usage lists them in this order.
+var commands = map[string]command{
+	"compare":  {"train both models from the same initial weights and print the tutorial's table", runCompare},
+	"train":    {"train one model (-baseline: plain resize instead of the learnable resizer)", runTrain},
+	"resize":   {"apply a trained resizer to image files or folders (PNG outputs and side-by-side views)", runResize},
+	"summary":  {"Keras-style summary of the model (-baseline for the plain-resize one)", runSummary},
+	"download": {"download (or verify) the cats_vs_dogs zip and report what TFDS's rule keeps", runDownload},
+	"export":   {"copy a split's original images into a folder (the same examples for another framework)", runExport},
+	"bench":    {"time the resize op, the resizer, train and eval steps, and the input pipeline", runBench},
 }
+
+// commandOrder is the order of the usage text: the main job first.
+var commandOrder = []string{"compare", "train", "resize", "summary", "download", "export", "bench"}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: learnresize <command> [flags]\n\nCommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range commandOrder {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'learnresize <command> -h' for a command's flags.")

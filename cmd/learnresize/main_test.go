@@ -322,3 +322,16 @@ func TestSkipReportEveryRun(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryCommandListed: the usage lists every command once, in commandOrder.
+func TestEveryCommandListed(t *testing.T) {
+	if len(commandOrder) != len(commands) {
+		t.Fatalf("commandOrder has %d names, commands %d", len(commandOrder), len(commands))
+	}
+	_, _, e := runCLI(t, "help")
+	for _, n := range commandOrder {
+		if _, ok := commands[n]; !ok || strings.Count(e, "\n  "+n+" ") != 1 {
+			t.Errorf("command %q: in the table %v, in the usage:\n%s", n, ok, e)
+		}
+	}
+}

@@ -23,10 +23,6 @@ import (
 	"github.com/learnresize/learnresize/training"
 )
 
-func init() {
-	register("resize", "apply a trained resizer to image files or folders (PNG outputs and side-by-side views)", runResize)
-}
-
 func runResize(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("resize", stderr, "resize -checkpoint DIR [-out DIR] [-inp N|HxW|0] IMAGE|FOLDER ...")
 	ckpt := fs.String("checkpoint", "", "a training run directory (its latest checkpoint is used) or a GoMLX checkpoint directory")

@@ -7,10 +7,6 @@ import (
 	"github.com/learnresize/learnresize/models"
 )
 
-func init() {
-	register("summary", "Keras-style summary of the model (-baseline for the plain-resize one)", runSummary)
-}
-
 func runSummary(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("summary", stderr, "summary [-baseline] [-expand] [model flags]")
 	cf := addConfigFlags(fs)

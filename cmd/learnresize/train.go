@@ -20,11 +20,6 @@ import (
 	"github.com/learnresize/learnresize/training"
 )
 
-func init() {
-	register("train", "train one model (-baseline: plain resize instead of the learnable resizer)", runTrain)
-	register("compare", "train both models from the same initial weights and print the tutorial's table", runCompare)
-}
-
 // dataFlags are the flags saying where the images are.
 type dataFlags struct {
 	path, dataDir  string
