@@ -217,6 +217,13 @@ func FindJAXCUDAPlugins() []string {
 // prepareCUDAEnv points XLA at the CUDA libraries that a pip-installed JAX keeps beside its plugin
 // (site-packages/nvidia), unless XLA_FLAGS already names a CUDA data dir; other XLA flags the user
 // set (dumps, layout experiments) are kept.
+//
+// Why the process environment: the plugin's XLA reads its flags only from XLA_FLAGS when the client
+// is created, and go-xla's plugin options (GOMLX_BACKEND's ",key=value" part) do not reach those
+// flags. GOPJRT_CUDA_CHECKS=0 turns off go-xla's look for an nvidia/ folder beside the plugin's
+// folder (its installer's layout); a JAX install keeps it one level higher, so the check would only
+// print a misleading warning. Both are set only when unset, and only when XLA is started with a
+// plugin file, so a user's values win.
 func prepareCUDAEnv(plugin string) {
 	sp := filepath.Dir(filepath.Dir(filepath.Dir(plugin))) // .../site-packages
 	nv := filepath.Join(sp, "nvidia")

@@ -33,11 +33,17 @@ import (
 	"github.com/learnresize/learnresize/summary"
 )
 
-// Presets: number of layers in each of the four dense blocks.
-var Presets = map[string][]int{
+// presets: number of layers in each of the four dense blocks (Keras' DenseNet121/169/201).
+var presets = map[string][]int{
 	"densenet121": {6, 12, 24, 16},
 	"densenet169": {6, 12, 32, 32},
 	"densenet201": {6, 12, 48, 32},
+}
+
+// PresetBlocks returns the layers per dense block of a preset (a copy), and whether it exists.
+func PresetBlocks(name string) ([]int, bool) {
+	blocks, ok := presets[strings.ToLower(name)]
+	return slices.Clone(blocks), ok
 }
 
 // Hyperparameter keys read by New (model.GetParamOr, so they can be set on any enclosing scope).
@@ -102,7 +108,7 @@ func New(scope *model.Scope, images *Node) *Builder {
 
 // Preset selects densenet121, densenet169 or densenet201 (blocks and scope name).
 func (b *Builder) Preset(name string) *Builder {
-	blocks, ok := Presets[strings.ToLower(name)]
+	blocks, ok := PresetBlocks(name)
 	if !ok {
 		exceptions.Panicf("densenet: unknown preset %q (want densenet121, densenet169 or densenet201)", name)
 	}
@@ -115,7 +121,7 @@ func (b *Builder) Preset(name string) *Builder {
 // unless Name is set).
 func (b *Builder) Blocks(blocks ...int) *Builder {
 	b.blocks = slices.Clone(blocks)
-	if _, preset := Presets[b.name]; preset && !slices.Equal(Presets[b.name], blocks) {
+	if preset, ok := presets[b.name]; ok && !slices.Equal(preset, blocks) {
 		b.name = "densenet"
 	}
 	return b

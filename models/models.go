@@ -107,7 +107,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("dense blocks %v: each needs at least one layer", c.Blocks)
 		}
 	}
-	if _, ok := densenet.Presets[c.Preset]; !ok && len(c.Blocks) == 0 {
+	if _, ok := densenet.PresetBlocks(c.Preset); !ok && len(c.Blocks) == 0 {
 		return fmt.Errorf("unknown DenseNet preset %q", c.Preset)
 	}
 	return nil

@@ -41,9 +41,6 @@ func (c Config) String() string {
 	return fmt.Sprintf("%dx%d %s, %d filters, %d residual block(s)", c.TargetHeight, c.TargetWidth, c.Interpolation, c.Filters, c.ResBlocks)
 }
 
-// SetParams writes the configuration as hyperparameters into scope, where New reads them.
-func (c Config) SetParams(scope *model.Scope) { c.writeParams(scope) }
-
 func (c Config) writeParams(scope *model.Scope) {
 	scope.SetParam(ParamTargetHeight, c.TargetHeight)
 	scope.SetParam(ParamTargetWidth, c.TargetWidth)

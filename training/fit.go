@@ -211,7 +211,7 @@ func checkFit(b compute.Backend, cfg Config, data Data, opt Options) (Options, e
 // history and the number of epochs done, or seeds a new run.
 func resumeOrInit(store *model.Store, cfg Config, data Data, opt Options) (*History, int, error) {
 	hist := &History{Config: cfg, Backend: opt.BackendInfo}
-	latest, err := latestCheckpoint(opt.Dir)
+	latest, err := LatestCheckpoint(opt.Dir)
 	if err != nil {
 		return nil, 0, withIntactCheckpoint(err, opt.Dir, "")
 	}
@@ -457,9 +457,7 @@ func countParams(store *model.Store, cfg models.Config) int {
 // LatestCheckpoint returns the checkpoint directory a training run in dir would resume from
 // (dir/checkpoints/epoch-NNNN named by dir/LATEST), "" if dir holds no run, or an error if LATEST is
 // broken.
-func LatestCheckpoint(dir string) (string, error) { return latestCheckpoint(dir) }
-
-func latestCheckpoint(dir string) (string, error) {
+func LatestCheckpoint(dir string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "LATEST"))
 	if os.IsNotExist(err) {
 		return "", nil

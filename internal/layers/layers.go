@@ -23,12 +23,11 @@ import (
 
 // ConvBuilder configures a Keras Conv2D on NHWC input. Create it with Conv and finish with Done.
 type ConvBuilder struct {
-	scope            *model.Scope
-	x                *Node
-	filters, kernel  int
-	strides          int
-	same, bias       bool
-	dilation, groups int
+	scope           *model.Scope
+	x               *Node
+	filters, kernel int
+	strides         int
+	same, bias      bool
 }
 
 // Conv starts a Keras Conv2D in scope (variables "kernel" [k, k, in, filters] and "bias" [filters]),
@@ -45,9 +44,6 @@ func (c *ConvBuilder) Kernel(k int) *ConvBuilder { c.kernel = k; return c }
 
 // Strides sets the stride on both spatial axes (with Valid padding only when above 1).
 func (c *ConvBuilder) Strides(s int) *ConvBuilder { c.strides = s; return c }
-
-// Same selects Keras "same" padding (for stride 1 and odd kernels: k/2 on every side).
-func (c *ConvBuilder) Same() *ConvBuilder { c.same = true; return c }
 
 // Valid selects Keras "valid" padding (none).
 func (c *ConvBuilder) Valid() *ConvBuilder { c.same = false; return c }
