@@ -22,7 +22,7 @@
 //  5. Otherwise the pure-Go backend ("go"), which needs no downloads and runs everywhere.
 //
 // New returns the backend and an [Info] whose String method is the one-line report entry points
-// print ("backend go (pure Go, 2 CPUs) ...").
+// print ("backend go [go] on CPU, 2 cores (default; no NVIDIA GPU found; ...)").
 package backend
 
 import (
