@@ -329,21 +329,12 @@ func (cw *cacheWriter) commit(meta cacheMeta) error {
 			return err
 		}
 	}
-	if err := cw.f.Sync(); err != nil {
-		cw.abort()
-		return err
-	}
 	cw.closed = true
-	if err := cw.f.Close(); err != nil {
-		_ = os.Remove(cw.tmpPath)
-		return err
-	}
-	if err := os.Rename(cw.tmpPath, cw.final); err != nil {
+	if err := fileutil.CommitFile(cw.f, cw.final); err != nil {
 		_ = os.Remove(cw.tmpPath)
 		_ = cw.lock.Unlock()
 		return err
 	}
-	syncDir(filepath.Dir(cw.final))
 	cw.committed = true
 	_ = cw.lock.Unlock()
 	return nil

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/learnresize/learnresize/internal/fileutil"
 )
 
 // The Microsoft Cats vs Dogs archive that TFDS's cats_vs_dogs (4.0.1) downloads.
@@ -166,17 +168,12 @@ func Download(ctx context.Context, url, dst string, opts DownloadOptions) error 
 				"give its checksum: %s or learnresize download -sha256)", url, got, want, SHA256Env)
 		}
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("download: %w", err)
-	}
+	// The .part is not an anonymous temporary file: it keeps its name across runs so that a later
+	// call resumes it. Once verified it is committed like every other file here.
 	closed = true
-	if err := f.Close(); err != nil {
+	if err := fileutil.CommitFile(f, dst); err != nil {
 		return fmt.Errorf("download: %w", err)
 	}
-	if err := os.Rename(part, dst); err != nil {
-		return fmt.Errorf("download: %w", err)
-	}
-	syncDir(filepath.Dir(dst))
 	if info, err := os.Stat(dst); err == nil && opts.SHA256 != "" {
 		writeVerifiedStamp(dst, info, opts.SHA256)
 	}
@@ -330,15 +327,6 @@ func copyWithProgress(dst io.Writer, src io.Reader, prog *progress) (int64, erro
 		if err != nil {
 			return n, err
 		}
-	}
-}
-
-// syncDir fsyncs a directory so that a rename in it survives a crash (best effort: not every
-// platform can open a directory for syncing).
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
 	}
 }
 

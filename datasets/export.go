@@ -8,6 +8,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/learnresize/learnresize/internal/fileutil"
 )
 
 // ExportResult says what ExportSplit wrote.
@@ -97,7 +99,7 @@ func ExportSplit(ctx context.Context, src *Source, expr, dir string) (*ExportRes
 			res.PerClass[ex.Label]++
 		}
 	}
-	if err := os.Rename(tmp, dir); err != nil {
+	if err := fileutil.CommitDir(tmp, dir, false); err != nil {
 		return fail(err)
 	}
 	return res, nil

@@ -551,16 +551,10 @@ func saveCheckpoint(store *model.Store, dir string, m trainingMeta, hist *Histor
 	if err := hist.Save(tmp); err != nil {
 		return fail(err)
 	}
-	if err := syncTree(tmp); err != nil {
-		return fail(err)
-	}
 	name := fmt.Sprintf("epoch-%04d", epochs)
-	final := filepath.Join(root, name)
-	_ = os.RemoveAll(final)
-	if err := os.Rename(tmp, final); err != nil {
+	if err := fileutil.CommitDir(tmp, filepath.Join(root, name), true); err != nil { // GoMLX's writer does not sync
 		return fail(err)
 	}
-	_ = fileutil.SyncDir(root)
 	if err := fileutil.WriteAtomic(filepath.Join(dir, "LATEST"), []byte(name+"\n"), 0o644); err != nil {
 		return err
 	}
@@ -581,24 +575,4 @@ func saveCheckpoint(store *model.Store, dir string, m trainingMeta, hist *Histor
 		epochsDirs = epochsDirs[1:]
 	}
 	return nil
-}
-
-// syncTree fsyncs every file in dir (GoMLX's checkpoint writer does not).
-func syncTree(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		f, err := os.OpenFile(filepath.Join(dir, e.Name()), os.O_RDONLY, 0)
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		_ = f.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return fileutil.SyncDir(dir)
 }

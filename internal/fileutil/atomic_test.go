@@ -27,3 +27,33 @@ func TestWriteAtomic(t *testing.T) {
 		t.Error("writing into a missing directory gave no error")
 	}
 }
+
+func TestCommitDir(t *testing.T) {
+	root := t.TempDir()
+	mk := func(name, content string) string {
+		d := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Join(d, "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "sub", "f"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	final := filepath.Join(root, "final")
+	if err := CommitDir(mk(".tmp-1", "one"), final, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := CommitDir(mk(".tmp-2", "two"), final, false); err == nil {
+		t.Error("committed over an existing folder without replace")
+	}
+	if err := CommitDir(filepath.Join(root, ".tmp-2"), final, true); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(final, "sub", "f")); string(b) != "two" {
+		t.Errorf("after replace: %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(root, ".tmp-2")); !os.IsNotExist(err) {
+		t.Error("temporary folder still there")
+	}
+}
