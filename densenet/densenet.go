@@ -33,6 +33,9 @@ import (
 	"github.com/learnresize/learnresize/summary"
 )
 
+// DefaultPreset is the preset New builds unless told otherwise: the tutorial's DenseNet-121.
+const DefaultPreset = "densenet121"
+
 // presets: number of layers in each of the four dense blocks (Keras' DenseNet121/169/201).
 var presets = map[string][]int{
 	"densenet121": {6, 12, 24, 16},
@@ -103,7 +106,7 @@ func New(scope *model.Scope, images *Node) *Builder {
 		includeTop: true, pooling: PoolingAvg,
 		checkpoint: model.GetParamOr(scope, ParamCheckpoint, false),
 	}
-	return b.Preset(model.GetParamOr(scope, ParamPreset, "densenet121"))
+	return b.Preset(model.GetParamOr(scope, ParamPreset, DefaultPreset))
 }
 
 // Preset selects densenet121, densenet169 or densenet201 (blocks and scope name).

@@ -34,14 +34,12 @@ import (
 type Config struct {
 	// InputHeight, InputWidth: the images fed to the model (the tutorial's INP_SIZE, 300x300).
 	InputHeight, InputWidth int
-	// TargetHeight, TargetWidth: what the resizer (or the plain resize) produces (TARGET_SIZE, 150x150).
-	TargetHeight, TargetWidth int
-	// Interpolation of the resizer's resizes and of the baseline's plain resize ("bilinear").
-	Interpolation resizer.Method
+	// Config is the learnable resizer's configuration (resizer.DefaultConfig: TARGET_SIZE 150x150,
+	// bilinear, 16 filters, 1 residual block). The baseline uses its target size and interpolation
+	// for the plain resize. Embedded, so its fields read as the model's and JSON keeps them flat.
+	resizer.Config
 	// Resizer selects the learnable resizer (true) or the plain resize baseline (false).
 	Resizer bool
-	// Filters and ResBlocks of the learnable resizer (16 and 1).
-	Filters, ResBlocks int
 	// Preset of the DenseNet backbone: densenet121 (default), densenet169, densenet201.
 	Preset string
 	// Blocks and Growth override the preset's dense blocks and growth rate when set (small models
@@ -58,11 +56,13 @@ type Config struct {
 	BFloat16 bool `json:",omitempty"`
 }
 
+// TutorialInput is the tutorial's INP_SIZE (300x300).
+const TutorialInput = 300
+
 // Tutorial returns the tutorial's model with the learnable resizer.
 func Tutorial() Config {
-	return Config{InputHeight: 300, InputWidth: 300, TargetHeight: 150, TargetWidth: 150,
-		Interpolation: resizer.Bilinear, Resizer: true, Filters: 16, ResBlocks: 1,
-		Preset: "densenet121", Classes: 2}
+	return Config{InputHeight: TutorialInput, InputWidth: TutorialInput, Config: resizer.DefaultConfig(), Resizer: true,
+		Preset: densenet.DefaultPreset, Classes: 2}
 }
 
 // Baseline returns c without the learnable resizer (plain resize).
@@ -113,11 +113,14 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// ResizerConfig is the learnable resizer's part of the configuration.
-func (c Config) ResizerConfig() resizer.Config {
-	return resizer.Config{TargetHeight: c.TargetHeight, TargetWidth: c.TargetWidth, Filters: c.Filters,
-		ResBlocks: c.ResBlocks, Interpolation: c.Interpolation}
+// String describes the whole model (it would otherwise be the embedded resizer.Config's), e.g.
+// "Learnable resizer + densenet121, 300x300 -> 150x150 bilinear".
+func (c Config) String() string {
+	return fmt.Sprintf("%s, %dx%d -> %dx%d %s", c.Title(), c.InputHeight, c.InputWidth, c.TargetHeight, c.TargetWidth, c.Interpolation)
 }
+
+// ResizerConfig is the learnable resizer's part of the configuration.
+func (c Config) ResizerConfig() resizer.Config { return c.Config }
 
 // BackboneScope is the scope name of the DenseNet's variables.
 func (c Config) BackboneScope() string {

@@ -104,8 +104,8 @@ func TestTrainStepParityWithPyTorch(t *testing.T) {
 		be.Use(t)
 		for _, name := range []string{"resizer", "baseline"} {
 			want := fx.Models[name]
-			cfg := models.Config{InputHeight: c.Input[0], InputWidth: c.Input[1], TargetHeight: c.Target, TargetWidth: c.Target,
-				Interpolation: resizer.Bilinear, Resizer: name == "resizer", Filters: c.Filters, ResBlocks: c.ResBlocks,
+			cfg := models.Config{InputHeight: c.Input[0], InputWidth: c.Input[1], Config: resizer.Config{TargetHeight: c.Target, TargetWidth: c.Target,
+				Interpolation: resizer.Bilinear, Filters: c.Filters, ResBlocks: c.ResBlocks}, Resizer: name == "resizer",
 				Preset: "densenet121", Blocks: c.Blocks, Growth: c.Growth, Classes: 2}
 			store := fx.store(t, dtypes.Float32)
 			paths := fx.gradientPaths(name)
