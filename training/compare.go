@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/gomlx/compute"
 
@@ -38,19 +36,10 @@ type Comparison struct {
 	Rows    []ComparisonRow `json:"rows"`
 }
 
-// CompareOptions configures Compare.
-type CompareOptions struct {
-	// Dir receives one training directory per model and seed (resizer-seed42/, baseline-seed42/, ...)
-	// and comparison.md / comparison.json.
-	Dir         string
-	Resume      bool
-	Log         io.Writer
-	Interactive bool
-	BackendInfo string
-	// DevicePrefetch and OnStep are passed to Fit (see Options).
-	DevicePrefetch int
-	OnStep         func(d time.Duration)
-}
+// CompareOptions configures Compare: Fit's Options, where Dir receives one training directory per
+// model and seed (resizer-seed42/, baseline-seed42/, ...) and comparison.md / comparison.json, and
+// every other field is passed to each Fit (ResumeFrom, which names one run's checkpoint, must be empty).
+type CompareOptions = Options
 
 // Compare runs the tutorial's experiment: for each seed, train the model with the learnable resizer
 // and the plain-resize baseline from the same initial backbone weights (same seed), then tabulate
@@ -61,6 +50,9 @@ func Compare(ctx context.Context, b compute.Backend, cfg Config, data Data, seed
 	}
 	if opt.Dir == "" {
 		return nil, errors.New("training: compare: an output directory is required")
+	}
+	if opt.ResumeFrom != "" {
+		return nil, errors.New("training: compare: ResumeFrom names one run's checkpoint: resume that run with Fit, then the comparison")
 	}
 	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("training: compare: %w", err)
@@ -83,8 +75,9 @@ func Compare(ctx context.Context, b compute.Backend, cfg Config, data Data, seed
 			if opt.Log != nil {
 				fmt.Fprintf(opt.Log, "\n== %s, seed %d -> %s\n", v.Model.Title(), seed, dir)
 			}
-			h, err := Fit(ctx, b, v, data, Options{Dir: dir, Resume: opt.Resume, Log: opt.Log, Interactive: opt.Interactive, BackendInfo: opt.BackendInfo,
-				DevicePrefetch: opt.DevicePrefetch, OnStep: opt.OnStep})
+			runOpt := opt
+			runOpt.Dir = dir
+			h, err := Fit(ctx, b, v, data, runOpt)
 			if err != nil {
 				return cmp, fmt.Errorf("%s, seed %d: %w", v.Model.Name(), seed, err)
 			}
