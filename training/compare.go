@@ -68,6 +68,7 @@ func Compare(ctx context.Context, b compute.Backend, cfg Config, data Data, seed
 	for _, v := range variants {
 		cmp.Rows = append(cmp.Rows, ComparisonRow{Model: v.Model.Title(), Name: v.Model.Name()})
 	}
+	pool := runPool{}
 	for _, seed := range seeds {
 		for i, v := range variants {
 			v.Seed = seed
@@ -77,7 +78,7 @@ func Compare(ctx context.Context, b compute.Backend, cfg Config, data Data, seed
 			}
 			runOpt := opt
 			runOpt.Dir = dir
-			h, err := Fit(ctx, b, v, data, runOpt)
+			h, err := fit(ctx, b, v, data, runOpt, pool)
 			if err != nil {
 				return cmp, fmt.Errorf("%s, seed %d: %w", v.Model.Name(), seed, err)
 			}

@@ -126,6 +126,23 @@ type trainingMeta struct {
 // checkpoints that carry the configuration and the data's identity, and per-epoch step, compile and
 // data-wait times. It still uses GoMLX's Trainer for the step itself.
 func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Options) (*History, error) {
+	return fit(ctx, b, cfg, data, opt, nil)
+}
+
+// runPool keeps the runs (trainer, evaluator, store: their compiled graphs) of a comparison by
+// configuration minus the seed, so that the next seed of the same model trains in the same graphs
+// with its variables re-initialized: on XLA each training graph of DenseNet-121 took ~50 s to
+// compile (H200), several times the training itself at the development set's size.
+type runPool map[string]*run
+
+func (p runPool) key(cfg Config) string {
+	cfg.Seed, cfg.Epochs = 0, 0
+	b, _ := json.Marshal(cfg)
+	return string(b)
+}
+
+// fit is Fit, reusing a run of pool (when not nil) for a new run of an already-seen configuration.
+func fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Options, pool runPool) (*History, error) {
 	opt, err := checkFit(b, cfg, data, opt)
 	if err != nil {
 		return nil, err
@@ -138,12 +155,31 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 	}
 	defer func() { _ = lock.Unlock() }()
 
+	var r *run
+	if prev := pool[pool.key(cfg)]; prev != nil && opt.ResumeFrom == "" {
+		if latest, err := LatestCheckpoint(opt.Dir); err == nil && latest == "" { // a new run: reuse, re-initialized
+			r = prev
+			r.opt = opt
+		}
+	}
 	store := model.NewStore()
+	if r != nil {
+		store = r.store
+	}
 	hist, start, err := resumeOrInit(store, cfg, data, opt)
 	if err != nil {
 		return nil, err
 	}
-	r := newRun(b, store, cfg, opt)
+	if r != nil {
+		if err := reinitialize(store, cfg.Model); err != nil {
+			return nil, fmt.Errorf("training: re-initializing the variables for seed %d: %w", cfg.Seed, err)
+		}
+	} else {
+		r = newRun(b, store, cfg, opt)
+		if pool != nil {
+			pool[pool.key(cfg)] = r
+		}
+	}
 	for epoch := start; epoch < cfg.Epochs; epoch++ {
 		if err := ctx.Err(); err != nil {
 			return hist, err
@@ -251,10 +287,41 @@ func resumeOrInit(store *model.Store, cfg Config, data Data, opt Options) (*Hist
 	return hist, meta.Epoch, nil
 }
 
-// run holds what lives across a Fit's epochs: GoMLX's Trainer, the evaluator, and the count of
-// training graphs built.
+// reinitialize puts a store that has trained back in the state of a new one with its current seed:
+// the model's variables (all created with an initializer, which reads the seed when it runs:
+// internal/layers.GlorotUniform) lose their values and are initialized again at the next execution;
+// GoMLX's own variables, created with a value instead, are set to a new store's values: the
+// optimizer's learning rate kept (it is part of the configuration), the global step and the
+// trainer's moving-average metric zeroed; the random-number state is reset from the seed.
+// TestCompareReusesGraphsAcrossSeeds checks that the result trains exactly as a new store.
+func reinitialize(store *model.Store, cfg models.Config) error {
+	rng := model.JoinPath("/", model.RNGStateVariableName)
+	modelScopes := []string{"/" + resizer.ScopeName + "/", "/" + cfg.BackboneScope() + "/"}
+	for v := range store.IterVariables() {
+		p := v.Path()
+		switch {
+		case p == rng || strings.HasSuffix(p, "/learning_rate"):
+		case strings.HasPrefix(p, modelScopes[0]) || strings.HasPrefix(p, modelScopes[1]):
+			if err := v.SetValue(nil); err != nil {
+				return err
+			}
+		default:
+			if err := v.SetValue(tensors.FromShape(v.Shape())); err != nil { // zeros
+				return err
+			}
+		}
+	}
+	if store.GetVariable(rng) != nil {
+		return store.ResetRNGState()
+	}
+	return nil
+}
+
+// run holds what lives across a Fit's epochs (and, in a comparison, across seeds): GoMLX's
+// Trainer, the evaluator, the store, and the count of training graphs built.
 type run struct {
 	b                   compute.Backend
+	store               *model.Store
 	opt                 Options
 	trainer             *train.Trainer
 	trainLoss, trainAcc int // indices of the loss and accuracy among the trainer's metrics
@@ -265,7 +332,7 @@ type run struct {
 }
 
 func newRun(b compute.Backend, store *model.Store, cfg Config, opt Options) *run {
-	r := &run{b: b, opt: opt, eval: &evaluator{backend: b, store: store, cfg: cfg, prefetch: opt.DevicePrefetch}}
+	r := &run{b: b, store: store, opt: opt, eval: &evaluator{backend: b, store: store, cfg: cfg, prefetch: opt.DevicePrefetch}}
 	modelFn := models.ModelFn(cfg.Model)
 	r.trainer = train.NewTrainer(b, store, func(scope *model.Scope, images *Node) *Node {
 		r.trainGraphs++

@@ -639,3 +639,39 @@ func TestDamagedLatestCheckpointNamesTheIntactOne(t *testing.T) {
 		t.Errorf("LATEST naming a missing checkpoint: %v", err)
 	}
 }
+
+// TestCompareReusesGraphsAcrossSeeds: the second seed of a comparison trains in the graphs the first
+// compiled (no compilation in its first epoch), with variables re-initialized for its seed, so its
+// history equals that of a fresh run with that seed.
+func TestCompareReusesGraphsAcrossSeeds(t *testing.T) {
+	b := testBackend(t)
+	cfg := tinyConfig()
+	cfg.Epochs = 2
+	dir := t.TempDir()
+	if _, err := Compare(context.Background(), b, cfg, tinyData(), []int64{3, 4}, CompareOptions{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"resizer", "baseline"} {
+		reused, err := LoadHistory(filepath.Join(dir, name+"-seed4"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := reused.Epochs[0]; e.CompileSteps != 0 {
+			t.Errorf("%s, seed 4: %d compiling steps in epoch 1, want 0 (the graphs of seed 3)", name, e.CompileSteps)
+		}
+		c := cfg
+		c.Seed = 4
+		c.Model.Resizer = name == "resizer"
+		fresh, err := Fit(context.Background(), b, c, tinyData(), Options{Dir: filepath.Join(t.TempDir(), "fresh")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range fresh.Epochs {
+			f, r := fresh.Epochs[i], reused.Epochs[i]
+			if f.Loss != r.Loss || f.Accuracy != r.Accuracy || f.ValLoss != r.ValLoss || f.ValAccuracy != r.ValAccuracy {
+				t.Errorf("%s, seed 4, epoch %d: reused graphs loss %v acc %v val %v/%v; a fresh run %v %v %v/%v",
+					name, i+1, r.Loss, r.Accuracy, r.ValLoss, r.ValAccuracy, f.Loss, f.Accuracy, f.ValLoss, f.ValAccuracy)
+			}
+		}
+	}
+}

@@ -109,13 +109,17 @@ func Dense(scope *model.Scope, x *Node, units int) *Node {
 // on the seed and its name, not on how many variables were created before it: the tutorial's two
 // models (with and without the resizer) get the same initial DenseNet for the same seed, which is the
 // tutorial's fairness condition. Without a seed it falls back to the store's random state.
+//
+// The seed is read when the variable is initialized, not when it is created, so that a store whose
+// variables are reset and given another seed (training.Compare's next seed, reusing its compiled
+// graphs) initializes them as a new store with that seed would.
 func GlorotUniform(scope *model.Scope, name string) model.VariableInitializer {
-	seed := model.GetParamOr(scope, model.ParamInitialSeed, int64(0))
-	if seed == 0 {
+	if model.GetParamOr(scope, model.ParamInitialSeed, int64(0)) == 0 {
 		return initializer.GlorotUniformFn(scope)
 	}
 	path := model.JoinPath(scope.Scope(), name)
 	return func(g *Graph, shape shapes.Shape) *Node {
+		seed := model.GetParamOr(scope, model.ParamInitialSeed, int64(0))
 		fanIn, fanOut := fans(shape)
 		limit := math.Sqrt(6 / float64(max(1, fanIn+fanOut)))
 		h := fnv.New64a()
