@@ -18,6 +18,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/model/checkpoint"
+	"github.com/learnresize/learnresize/internal/rundir"
 )
 
 // Model is a learnable resizer with its weights, for inference from Go programs: load a trained
@@ -52,10 +53,12 @@ func NewModel(b compute.Backend, cfg Config, seed int64) (*Model, error) {
 	return m, nil
 }
 
-// Load reads a trained resizer from a GoMLX checkpoint directory: one written by Model.Save or by a
-// training run of the full tutorial model (only the variables under learnable_resizer/ are used).
-// The configuration comes from the hyperparameters recorded in the checkpoint; every variable the
-// configuration needs must be present with the right shape.
+// Load reads a trained resizer from what a user has: a training run's folder (learnresize train
+// -out DIR, or one run of compare, e.g. runs/compare/resizer-seed42: its latest checkpoint is used)
+// or a GoMLX checkpoint directory (written by Model.Save, or one epoch of a run). Of a full tutorial
+// model only the variables under learnable_resizer/ are used. The configuration comes from the
+// hyperparameters recorded in the checkpoint; every variable the configuration needs must be present
+// with the right shape.
 func Load(b compute.Backend, dir string) (*Model, error) {
 	if b == nil {
 		return nil, errors.New("resizer.Load: nil backend")
@@ -66,6 +69,11 @@ func Load(b compute.Backend, dir string) (*Model, error) {
 	}
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("resizer.Load: %q is not a directory", dir)
+	}
+	if latest, err := rundir.Latest(dir); err != nil {
+		return nil, fmt.Errorf("resizer.Load(%q): %w", dir, err)
+	} else if latest != "" {
+		dir = latest
 	}
 	store := model.NewStore()
 	if _, err := checkpoint.Load(store).Dir(dir).Immediate().Done(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/learnresize/learnresize/internal/backendtest"
+	"github.com/learnresize/learnresize/internal/rundir"
 )
 
 // countParams builds a resizer on a [1, h, w, 3] input and returns total and trainable parameters.
@@ -356,4 +357,38 @@ func maxAbs(v []float32) float64 {
 		m = max(m, math.Abs(float64(x)))
 	}
 	return m
+}
+
+// TestLoadFromRunDirectory: Load takes a training run's folder (the one learnresize train -out and
+// compare write) and uses its latest checkpoint, as well as a checkpoint folder.
+func TestLoadFromRunDirectory(t *testing.T) {
+	b := testBackend(t)
+	cfg := Config{TargetHeight: 12, TargetWidth: 10, Filters: 4, ResBlocks: 1, Interpolation: Bilinear}
+	m, err := NewModel(b, cfg, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := t.TempDir()
+	ckpt := filepath.Join(run, rundir.CheckpointsDir, "epoch-0003")
+	if err := m.Save(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ckpt, rundir.MetaFile), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(run, rundir.LatestFile), []byte("epoch-0003\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{run, ckpt} {
+		loaded, err := Load(b, dir)
+		if err != nil || loaded.Config() != cfg {
+			t.Errorf("Load(%s): %v, %v", dir, loaded, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(run, rundir.LatestFile), []byte("epoch-0009\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(b, run); err == nil || !strings.Contains(err.Error(), "epoch-0009") {
+		t.Errorf("LATEST naming a missing checkpoint: %v", err)
+	}
 }

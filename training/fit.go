@@ -25,6 +25,7 @@ import (
 
 	"github.com/learnresize/learnresize/datasets"
 	"github.com/learnresize/learnresize/internal/fileutil"
+	"github.com/learnresize/learnresize/internal/rundir"
 	"github.com/learnresize/learnresize/models"
 	"github.com/learnresize/learnresize/resizer"
 )
@@ -237,7 +238,7 @@ func checkFit(b compute.Backend, cfg Config, data Data, opt Options) (Options, e
 	if opt.DevicePrefetch == 0 {
 		opt.DevicePrefetch = DefaultDevicePrefetch
 	}
-	if err := os.MkdirAll(filepath.Join(opt.Dir, "checkpoints"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(opt.Dir, rundir.CheckpointsDir), 0o755); err != nil {
 		return opt, fmt.Errorf("training: %w", err)
 	}
 	return opt, nil
@@ -257,7 +258,7 @@ func resumeOrInit(store *model.Store, cfg Config, data Data, opt Options) (*Hist
 		}
 		latest = opt.ResumeFrom
 		if !filepath.IsAbs(latest) && !strings.Contains(latest, string(filepath.Separator)) {
-			latest = filepath.Join(opt.Dir, "checkpoints", latest)
+			latest = filepath.Join(opt.Dir, rundir.CheckpointsDir, latest)
 		}
 	}
 	switch {
@@ -522,23 +523,12 @@ func countParams(store *model.Store, cfg models.Config) int {
 // ---- Checkpoints: checkpoints/epoch-NNNN/ written under a temporary name, renamed, then LATEST. ----
 
 // LatestCheckpoint returns the checkpoint directory a training run in dir would resume from
-// (dir/checkpoints/epoch-NNNN named by dir/LATEST), "" if dir holds no run, or an error if LATEST is
-// broken.
+// (dir/checkpoints/epoch-NNNN named by dir/LATEST; see internal/rundir), "" if dir holds no run, or
+// an error if LATEST is broken.
 func LatestCheckpoint(dir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "LATEST"))
-	if os.IsNotExist(err) {
-		return "", nil
-	}
+	p, err := rundir.Latest(dir)
 	if err != nil {
 		return "", fmt.Errorf("training: %w", err)
-	}
-	name := strings.TrimSpace(string(b))
-	p := filepath.Join(dir, "checkpoints", name)
-	if name == "" || strings.ContainsAny(name, "/\\") {
-		return "", fmt.Errorf("training: %s/LATEST names %q, not a checkpoint", dir, name)
-	}
-	if _, err := os.Stat(filepath.Join(p, "training.json")); err != nil {
-		return "", fmt.Errorf("training: %s/LATEST names %s, which is unreadable: %w", dir, name, err)
 	}
 	return p, nil
 }
@@ -562,10 +552,10 @@ func readCheckpoint(store *model.Store, ckpt string) (trainingMeta, *History, er
 // withIntactCheckpoint adds to err, the failure to read checkpoint bad (or LATEST, if bad is ""),
 // the newest other checkpoint of dir that reads completely, and how to continue from it.
 func withIntactCheckpoint(err error, dir, bad string) error {
-	entries, _ := os.ReadDir(filepath.Join(dir, "checkpoints"))
+	entries, _ := os.ReadDir(filepath.Join(dir, rundir.CheckpointsDir))
 	for i := len(entries) - 1; i >= 0; i-- {
 		name := entries[i].Name()
-		path := filepath.Join(dir, "checkpoints", name)
+		path := filepath.Join(dir, rundir.CheckpointsDir, name)
 		if !strings.HasPrefix(name, "epoch-") || path == bad {
 			continue
 		}
@@ -578,24 +568,24 @@ func withIntactCheckpoint(err error, dir, bad string) error {
 				err, path, meta.Epoch, dir, name)
 		}
 	}
-	return fmt.Errorf("%w\nno other checkpoint in %s reads completely: start the run again in a new directory", err, filepath.Join(dir, "checkpoints"))
+	return fmt.Errorf("%w\nno other checkpoint in %s reads completely: start the run again in a new directory", err, filepath.Join(dir, rundir.CheckpointsDir))
 }
 
 func readMeta(ckpt string) (trainingMeta, error) {
 	var m trainingMeta
-	b, err := os.ReadFile(filepath.Join(ckpt, "training.json"))
+	b, err := os.ReadFile(filepath.Join(ckpt, rundir.MetaFile))
 	if err != nil {
 		return m, fmt.Errorf("training: %w", err)
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("training: %s: %w", filepath.Join(ckpt, "training.json"), err)
+		return m, fmt.Errorf("training: %s: %w", filepath.Join(ckpt, rundir.MetaFile), err)
 	}
 	return m, nil
 }
 
 func saveCheckpoint(store *model.Store, dir string, m trainingMeta, hist *History, keep int) error {
 	epochs := m.Epoch
-	root := filepath.Join(dir, "checkpoints")
+	root := filepath.Join(dir, rundir.CheckpointsDir)
 	tmp, err := os.MkdirTemp(root, ".tmp-")
 	if err != nil {
 		return fmt.Errorf("training: checkpoint: %w", err)
@@ -612,7 +602,7 @@ func saveCheckpoint(store *model.Store, dir string, m trainingMeta, hist *Histor
 		return fail(err)
 	}
 	meta, _ := json.MarshalIndent(m, "", "  ")
-	if err := os.WriteFile(filepath.Join(tmp, "training.json"), meta, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, rundir.MetaFile), meta, 0o644); err != nil {
 		return fail(err)
 	}
 	if err := hist.Save(tmp); err != nil {
@@ -622,7 +612,7 @@ func saveCheckpoint(store *model.Store, dir string, m trainingMeta, hist *Histor
 	if err := fileutil.CommitDir(tmp, filepath.Join(root, name), true); err != nil { // GoMLX's writer does not sync
 		return fail(err)
 	}
-	if err := fileutil.WriteAtomic(filepath.Join(dir, "LATEST"), []byte(name+"\n"), 0o644); err != nil {
+	if err := fileutil.WriteAtomic(filepath.Join(dir, rundir.LatestFile), []byte(name+"\n"), 0o644); err != nil {
 		return err
 	}
 	// Prune: older epochs beyond keep, and temporaries of killed runs.
