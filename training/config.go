@@ -12,7 +12,10 @@ package training
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/learnresize/learnresize/datasets"
 	"github.com/learnresize/learnresize/models"
@@ -124,10 +127,49 @@ func (c Config) Buffer() int {
 func (c Config) compatible(old Config) error {
 	a, b := c, old
 	a.Epochs, b.Epochs = 0, 0
-	ja, _ := json.Marshal(a)
-	jb, _ := json.Marshal(b)
-	if string(ja) != string(jb) {
-		return fmt.Errorf("the checkpoint was written with another configuration:\n  checkpoint: %s\n  this run:   %s", jb, ja)
+	fa, fb := flatJSON(a), flatJSON(b)
+	var diffs []string
+	for _, k := range slices.Sorted(maps.Keys(fa)) {
+		if fa[k] != fb[k] {
+			diffs = append(diffs, fmt.Sprintf("%s: %s in the checkpoint, %s now", k, orNone(fb[k]), orNone(fa[k])))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(fb)) {
+		if _, ok := fa[k]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s: %s in the checkpoint, absent now", k, fb[k]))
+		}
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("the checkpoint was written with another configuration (%s): use the run's settings, or start a new run in another directory",
+			strings.Join(diffs, "; "))
 	}
 	return nil
+}
+
+// flatJSON maps each leaf of v's JSON form to its JSON text, keyed by its path ("model.Filters").
+func flatJSON(v any) map[string]string {
+	raw, _ := json.Marshal(v)
+	var tree any
+	_ = json.Unmarshal(raw, &tree)
+	out := map[string]string{}
+	var walk func(prefix string, t any)
+	walk = func(prefix string, t any) {
+		if m, ok := t.(map[string]any); ok {
+			for k, sub := range m {
+				walk(strings.TrimPrefix(prefix+"."+k, "."), sub)
+			}
+			return
+		}
+		b, _ := json.Marshal(t)
+		out[prefix] = string(b)
+	}
+	walk("", tree)
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "absent"
+	}
+	return s
 }

@@ -140,7 +140,7 @@ func TestTrainResume(t *testing.T) {
 	}
 	// Resuming with another model is refused and changes nothing.
 	code, _, e = runCLI(t, append(append([]string{}, base...), "-epochs", "3", "-resume", "-growth", "8")...)
-	if code != 1 || !strings.Contains(e, "another configuration") {
+	if code != 1 || !strings.Contains(e, "another configuration (model.Growth: 4 in the checkpoint, 8 now)") {
 		t.Errorf("resume with another config: exit %d: %s", code, e)
 	}
 }
