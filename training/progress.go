@@ -57,8 +57,8 @@ func (p *progress) update(step, images int, loss, acc float64, force bool) {
 	} else {
 		fmt.Fprintf(&b, "%d steps - %s", step, clock(el))
 	}
-	fmt.Fprintf(&b, " - %s/step - %.0f img/s - loss: %.4f - accuracy: %.4f",
-		stepTime(perStep), float64(images)/el.Seconds(), loss, acc)
+	fmt.Fprintf(&b, " - %s/step - %s img/s - loss: %.4f - accuracy: %.4f",
+		stepTime(perStep), rate(float64(images)/el.Seconds()), loss, acc)
 	if p.terminalCR {
 		fmt.Fprintf(p.w, "\r%s", b.String())
 	} else {
@@ -75,8 +75,8 @@ func (p *progress) done(e EpochStats) {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
 	perStep := time.Duration(e.Seconds / float64(max(e.Steps, 1)) * float64(time.Second))
-	fmt.Fprintf(p.w, "%d/%d - %.0fs %s/step - %.0f img/s - accuracy: %.4f - loss: %.4f - val_accuracy: %.4f - val_loss: %.4f\n",
-		e.Steps, e.Steps, e.Seconds, stepTime(perStep), e.ImagesPerS, e.Accuracy, e.Loss, e.ValAccuracy, e.ValLoss)
+	fmt.Fprintf(p.w, "%d/%d - %.0fs %s/step - %s img/s - accuracy: %.4f - loss: %.4f - val_accuracy: %.4f - val_loss: %.4f\n",
+		e.Steps, e.Steps, e.Seconds, stepTime(perStep), rate(e.ImagesPerS), e.Accuracy, e.Loss, e.ValAccuracy, e.ValLoss)
 	line := fmt.Sprintf("    time %.1fs: %d steps %.1fs (median %s)", e.Seconds, e.Steps-e.CompileSteps, e.StepSeconds,
 		stepTime(time.Duration(e.StepMedianMs*float64(time.Millisecond))))
 	if e.CompileSteps > 0 {
@@ -101,4 +101,15 @@ func stepTime(d time.Duration) string {
 		return fmt.Sprintf("%.2fs", d.Seconds())
 	}
 	return fmt.Sprintf("%dms", d.Milliseconds())
+}
+
+// rate formats images per second with the digits a slow step still needs ("0.12", "2.5", "112").
+func rate(v float64) string {
+	switch {
+	case v < 1:
+		return fmt.Sprintf("%.2f", v)
+	case v < 10:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
 }

@@ -675,3 +675,11 @@ func TestCompareReusesGraphsAcrossSeeds(t *testing.T) {
 		}
 	}
 }
+
+func TestRateDigits(t *testing.T) {
+	for v, want := range map[float64]string{0.123: "0.12", 2.54: "2.5", 112.4: "112"} {
+		if got := rate(v); got != want {
+			t.Errorf("rate(%v) = %q, want %q", v, got, want)
+		}
+	}
+}

@@ -80,14 +80,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	}
+	// The libraries prefix their errors with what failed ("export: ..."); said once is enough.
+	fmt.Fprintf(stderr, "learnresize %s: %s\n", args[0], strings.TrimPrefix(err.Error(), args[0]+": "))
+	switch {
 	case isUsage(err):
-		fmt.Fprintf(stderr, "learnresize %s: %v\n", args[0], err)
 		return exitUsage
 	case errors.As(err, new(interruptedError)):
-		fmt.Fprintf(stderr, "learnresize %s: %v\n", args[0], err)
 		return exitInterrupted
 	default:
-		fmt.Fprintf(stderr, "learnresize %s: %v\n", args[0], err)
 		return 1
 	}
 }

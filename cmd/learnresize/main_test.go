@@ -167,6 +167,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"export", "-split", "train", "-out", "x", "-data", "/nonexistent/images"}, 1, "no such file"},
 		{[]string{"train", "-device-prefetch", "-1"}, 2, "-device-prefetch"},
 		{[]string{"bench", "-peer", "/nonexistent/peer.txt"}, 1, "no such file"},
+		{[]string{"bench", "-inp", "100000"}, 1, "choose a smaller -inp"},
 		// Flags that were once accepted and then trained on something else, or failed late.
 		{[]string{"train", "-lr", "NaN"}, 2, "learning rate NaN must be a positive number"},
 		{[]string{"train", "-growth", "-3"}, 2, "growth rate -3"},
@@ -180,6 +181,9 @@ func TestBadCommandLines(t *testing.T) {
 		code, _, stderr := runCLI(t, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {
 			t.Errorf("learnresize %q: exit %d, stderr %q; want exit %d mentioning %q", c.args, code, stderr, c.code, c.want)
+		}
+		if len(c.args) > 0 && strings.Contains(stderr, "learnresize "+c.args[0]+": "+c.args[0]+": ") {
+			t.Errorf("learnresize %q: the command's name said twice: %q", c.args, stderr)
 		}
 	}
 }

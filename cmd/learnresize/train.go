@@ -159,8 +159,12 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("figures: %w", err)
 	}
 	last := h.Last()
-	fmt.Fprintf(stdout, "%s: %s parameters; after %d epochs: val_accuracy %.4f (best %.4f), val_loss %.4f; history and checkpoints in %s\n",
-		cfg.Model.Title(), summary.Commas(h.Params), len(h.Epochs), last.ValAccuracy, h.BestValAccuracy(), last.ValLoss, *out)
+	epochs := fmt.Sprintf("%d epochs", len(h.Epochs))
+	if len(h.Epochs) == 1 {
+		epochs = "1 epoch"
+	}
+	fmt.Fprintf(stdout, "%s: %s parameters; after %s: val_accuracy %.4f (best %.4f), val_loss %.4f; history and checkpoints in %s\n",
+		cfg.Model.Title(), summary.Commas(h.Params), epochs, last.ValAccuracy, h.BestValAccuracy(), last.ValLoss, *out)
 	return nil
 }
 
