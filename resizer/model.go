@@ -81,7 +81,13 @@ func Load(b compute.Backend, dir string) (*Model, error) {
 	}
 	cfg, err := configFromScope(store.Scope("/" + ScopeName))
 	if err != nil {
-		return nil, fmt.Errorf("resizer.Load(%q): no learnable resizer configuration in the checkpoint: %w", dir, err)
+		for v := range store.IterVariables() {
+			if strings.HasPrefix(v.Path(), "/"+ScopeName+"/") {
+				return nil, fmt.Errorf("resizer.Load(%q): no learnable resizer configuration in the checkpoint: %w", dir, err)
+			}
+		}
+		return nil, fmt.Errorf("resizer.Load(%q): this checkpoint holds no learnable resizer (a run of the plain-resize baseline?): "+
+			"load a run trained with the resizer", dir)
 	}
 	want, err := expectedVariables(b, cfg)
 	if err != nil {

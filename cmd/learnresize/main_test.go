@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"image"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -137,6 +138,13 @@ func TestTrainResume(t *testing.T) {
 	}
 	if len(h.Epochs) != 2 || h.Epochs[0] != first.Epochs[0] || h.Epochs[1].Epoch != 2 {
 		t.Errorf("after resume: %+v (first run %+v)", h.Epochs, first.Epochs)
+	}
+	// A baseline run has no resizer to apply: say so.
+	img := filepath.Join(dir, "one.png")
+	writePNG(t, img)
+	if code, _, e := runCLI(t, "resize", "-checkpoint", out, "-out", filepath.Join(dir, "resized"), img); code != 1 ||
+		!strings.Contains(e, "holds no learnable resizer (a run of the plain-resize baseline?)") {
+		t.Errorf("resize with a baseline run: exit %d: %s", code, e)
 	}
 	// Resuming with another model is refused and changes nothing.
 	code, _, e = runCLI(t, append(append([]string{}, base...), "-epochs", "3", "-resume", "-growth", "8")...)
@@ -337,5 +345,21 @@ func TestEveryCommandListed(t *testing.T) {
 		if _, ok := commands[n]; !ok || strings.Count(e, "\n  "+n+" ") != 1 {
 			t.Errorf("command %q: in the table %v, in the usage:\n%s", n, ok, e)
 		}
+	}
+}
+
+func writePNG(t *testing.T, path string) {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 20, 16))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 7)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
 	}
 }
