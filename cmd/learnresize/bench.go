@@ -17,8 +17,8 @@ import (
 
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", stderr, "bench [-duration 10s] [-only NAME,...] [-json FILE] [-peer FILE] [-data PATH] [config flags]")
-	cf := addConfigFlags(fs)
-	df := addDataFlags(fs)
+	cf := addConfigFlags(fs, modelFlags|batchFlag|splitFlags) // both models are timed: no -baseline
+	df := addDataFlags(fs, true)
 	duration := fs.Duration("duration", 10*time.Second, "timed duration of each benchmark (after warm-up)")
 	warmups := fs.Int("warmups", 2, "untimed runs after the first (compiling) call")
 	channels := fs.Int("channels", 16, "channels of the resize-op benchmark (the resizer's filters)")

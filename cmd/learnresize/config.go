@@ -24,28 +24,52 @@ type configFlags struct {
 	presetSet     bool // -preset was given (set by resolve's caller from the parsed flags)
 }
 
-func addConfigFlags(fs *flag.FlagSet) *configFlags {
+// flagGroup selects which configuration flags a command shows: each command offers only the flags
+// that change what it does (the others keep the tutorial's values).
+type flagGroup int
+
+const (
+	modelFlags    flagGroup = 1 << iota // sizes, resizer and DenseNet settings, precision
+	baselineFlag                        // -baseline: the plain-resize model
+	batchFlag                           // -batch
+	trainingFlags                       // epochs, learning rate, label smoothing, shuffle buffer
+	splitFlags                          // -seed and the splits
+)
+
+func addConfigFlags(fs *flag.FlagSet, groups flagGroup) *configFlags {
 	c := &configFlags{cfg: training.Default()}
 	m := &c.cfg.Model
-	fs.StringVar(&c.inp, "inp", "300", "input size INP_SIZE: N or HxW")
-	fs.StringVar(&c.target, "target", "150", "target size TARGET_SIZE: N or HxW")
-	fs.StringVar(&c.interpolation, "interpolation", "bilinear", "resize method: bilinear, bicubic, nearest, area")
-	fs.IntVar(&m.Filters, "filters", m.Filters, "learnable resizer filters")
-	fs.IntVar(&m.ResBlocks, "res-blocks", m.ResBlocks, "learnable resizer residual blocks")
-	fs.StringVar(&m.Preset, "preset", m.Preset, "DenseNet preset: densenet121, densenet169, densenet201")
-	fs.StringVar(&c.blocks, "blocks", "", "custom dense blocks instead of the preset, e.g. 2,2 (small models)")
-	fs.IntVar(&m.Growth, "growth", 0, "DenseNet growth rate (0: 32)")
-	fs.BoolVar(&m.Checkpoint, "grad-checkpoint", false, "gradient checkpointing in the DenseNet (less memory)")
-	fs.BoolVar(&m.BFloat16, "bf16", false, "mixed precision: compute in bfloat16, weights and loss in float32")
-	fs.BoolVar(&c.baseline, "baseline", false, "use the plain-resize model instead of the learnable resizer")
-	fs.IntVar(&c.cfg.BatchSize, "batch", c.cfg.BatchSize, "batch size")
-	fs.IntVar(&c.cfg.Epochs, "epochs", c.cfg.Epochs, "epochs")
-	fs.Float64Var(&c.cfg.LearningRate, "lr", c.cfg.LearningRate, "SGD learning rate")
-	fs.Float64Var(&c.cfg.LabelSmoothing, "label-smoothing", c.cfg.LabelSmoothing, "label smoothing")
-	fs.Int64Var(&c.cfg.Seed, "seed", c.cfg.Seed, "random seed (initial weights and data order)")
-	fs.StringVar(&c.cfg.TrainSplit, "train-split", c.cfg.TrainSplit, "training split (TFDS syntax)")
-	fs.StringVar(&c.cfg.ValSplit, "val-split", c.cfg.ValSplit, "validation split (TFDS syntax)")
-	fs.IntVar(&c.cfg.ShuffleBuffer, "shuffle-buffer", 0, "shuffle buffer (0: batch*100)")
+	if groups&modelFlags != 0 {
+		fs.StringVar(&c.inp, "inp", "300", "input size INP_SIZE: N or HxW")
+		fs.StringVar(&c.target, "target", "150", "target size TARGET_SIZE: N or HxW")
+		fs.StringVar(&c.interpolation, "interpolation", "bilinear", "resize method: bilinear, bicubic, nearest, area")
+		fs.IntVar(&m.Filters, "filters", m.Filters, "learnable resizer filters")
+		fs.IntVar(&m.ResBlocks, "res-blocks", m.ResBlocks, "learnable resizer residual blocks")
+		fs.StringVar(&m.Preset, "preset", m.Preset, "DenseNet preset: densenet121, densenet169, densenet201")
+		fs.StringVar(&c.blocks, "blocks", "", "custom dense blocks instead of the preset, e.g. 2,2 (small models)")
+		fs.IntVar(&m.Growth, "growth", 0, "DenseNet growth rate (0: 32)")
+		fs.BoolVar(&m.Checkpoint, "grad-checkpoint", false, "gradient checkpointing in the DenseNet (less memory)")
+		fs.BoolVar(&m.BFloat16, "bf16", false, "mixed precision: compute in bfloat16, weights and loss in float32")
+	} else {
+		c.inp, c.target, c.interpolation = "300", "150", "bilinear"
+	}
+	if groups&baselineFlag != 0 {
+		fs.BoolVar(&c.baseline, "baseline", false, "use the plain-resize model instead of the learnable resizer")
+	}
+	if groups&batchFlag != 0 {
+		fs.IntVar(&c.cfg.BatchSize, "batch", c.cfg.BatchSize, "batch size")
+	}
+	if groups&trainingFlags != 0 {
+		fs.IntVar(&c.cfg.Epochs, "epochs", c.cfg.Epochs, "epochs")
+		fs.Float64Var(&c.cfg.LearningRate, "lr", c.cfg.LearningRate, "SGD learning rate")
+		fs.Float64Var(&c.cfg.LabelSmoothing, "label-smoothing", c.cfg.LabelSmoothing, "label smoothing")
+		fs.IntVar(&c.cfg.ShuffleBuffer, "shuffle-buffer", 0, "shuffle buffer (0: batch*100)")
+	}
+	if groups&splitFlags != 0 {
+		fs.Int64Var(&c.cfg.Seed, "seed", c.cfg.Seed, "random seed (initial weights and data order)")
+		fs.StringVar(&c.cfg.TrainSplit, "train-split", c.cfg.TrainSplit, "training split (TFDS syntax)")
+		fs.StringVar(&c.cfg.ValSplit, "val-split", c.cfg.ValSplit, "validation split (TFDS syntax)")
+	}
 	return c
 }
 

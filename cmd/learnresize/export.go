@@ -13,7 +13,7 @@ import (
 // on exactly the same examples as compare does.
 func runExport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("export", stderr, "export -split EXPR -out DIR [-data PATH] [-data-dir DIR]")
-	df := addDataFlags(fs)
+	df := addDataFlags(fs, false)
 	split := fs.String("split", "", "the split to export, TFDS syntax (e.g. \"train[:80%]\")")
 	out := fs.String("out", "", "folder to create (must not exist)")
 	if err := parse(fs, args); err != nil {

@@ -210,7 +210,7 @@ func TestBenchCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, stdout, stderr := runCLI(t, append([]string{"bench", "-duration", "100ms", "-warmups", "0", "-json", out,
-		"-peer", peer, "-data", data, "-data-dir", filepath.Join(dir, "cache")}, tinyFlags...)...)
+		"-peer", peer, "-data", data, "-data-dir", filepath.Join(dir, "cache")}, tinyFlags[:len(tinyFlags)-2]...)...) // not -lr: bench has no learning rate
 	if code != 0 {
 		t.Fatalf("bench exited %d:\n%s\n%s", code, stdout, stderr)
 	}
@@ -361,5 +361,35 @@ func writePNG(t *testing.T, path string) {
 	defer f.Close()
 	if err := png.Encode(f, img); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEachCommandShowsItsOwnFlags: a command's help lists the flags that change what it does, and
+// no others.
+func TestEachCommandShowsItsOwnFlags(t *testing.T) {
+	for _, c := range []struct {
+		cmd           string
+		want, notWant []string
+	}{
+		{"train", []string{"-baseline", "-batch", "-epochs", "-lr", "-seed", "-train-split", "-device-prefetch", "-resume-from"}, nil},
+		{"compare", []string{"-seeds", "-epochs", "-device-prefetch"}, []string{"-baseline"}},
+		{"summary", []string{"-baseline", "-inp", "-preset", "-expand"}, []string{"-batch", "-epochs", "-lr", "-seed", "-train-split", "-data"}},
+		{"export", []string{"-split", "-data"}, []string{"-device-prefetch", "-batch", "-inp"}},
+		{"bench", []string{"-batch", "-inp", "-data", "-only"}, []string{"-epochs", "-lr", "-baseline"}},
+	} {
+		code, _, help := runCLI(t, c.cmd, "-h")
+		if code != 0 {
+			t.Fatalf("%s -h: exit %d", c.cmd, code)
+		}
+		for _, f := range c.want {
+			if !strings.Contains(help, "\n  "+f+" ") && !strings.Contains(help, "\n  "+f+"\n") {
+				t.Errorf("%s -h lacks %s", c.cmd, f)
+			}
+		}
+		for _, f := range c.notWant {
+			if strings.Contains(help, "\n  "+f+" ") || strings.Contains(help, "\n  "+f+"\n") {
+				t.Errorf("%s -h lists %s, which does nothing there", c.cmd, f)
+			}
+		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 func runSummary(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("summary", stderr, "summary [-baseline] [-expand] [model flags]")
-	cf := addConfigFlags(fs)
+	cf := addConfigFlags(fs, modelFlags|baselineFlag)
 	expand := fs.Bool("expand", false, "list the backbone's layers one by one")
 	cfg, _, _, err := startCommand(fs, args, cf, stderr)
 	if err != nil {

@@ -27,12 +27,16 @@ type dataFlags struct {
 	skippedFile    string
 }
 
-func addDataFlags(fs *flag.FlagSet) *dataFlags {
-	d := &dataFlags{}
+// addDataFlags adds the flags saying where the images are; with prefetch, -device-prefetch too
+// (commands that feed a device).
+func addDataFlags(fs *flag.FlagSet, prefetch bool) *dataFlags {
+	d := &dataFlags{devicePrefetch: training.DefaultDevicePrefetch}
 	fs.StringVar(&d.path, "data", "", "cats_vs_dogs zip, PetImages folder, or image folder (one sub-folder per class); empty: download cats_vs_dogs")
 	fs.StringVar(&d.dataDir, "data-dir", "", "downloads and caches (default $LEARNRESIZE_DATA_DIR or the user cache dir)")
-	fs.IntVar(&d.devicePrefetch, "device-prefetch", training.DefaultDevicePrefetch,
-		"batches read and copied to the device ahead of the training step (0: none)")
+	if prefetch {
+		fs.IntVar(&d.devicePrefetch, "device-prefetch", training.DefaultDevicePrefetch,
+			"batches read and copied to the device ahead of the training step (0: none)")
+	}
 	fs.StringVar(&d.skippedFile, "skipped", "", "write every skipped file with its reason to this file (tab-separated)")
 	return d
 }
@@ -121,8 +125,8 @@ func interactive(w io.Writer) bool {
 
 func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("train", stderr, "train [-baseline] [-data PATH] [-out DIR] [-resume] [config flags]")
-	cf := addConfigFlags(fs)
-	df := addDataFlags(fs)
+	cf := addConfigFlags(fs, modelFlags|baselineFlag|batchFlag|trainingFlags|splitFlags)
+	df := addDataFlags(fs, true)
 	out := fs.String("out", "", "output directory (default runs/<resizer|baseline>-seed<seed>)")
 	resume := fs.Bool("resume", false, "continue the run in -out from its latest checkpoint")
 	resumeFrom := fs.String("resume-from", "", "with -resume: continue from this checkpoint (e.g. epoch-0001) instead of the latest")
@@ -170,17 +174,14 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 
 func runCompare(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("compare", stderr, "compare [-seeds N|a,b,c] [-data PATH] [-out DIR] [-resume] [config flags]")
-	cf := addConfigFlags(fs)
-	df := addDataFlags(fs)
+	cf := addConfigFlags(fs, modelFlags|batchFlag|trainingFlags|splitFlags)
+	df := addDataFlags(fs, true)
 	out := fs.String("out", filepath.Join("runs", "compare"), "output directory")
 	resume := fs.Bool("resume", false, "continue interrupted runs in -out")
 	seedsFlag := fs.String("seeds", "1", "number of seeds (seed, seed+1, ...) or a comma-separated list")
 	cfg, b, info, err := startCommand(fs, args, cf, stderr)
 	if err != nil {
 		return err
-	}
-	if cf.baseline {
-		return usagef("-baseline makes no sense for compare (it trains both models)")
 	}
 	seeds, err := parseSeeds(*seedsFlag, cfg.Seed)
 	if err != nil {
