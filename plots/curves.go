@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"image/color"
+	"math"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -29,10 +31,14 @@ func captioned(inner func(draw.Canvas), caption string) func(draw.Canvas) {
 	}
 }
 
-// Series is one model's history, named for the legend.
+// Series is one run's history. Series with the same Name (a model's runs with several seeds) share a
+// colour and a legend entry, and each is drawn.
 type Series struct {
 	Name    string
 	History *training.History
+	// ValMajority, when above 0, is the validation accuracy of always answering the most frequent
+	// class: drawn as a dotted line, so that a reader sees when a model has learnt nothing.
+	ValMajority float64
 }
 
 var palette = []color.Color{
@@ -40,33 +46,50 @@ var palette = []color.Color{
 	color.RGBA{214, 39, 40, 255}, color.RGBA{148, 103, 189, 255},
 }
 
+// epochTicks labels whole epochs only (at most about ten labels).
+type epochTicks struct{}
+
+func (epochTicks) Ticks(min, max float64) []plot.Tick {
+	step := math.Max(1, math.Ceil((max-min)/10))
+	var ticks []plot.Tick
+	for e := math.Ceil(min); e <= max; e += step {
+		ticks = append(ticks, plot.Tick{Value: e, Label: strconv.Itoa(int(e))})
+	}
+	return ticks
+}
+
 // Curves plots loss and accuracy per epoch, training (dashed) and validation (solid), of every
-// series on two panels side by side.
+// series on two panels side by side, with the legend below them, off the data.
 func Curves(series []Series) (*Figure, error) {
 	if len(series) == 0 {
 		return nil, errors.New("plots: no histories")
 	}
 	loss, acc := plot.New(), plot.New()
 	loss.Title.Text, acc.Title.Text = "Loss (cross-entropy, label smoothing)", "Accuracy"
-	for _, p := range []*plot.Plot{loss, acc} {
-		p.X.Label.Text = "epoch"
-		p.Legend.Top = true
-		p.Add(plotter.NewGrid())
-	}
 	loss.Y.Label.Text, acc.Y.Label.Text = "loss", "top-1 accuracy"
-	acc.Legend.Top = false // accuracy rises: keep the legend bottom right, off the curves' ends
-	for i, s := range series {
+	legend := plot.NewLegend()
+	legend.Top, legend.Left = true, true
+	colors := map[string]color.Color{}
+	first, last, majority := math.Inf(1), math.Inf(-1), 0.0
+	for _, s := range series {
 		if s.History == nil || len(s.History.Epochs) == 0 {
 			return nil, fmt.Errorf("plots: series %q has no epochs", s.Name)
 		}
-		col := palette[i%len(palette)]
+		col, seen := colors[s.Name]
+		if !seen {
+			col = palette[len(colors)%len(palette)]
+			colors[s.Name] = col
+		}
+		majority = math.Max(majority, s.ValMajority)
+		for _, e := range s.History.Epochs {
+			first, last = math.Min(first, float64(e.Epoch)), math.Max(last, float64(e.Epoch))
+		}
 		for _, m := range []struct {
-			p            *plot.Plot
-			train, val   func(e training.EpochStats) float64
-			trainN, valN string
+			p          *plot.Plot
+			train, val func(e training.EpochStats) float64
 		}{
-			{loss, func(e training.EpochStats) float64 { return e.Loss }, func(e training.EpochStats) float64 { return e.ValLoss }, "train", "validation"},
-			{acc, func(e training.EpochStats) float64 { return e.Accuracy }, func(e training.EpochStats) float64 { return e.ValAccuracy }, "train", "validation"},
+			{loss, func(e training.EpochStats) float64 { return e.Loss }, func(e training.EpochStats) float64 { return e.ValLoss }},
+			{acc, func(e training.EpochStats) float64 { return e.Accuracy }, func(e training.EpochStats) float64 { return e.ValAccuracy }},
 		} {
 			for k, f := range []func(e training.EpochStats) float64{m.train, m.val} {
 				pts := make(plotter.XYs, 0, len(s.History.Epochs))
@@ -81,20 +104,57 @@ func Curves(series []Series) (*Figure, error) {
 				}
 				line.Color, points.Color = col, col
 				line.Width = vg.Points(1.5)
-				name := s.Name + " " + m.valN
+				name := s.Name + ", validation"
 				if k == 0 {
 					line.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 					points.Shape = draw.CircleGlyph{}
-					name = s.Name + " " + m.trainN
+					name = s.Name + ", training"
 				} else {
 					points.Shape = draw.BoxGlyph{}
 				}
 				m.p.Add(line, points)
-				m.p.Legend.Add(name, line, points)
+				if !seen && m.p == loss {
+					legend.Add(name, line, points)
+				}
 			}
 		}
 	}
-	return tiles([][]*plot.Plot{{loss, acc}}, vg.Points(900), vg.Points(380)), nil
+	for _, p := range []*plot.Plot{loss, acc} {
+		p.X.Label.Text = "epoch"
+		p.X.Tick.Marker = epochTicks{}
+		p.X.Min, p.X.Max = first-0.15, last+0.15
+		p.Add(plotter.NewGrid())
+	}
+	if majority > 0 {
+		base, err := plotter.NewLine(plotter.XYs{{X: first - 0.15, Y: majority}, {X: last + 0.15, Y: majority}})
+		if err != nil {
+			return nil, err
+		}
+		base.Color = color.Gray{Y: 90}
+		base.Dashes = []vg.Length{vg.Points(1), vg.Points(3)}
+		base.Width = vg.Points(1.5)
+		acc.Add(base)
+		legend.Add(fmt.Sprintf("validation accuracy of always answering the most frequent class (%.1f%%)", 100*majority), base)
+	}
+	panels := tiles([][]*plot.Plot{{loss, acc}}, vg.Points(900), vg.Points(360))
+	return withLegendBelow(panels, legend), nil
+}
+
+// withLegendBelow draws legend in a strip under the figure f, the figure growing by the strip.
+func withLegendBelow(f *Figure, legend plot.Legend) *Figure {
+	entries := legend.Rectangle(draw.Canvas{}).Size().Y
+	strip := entries + vg.Points(16)
+	return &Figure{Width: f.Width, Height: f.Height + strip, draw: func(dc draw.Canvas) {
+		dc.SetColor(color.White)
+		dc.Fill(dc.Rectangle.Path())
+		top := dc
+		top.Rectangle.Min.Y += strip
+		f.draw(top)
+		box := dc
+		box.Rectangle.Max.Y = dc.Min.Y + strip - vg.Points(4)
+		box.Rectangle.Min.X += vg.Points(60)
+		legend.Draw(box)
+	}}
 }
 
 // ComparisonBars draws the tutorial's comparison as bars of final top-1 validation accuracy per model
@@ -134,6 +194,25 @@ func ComparisonBars(cmp *training.Comparison) (*Figure, error) {
 		}
 		p.Add(eb)
 	}
+	// The values on the bars: the figure must not need the table beside it.
+	labels := plotter.XYLabels{}
+	for i, v := range vals {
+		text := fmt.Sprintf("%.1f%%", v)
+		if len(cmp.Seeds) > 1 {
+			text += fmt.Sprintf(" ± %.1f", errs[i].High)
+		}
+		labels.XYs = append(labels.XYs, plotter.XY{X: float64(i), Y: v + errs[i].High + 1.5})
+		labels.Labels = append(labels.Labels, text)
+	}
+	lab, err := plotter.NewLabels(labels)
+	if err != nil {
+		return nil, err
+	}
+	for i := range lab.TextStyle {
+		lab.TextStyle[i].XAlign = draw.XCenter
+		lab.TextStyle[i].Font.Size = vg.Points(12)
+	}
+	p.Add(lab)
 	p.NominalX(names...)
 	p.Y.Min = 0
 	p.Y.Max = 100

@@ -126,7 +126,7 @@ func history(shift float64) *training.History {
 }
 
 func TestCurvesAndBars(t *testing.T) {
-	fig, err := Curves([]Series{{"learnable resizer", history(0)}, {"bilinear", history(0.02)}})
+	fig, err := Curves([]Series{{Name: "learnable resizer", History: history(0)}, {Name: "bilinear", History: history(0.02), ValMajority: 0.52}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,14 +134,17 @@ func TestCurvesAndBars(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	decodeNonBlank(t, data, 1200, 507)
+	if err := os.WriteFile(filepath.Join(t.TempDir(), "curves.png"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	decodeNonBlank(t, data, 1200, int(fig.Height.Dots(96)+0.5))
 	svg, _ := fig.SVG()
-	for _, want := range []string{"epoch", "Accuracy", "learnable resizer validation", "bilinear train"} {
+	for _, want := range []string{"epoch", "Accuracy", "learnable resizer, validation", "bilinear, training", "most frequent class (52.0%)"} {
 		if !strings.Contains(string(svg), want) {
 			t.Errorf("curves SVG lacks %q", want)
 		}
 	}
-	if _, err := Curves([]Series{{"empty", &training.History{}}}); err == nil {
+	if _, err := Curves([]Series{{Name: "empty", History: &training.History{}}}); err == nil {
 		t.Error("empty history accepted")
 	}
 	cmp := &training.Comparison{Config: training.Default(), Seeds: []int64{1, 2, 3}, Rows: []training.ComparisonRow{

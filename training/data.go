@@ -166,3 +166,26 @@ func (d *OpenedData) ValImages(n int) ([]image.Image, error) {
 	}
 	return out, nil
 }
+
+// ValMajority is the validation accuracy of always answering the validation split's most frequent
+// class: the level below which a model has learnt nothing (about 0.5 on cats vs dogs).
+func (d *OpenedData) ValMajority() (float64, error) {
+	if d == nil || d.prepared == nil {
+		return 0, fmt.Errorf("data: not opened")
+	}
+	split, err := d.prepared.Split(d.valSplit)
+	if err != nil {
+		return 0, err
+	}
+	if split.Len() == 0 {
+		return 0, nil
+	}
+	counts := map[int]int{}
+	most := 0
+	for i := range split.Len() {
+		l := split.Example(i).Label
+		counts[l]++
+		most = max(most, counts[l])
+	}
+	return float64(most) / float64(split.Len()), nil
+}

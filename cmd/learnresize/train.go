@@ -159,7 +159,11 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if cfg.Model.Resizer {
 		resizerRun = *out
 	}
-	if err := saveFigures(b, *out, []plots.Series{{Name: cfg.Model.Title(), History: h}}, resizerRun, data, stdout); err != nil {
+	majority, err := data.ValMajority()
+	if err != nil {
+		return err
+	}
+	if err := saveFigures(b, *out, []plots.Series{{Name: cfg.Model.Title(), History: h, ValMajority: majority}}, resizerRun, data, stdout); err != nil {
 		return fmt.Errorf("figures: %w", err)
 	}
 	last := h.Last()
@@ -202,13 +206,25 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 		return interrupted(ctx, err, fmt.Sprintf("run the same command again with -resume (-out %s)", *out))
 	}
 	fmt.Fprint(stdout, "\n"+cmp.Markdown())
-	var series []plots.Series
+	majority, err := data.ValMajority()
+	if err != nil {
+		return err
+	}
+	var series []plots.Series // every seed of each model, in the model's colour
 	for _, row := range cmp.Rows {
-		h, err := training.LoadHistory(filepath.Join(*out, fmt.Sprintf("%s-seed%d", row.Name, seeds[0])))
-		if err != nil {
-			return err
+		for _, seed := range seeds {
+			h, err := training.LoadHistory(filepath.Join(*out, fmt.Sprintf("%s-seed%d", row.Name, seed)))
+			if err != nil {
+				return err
+			}
+			name := row.Model
+			if len(seeds) > 1 {
+				name = fmt.Sprintf("%s (%d seeds)", row.Model, len(seeds))
+			} else {
+				name = fmt.Sprintf("%s (seed %d)", row.Model, seed)
+			}
+			series = append(series, plots.Series{Name: name, History: h, ValMajority: majority})
 		}
-		series = append(series, plots.Series{Name: fmt.Sprintf("%s (seed %d)", row.Model, seeds[0]), History: h})
 	}
 	if err := saveFigures(b, *out, series, filepath.Join(*out, fmt.Sprintf("resizer-seed%d", seeds[0])), data, stdout); err != nil {
 		return fmt.Errorf("figures: %w", err)
@@ -220,6 +236,7 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 	if err := bars.Save(filepath.Join(*out, "comparison.png")); err != nil {
 		return err
 	}
+	fmt.Fprintf(stdout, "Figure: %s\n", filepath.Join(*out, "comparison.png"))
 	fmt.Fprintf(stdout, "\nTable written to %s and %s\n", filepath.Join(*out, "comparison.md"), filepath.Join(*out, "comparison.json"))
 	return nil
 }
