@@ -108,3 +108,31 @@ func imagePanel(img image.Image, title string) *plot.Plot {
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// Titled is an image with the title drawn above it.
+type Titled struct {
+	Title string
+	Image image.Image
+}
+
+// Row draws images of one size side by side, each under its title, on white: at their pixel size
+// (96 dpi), or scaled up so that each panel is at least 200 pixels wide and its title fits.
+func Row(panels ...Titled) (*Figure, error) {
+	if len(panels) == 0 {
+		return nil, fmt.Errorf("plots: no images")
+	}
+	row := make([]*plot.Plot, len(panels))
+	var w, h int
+	for i, p := range panels {
+		if p.Image == nil {
+			return nil, fmt.Errorf("plots: panel %q has no image", p.Title)
+		}
+		row[i] = imagePanel(p.Image, p.Title)
+		w, h = max(w, p.Image.Bounds().Dx()), max(h, p.Image.Bounds().Dy())
+	}
+	scale := max(1, 200/float64(w))
+	px := vg.Inch / 96
+	pad := vg.Millimeter * 2
+	width := vg.Length(float64(w)*scale)*px*vg.Length(len(panels)) + pad*vg.Length(len(panels)+1)
+	return tiles([][]*plot.Plot{row}, width, vg.Length(float64(h)*scale)*px+2*pad+vg.Points(22)), nil
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/color"
 	"image/png"
 	"io"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"github.com/learnresize/learnresize/backend"
 	"github.com/learnresize/learnresize/datasets"
 	"github.com/learnresize/learnresize/internal/fileutil"
+	"github.com/learnresize/learnresize/plots"
 	"github.com/learnresize/learnresize/resizer"
 	"github.com/learnresize/learnresize/training"
 )
@@ -184,7 +184,21 @@ func resizeOne(m *resizer.Model, path, outDir string, inpH, inpW int, force bool
 		return err
 	}
 	input := rgbImage(pix, w, h)
-	side := sideBySide(input, upscaleNearest(rgbImage(naive, cfg.TargetWidth, cfg.TargetHeight), w, h), upscaleNearest(learned, w, h))
+	sideFig, err := plots.Row(plots.Titled{Title: fmt.Sprintf("input %dx%d", w, h), Image: input},
+		plots.Titled{Title: fmt.Sprintf("%s resize to %dx%d", cfg.Interpolation, cfg.TargetWidth, cfg.TargetHeight),
+			Image: upscaleNearest(rgbImage(naive, cfg.TargetWidth, cfg.TargetHeight), w, h)},
+		plots.Titled{Title: fmt.Sprintf("learned resize to %dx%d", cfg.TargetWidth, cfg.TargetHeight), Image: upscaleNearest(learned, w, h)})
+	if err != nil {
+		return err
+	}
+	sideData, err := sideFig.PNG()
+	if err != nil {
+		return err
+	}
+	side, err := png.Decode(bytes.NewReader(sideData))
+	if err != nil {
+		return err
+	}
 
 	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	outs := map[string]image.Image{base + ".png": learned, base + "_compare.png": side}
@@ -226,27 +240,3 @@ func upscaleNearest(src image.Image, w, h int) *image.RGBA {
 	return dst
 }
 
-// sideBySide lays images out left to right with a 4-pixel white gap.
-func sideBySide(imgs ...image.Image) *image.RGBA {
-	const gap = 4
-	w, h := 0, 0
-	for _, im := range imgs {
-		w += im.Bounds().Dx() + gap
-		h = max(h, im.Bounds().Dy())
-	}
-	out := image.NewRGBA(image.Rect(0, 0, w-gap, h))
-	for i := range out.Pix {
-		out.Pix[i] = 255
-	}
-	x := 0
-	for _, im := range imgs {
-		b := im.Bounds()
-		for yy := 0; yy < b.Dy(); yy++ {
-			for xx := 0; xx < b.Dx(); xx++ {
-				out.Set(x+xx, yy, color.RGBAModel.Convert(im.At(b.Min.X+xx, b.Min.Y+yy)))
-			}
-		}
-		x += b.Dx() + gap
-	}
-	return out
-}
