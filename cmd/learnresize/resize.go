@@ -239,4 +239,3 @@ func upscaleNearest(src image.Image, w, h int) *image.RGBA {
 	}
 	return dst
 }
-
