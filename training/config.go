@@ -127,6 +127,11 @@ func (c Config) Buffer() int {
 func (c Config) compatible(old Config) error {
 	a, b := c, old
 	a.Epochs, b.Epochs = 0, 0
+	for _, x := range []*Config{&a, &b} {
+		if len(x.Model.Blocks) > 0 {
+			x.Model.Preset = "" // ignored with blocks (runs before 2026-11-26 recorded the default preset)
+		}
+	}
 	fa, fb := flatJSON(a), flatJSON(b)
 	var diffs []string
 	for _, k := range slices.Sorted(maps.Keys(fa)) {

@@ -8,7 +8,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/learnresize/learnresize/internal/fileutil"
 )
@@ -83,14 +85,28 @@ func (h *History) Save(dir string) error {
 	if err := fileutil.WriteAtomic(filepath.Join(dir, "history.json"), js, 0o644); err != nil {
 		return err
 	}
+	// history.csv has one column per EpochStats field, named and ordered as in history.json, so the
+	// two cannot disagree.
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
-	_ = w.Write([]string{"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "val_seconds", "images_per_s", "steps",
-		"step_median_ms", "data_wait_seconds", "compile_seconds", "train_graphs"})
-	f := func(v float64) string { return strconv.FormatFloat(v, 'g', 8, 64) }
+	t := reflect.TypeFor[EpochStats]()
+	header := make([]string, t.NumField())
+	for i := range header {
+		header[i], _, _ = strings.Cut(t.Field(i).Tag.Get("json"), ",")
+	}
+	_ = w.Write(header)
 	for _, e := range h.Epochs {
-		_ = w.Write([]string{strconv.Itoa(e.Epoch), f(e.Loss), f(e.Accuracy), f(e.ValLoss), f(e.ValAccuracy), f(e.Seconds), f(e.ValSeconds), f(e.ImagesPerS), strconv.Itoa(e.Steps),
-			f(e.StepMedianMs), f(e.DataWaitSeconds), f(e.CompileSeconds), strconv.Itoa(e.TrainGraphs)})
+		v := reflect.ValueOf(e)
+		row := make([]string, t.NumField())
+		for i := range row {
+			switch f := v.Field(i); f.Kind() {
+			case reflect.Float64:
+				row[i] = strconv.FormatFloat(f.Float(), 'g', 8, 64)
+			default:
+				row[i] = fmt.Sprint(f.Interface())
+			}
+		}
+		_ = w.Write(row)
 	}
 	w.Flush()
 	return fileutil.WriteAtomic(filepath.Join(dir, "history.csv"), buf.Bytes(), 0o644)

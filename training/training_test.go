@@ -683,3 +683,31 @@ func TestRateDigits(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryCSVHasEveryField: history.csv has a column for every field history.json has.
+func TestHistoryCSVHasEveryField(t *testing.T) {
+	dir := t.TempDir()
+	h := &History{Epochs: []EpochStats{{Epoch: 1, Loss: 0.5, ValGraphs: 2, CompileSteps: 1}}}
+	if err := h.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, "history.json"))
+	var js struct{ Epochs []map[string]any }
+	if err := json.Unmarshal(raw, &js); err != nil {
+		t.Fatal(err)
+	}
+	csvRaw, _ := os.ReadFile(filepath.Join(dir, "history.csv"))
+	lines := strings.Split(strings.TrimSpace(string(csvRaw)), "\n")
+	header := strings.Split(lines[0], ",")
+	if len(header) != len(js.Epochs[0]) {
+		t.Errorf("history.csv columns %v; history.json fields %v", header, js.Epochs[0])
+	}
+	for _, k := range header {
+		if _, ok := js.Epochs[0][k]; !ok {
+			t.Errorf("column %q is not in history.json", k)
+		}
+	}
+	if lines[1] != "1,0.5,0,0,0,0,0,0,0,0,0,0,0,1,0,2" {
+		t.Errorf("row %q", lines[1])
+	}
+}

@@ -98,6 +98,7 @@ func (c *configFlags) resolve() (training.Config, error) {
 			}
 			m.Blocks = append(m.Blocks, n)
 		}
+		m.Preset = "" // the blocks replace the preset: records (comparison.json, checkpoints) must not name one
 	}
 	m.Resizer = !c.baseline
 	if err := cfg.Validate(); err != nil {

@@ -57,6 +57,9 @@ func TestCompareEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(raw, &cmp); err != nil {
 		t.Fatal(err)
 	}
+	if cmp.Config.Model.Preset != "" || len(cmp.Config.Model.Blocks) != 2 {
+		t.Errorf("comparison.json: preset %q, blocks %v; with -blocks 2,2 it must name no preset", cmp.Config.Model.Preset, cmp.Config.Model.Blocks)
+	}
 	for _, row := range cmp.Rows {
 		mc := cmp.Config.Model
 		mc.Resizer = row.Name == "resizer"
