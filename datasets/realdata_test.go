@@ -7,20 +7,24 @@ import (
 	"testing"
 )
 
-// PetImagesDevEnv names the environment variable that points the real-data tests at a folder
-// holding PetImages/{Cat,Dog}/N.jpg (default: ../shared/data/petimages-dev next to the repository).
+// PetImagesDevEnv names the environment variable that points the real-data tests at the images: a
+// PetImages/{Cat,Dog} folder or the folder holding one, as -data takes (default:
+// ../shared/data/petimages-dev next to the repository).
 const PetImagesDevEnv = "LEARNRESIZE_PETIMAGES_DEV"
 
-// petImagesDev returns the real-data folder, or skips the test when it is absent (a user's clone
-// has no ../shared).
+// petImagesDev returns the folder holding PetImages, or skips the test, saying how to point it at
+// the images, when there is none (a user's clone has no ../shared).
 func petImagesDev(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv(PetImagesDevEnv)
 	if dir == "" {
 		dir = filepath.Join("..", "..", "shared", "data", "petimages-dev")
 	}
+	if filepath.Base(filepath.Clean(dir)) == "PetImages" {
+		dir = filepath.Dir(filepath.Clean(dir))
+	}
 	if info, err := os.Stat(filepath.Join(dir, "PetImages")); err != nil || !info.IsDir() {
-		t.Skipf("real data not available (%s/PetImages; set %s): skipping", dir, PetImagesDevEnv)
+		t.Skipf("no PetImages folder at %s: set %s=/path/to/PetImages (the extracted cats_vs_dogs zip) to run it", dir, PetImagesDevEnv)
 	}
 	return dir
 }
