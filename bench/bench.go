@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -162,7 +163,10 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 		}})
 		rep.Results = append(rep.Results, Result{Name: bn.name, Kind: bn.kind, Shape: bn.shape, FirstCallS: first.Seconds(), ImagesPerIt: bn.images})
 	}
-	benchmarks.New(fns...).WithWarmUps(cfg.WarmUps).WithDuration(cfg.Duration).Done()
+	// go-benchmarks runs the warm-ups and the timed calls; its own table (approximate quantiles, a
+	// 99th percentile) is not printed: the statistics reported are the exact ones of the recorded
+	// samples below, one set for the table, the command's lines and the JSON.
+	quiet(func() { benchmarks.New(fns...).WithWarmUps(cfg.WarmUps).WithDuration(cfg.Duration).Done() })
 	for i, err := range errs {
 		if err != nil {
 			return nil, fmt.Errorf("bench %q: %w", rep.Results[i].Name, err)
@@ -193,8 +197,25 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 			r.ImagesPerS = float64(r.ImagesPerIt) / (r.MeanMs / 1000)
 		}
 	}
+	fmt.Fprintf(w, "%-58s %10s %10s %10s %10s %7s\n", "benchmark", "mean", "median", "5%", "95%", "runs")
+	for _, r := range rep.Results {
+		fmt.Fprintf(w, "%-58s %10s %10s %10s %10s %7d\n", r.Name, ms(r.MeanMs), ms(r.MedianMs), ms(r.P5Ms), ms(r.P95Ms), r.Runs)
+	}
 	return rep, nil
 }
+
+// quiet runs f with the process's standard output discarded (go-benchmarks prints its table there).
+func quiet(f func()) {
+	saved := os.Stdout
+	if null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+		os.Stdout = null
+		defer func() { os.Stdout = saved; _ = null.Close() }()
+	}
+	f()
+}
+
+// ms formats milliseconds for the table.
+func ms(v float64) string { return fmt.Sprintf("%.2f ms", v) }
 
 func versions() map[string]string {
 	out := map[string]string{"go": runtime.Version()}
