@@ -156,7 +156,7 @@ func build(scope *model.Scope, images *Node, cfg Config, rec *summary.Recorder, 
 	}
 	if cfg.Resizer {
 		x = resizer.New(scope, x).Target(cfg.TargetHeight, cfg.TargetWidth).Filters(cfg.Filters).
-			ResBlocks(cfg.ResBlocks).Interpolation(cfg.Interpolation).Done()
+			ResBlocks(cfg.ResBlocks).Interpolation(cfg.Interpolation).TrainingInput(cfg.InputHeight, cfg.InputWidth).Done()
 		rec.Add(resizer.ScopeName, "Functional", x, scope.At(resizer.ScopeName))
 	} else {
 		x = resizer.Resize(x, cfg.TargetHeight, cfg.TargetWidth, cfg.Interpolation)

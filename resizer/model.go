@@ -25,11 +25,12 @@ import (
 // resizer from a GoMLX checkpoint directory (Load) and resize images of any size (ResizeImage,
 // ResizeTensor). It is safe for concurrent use.
 type Model struct {
-	backend compute.Backend
-	store   *model.Store
-	cfg     Config
-	mu      sync.Mutex
-	exec    *model.Exec
+	backend        compute.Backend
+	store          *model.Store
+	cfg            Config
+	trainH, trainW int // the training input size the checkpoint records (0: none)
+	mu             sync.Mutex
+	execs          map[[2]int]*model.Exec // by the size images are first brought to ({0, 0}: none)
 }
 
 // Channels is the number of image channels the resizer models of this project take (RGB).
@@ -122,6 +123,15 @@ func Load(b compute.Backend, dir string) (*Model, error) {
 		return nil, fmt.Errorf("resizer.Load(%q): checkpoint does not match a resizer of %s: %s", dir, cfg, strings.Join(problems, "; "))
 	}
 	m := &Model{backend: b, store: store, cfg: cfg}
+	rs := store.Scope("/" + ScopeName)
+	if h, ok := rs.GetParam(ParamTrainingInputHeight); ok {
+		w, _ := rs.GetParam(ParamTrainingInputWidth)
+		m.trainH, _ = h.(int)
+		m.trainW, _ = w.(int)
+		if m.trainH <= 0 || m.trainW <= 0 {
+			m.trainH, m.trainW = 0, 0
+		}
+	}
 	// Build the graph once: checkpoints do not record which variables are trainable, the layers do.
 	if err := m.initVariables(); err != nil {
 		return nil, fmt.Errorf("resizer.Load(%q): %w", dir, err)
@@ -174,6 +184,16 @@ func (m *Model) Store() *model.Store { return m.store }
 // batch axis if the input had none). Values are not clipped: the resizer's output is not confined
 // to [0, 1].
 func (m *Model) ResizeTensor(images *tensors.Tensor) (out *tensors.Tensor, err error) {
+	return m.resizeTensor(images, 0, 0)
+}
+
+// TrainingInput is the size of the images the resizer was trained on, as its checkpoint records it
+// (0, 0 when it does not: a Model from NewModel, or a checkpoint written before 2026-11-26).
+func (m *Model) TrainingInput() (height, width int) { return m.trainH, m.trainW }
+
+// resizeTensor is ResizeTensor, the images first resized (bilinear, tf.image.resize) to preH x preW
+// when those are positive.
+func (m *Model) resizeTensor(images *tensors.Tensor, preH, preW int) (out *tensors.Tensor, err error) {
 	if images == nil {
 		return nil, errors.New("resizer: nil images tensor")
 	}
@@ -201,15 +221,27 @@ func (m *Model) ResizeTensor(images *tensors.Tensor) (out *tensors.Tensor, err e
 			out, err = nil, fmt.Errorf("resizer: %v", r)
 		}
 	}()
-	if m.exec == nil {
+	key := [2]int{max(preH, 0), max(preW, 0)}
+	if key[0] == 0 || key[1] == 0 {
+		key = [2]int{}
+	}
+	exec := m.execs[key]
+	if exec == nil {
 		cfg := m.cfg
-		m.exec, err = model.NewExec(m.backend, m.store, func(scope *model.Scope, x *Node) *Node {
+		exec, err = model.NewExec(m.backend, m.store, func(scope *model.Scope, x *Node) *Node {
+			if key[0] > 0 {
+				x = Resize(x, key[0], key[1], Bilinear)
+			}
 			return New(scope, x).Target(cfg.TargetHeight, cfg.TargetWidth).Filters(cfg.Filters).
 				ResBlocks(cfg.ResBlocks).Interpolation(cfg.Interpolation).Done()
 		})
 		if err != nil {
 			return nil, fmt.Errorf("resizer: %w", err)
 		}
+		if m.execs == nil {
+			m.execs = map[[2]int]*model.Exec{}
+		}
+		m.execs[key] = exec
 	}
 	in := images
 	if noBatch {
@@ -219,7 +251,7 @@ func (m *Model) ResizeTensor(images *tensors.Tensor) (out *tensors.Tensor, err e
 			return nil, err
 		}
 	}
-	outs, err := m.exec.Exec(in)
+	outs, err := exec.Exec(in)
 	if err != nil {
 		return nil, fmt.Errorf("resizer: %w", err)
 	}
@@ -231,12 +263,21 @@ func (m *Model) ResizeTensor(images *tensors.Tensor) (out *tensors.Tensor, err e
 	return out, nil
 }
 
-// ResizeImage resizes an image of any size to the resizer's target size. The image's RGB values are
-// scaled to [0, 1] (the tutorial's Rescaling(1/255); alpha is ignored, grey images are expanded to
-// RGB) and run through the resizer. It returns the resizer's raw output as a [target height,
-// target width, 3] float32 tensor and an RGBA image of it with values clipped to [0, 1] — the
-// resizer is free to produce values outside that range, and the tensor keeps them.
+// ResizeImage resizes an image of any size to the resizer's target size, as the trained model saw
+// its inputs: brought first to the training input size its checkpoint records (TrainingInput;
+// bilinear, the tutorial's tf.image.resize of the input pipeline), then scaled to [0, 1] (the
+// tutorial's Rescaling(1/255); alpha is ignored, grey images are expanded to RGB) and run through
+// the resizer. learnresize resize does the same. It returns the resizer's raw output as a [target
+// height, target width, 3] float32 tensor and an RGBA image of it with values clipped to [0, 1] —
+// the resizer is free to produce values outside that range, and the tensor keeps them.
+// ResizeImageFrom chooses the first size (or none).
 func (m *Model) ResizeImage(img image.Image) (image.Image, *tensors.Tensor, error) {
+	return m.ResizeImageFrom(img, m.trainH, m.trainW)
+}
+
+// ResizeImageFrom is ResizeImage with the image first resized to height x width (bilinear) instead
+// of the training input size; 0, 0 runs the resizer on the image as it is.
+func (m *Model) ResizeImageFrom(img image.Image, height, width int) (image.Image, *tensors.Tensor, error) {
 	if img == nil {
 		return nil, nil, errors.New("resizer: nil image")
 	}
@@ -244,7 +285,7 @@ func (m *Model) ResizeImage(img image.Image) (image.Image, *tensors.Tensor, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	y, err := m.ResizeTensor(x)
+	y, err := m.resizeTensor(x, height, width)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -24,7 +24,7 @@ func readmeLoad(img image.Image) error {
 	if err != nil {
 		return err
 	}
-	out, raw, err := m.ResizeImage(img) // any image.Image, any size -> the target size
+	out, raw, err := m.ResizeImage(img) // any image.Image, any size: to the training input size, then the target size
 	// out: image.Image (values clipped to [0,1]); raw: float32 [h, w, 3] tensor, unclipped
 	if err != nil {
 		return err

@@ -47,6 +47,11 @@ const (
 	// ParamInterpolation is the interpolation method name (string: bilinear, bicubic, nearest, area),
 	// default "bilinear".
 	ParamInterpolation = "resizer_interpolation"
+	// ParamTrainingInputHeight and ParamTrainingInputWidth record the size of the images the resizer
+	// is trained on (the tutorial's INP_SIZE), when the builder is told (Builder.TrainingInput): a
+	// loaded Model brings new images to that size first (Model.ResizeImage).
+	ParamTrainingInputHeight = "resizer_training_input_height"
+	ParamTrainingInputWidth  = "resizer_training_input_width"
 )
 
 // ScopeName is the sub-scope New creates for the resizer's variables (the Keras model's name).
@@ -70,6 +75,7 @@ type Builder struct {
 	filters, block int
 	method         Method
 	form           Formulation
+	trainH, trainW int // TrainingInput (0: not recorded)
 }
 
 // New starts a learnable resizer on images shaped [batch, height, width, channels] (any height and
@@ -105,6 +111,13 @@ func (b *Builder) ResBlocks(n int) *Builder { b.block = n; return b }
 // Interpolation sets the method of both resizes (the naive one and the bottleneck).
 func (b *Builder) Interpolation(m Method) *Builder { b.method = m; return b }
 
+// TrainingInput records the size of the images the model is trained on (the tutorial's INP_SIZE,
+// 300x300), for Model.ResizeImage; it does not change the graph.
+func (b *Builder) TrainingInput(height, width int) *Builder {
+	b.trainH, b.trainW = height, width
+	return b
+}
+
 // Formulation forces a formulation of the resize op (default Auto; see Formulation).
 func (b *Builder) Formulation(f Formulation) *Builder { b.form = f; return b }
 
@@ -126,6 +139,10 @@ func (b *Builder) Done() *Node {
 	channels := x.Shape().Dimensions[3]
 	scope := b.scope.In(ScopeName)
 	b.Config().writeParams(scope)
+	if b.trainH > 0 && b.trainW > 0 {
+		scope.SetParam(ParamTrainingInputHeight, b.trainH)
+		scope.SetParam(ParamTrainingInputWidth, b.trainW)
+	}
 
 	convs, bns := 0, 0
 	conv := func(y *Node, filters, kernel int, bias bool) *Node {

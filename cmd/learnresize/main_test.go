@@ -11,8 +11,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/compute"
+	"github.com/learnresize/learnresize/backend"
 	"github.com/learnresize/learnresize/internal/testimages"
 	"github.com/learnresize/learnresize/models"
+	"github.com/learnresize/learnresize/resizer"
 	"github.com/learnresize/learnresize/training"
 )
 
@@ -109,6 +112,23 @@ func TestCompareEndToEnd(t *testing.T) {
 	cfgImg, err := png.DecodeConfig(f)
 	if err != nil || cfgImg.Width < 3*200 || cfgImg.Height < 200 { // 40x40 panels, scaled up for their titles
 		t.Errorf("side-by-side image %+v, %v; want three titled panels at least 200 pixels wide", cfgImg, err)
+	}
+	// The command's learned resize is the library's ResizeImage (both bring the image to the training
+	// input size the checkpoint records first): the same pixels.
+	m, err := resizer.Load(backendForTest(t), filepath.Join(out, "resizer-seed42"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, w := m.TrainingInput(); h != 40 || w != 40 {
+		t.Errorf("TrainingInput = %dx%d, want the run's -inp 40", h, w)
+	}
+	in, want := readPNG(t, filepath.Join(data, "dark", "000.png")), readPNG(t, filepath.Join(resized, "000.png"))
+	got, _, err := m.ResizeImage(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameRGB(got, want) {
+		t.Error("resizer.Model.ResizeImage differs from learnresize resize on the same image")
 	}
 	if code, _, stderr = runCLI(t, "resize", "-checkpoint", filepath.Join(out, "resizer-seed42"), "-out", resized, filepath.Join(data, "dark", "000.png")); code != 1 || !strings.Contains(stderr, "exists") {
 		t.Errorf("resize over existing outputs: exit %d, %s", code, stderr)
@@ -395,4 +415,44 @@ func TestEachCommandShowsItsOwnFlags(t *testing.T) {
 			}
 		}
 	}
+}
+
+func backendForTest(t *testing.T) compute.Backend {
+	t.Helper()
+	b, _, err := backend.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func readPNG(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// sameRGB reports whether two images have the same size and 8-bit RGB values.
+func sameRGB(a, b image.Image) bool {
+	if a.Bounds().Size() != b.Bounds().Size() {
+		return false
+	}
+	for y := range a.Bounds().Dy() {
+		for x := range a.Bounds().Dx() {
+			r1, g1, b1, _ := a.At(a.Bounds().Min.X+x, a.Bounds().Min.Y+y).RGBA()
+			r2, g2, b2, _ := b.At(b.Bounds().Min.X+x, b.Bounds().Min.Y+y).RGBA()
+			if r1>>8 != r2>>8 || g1>>8 != g2>>8 || b1>>8 != b2>>8 {
+				return false
+			}
+		}
+	}
+	return true
 }

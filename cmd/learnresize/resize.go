@@ -13,8 +13,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/gomlx/gomlx/core/tensors"
-
 	"github.com/learnresize/learnresize/backend"
 	"github.com/learnresize/learnresize/datasets"
 	"github.com/learnresize/learnresize/internal/fileutil"
@@ -61,6 +59,9 @@ func runResize(args []string, stdout, stderr io.Writer) error {
 	m, err := resizer.Load(b, dir)
 	if err != nil {
 		return err
+	}
+	if h, w := m.TrainingInput(); *inp == "" && h > 0 { // recorded in the checkpoint: the training input size
+		inpH, inpW = h, w
 	}
 	cfg := m.Config()
 	fmt.Fprintf(stderr, "resizer %s from %s\n", cfg, dir)
@@ -151,6 +152,12 @@ func resizeOne(m *resizer.Model, path, outDir string, inpH, inpW int, force bool
 	if err != nil {
 		return err
 	}
+	// The learned resize is the library's (resizer.Model.ResizeImageFrom), so the command and the API
+	// give the same output for the same image; the panels below are for display.
+	learned, _, err := m.ResizeImageFrom(rgbImage(pix, w, h), inpH, inpW)
+	if err != nil {
+		return err
+	}
 	if inpH > 0 {
 		hr, err := datasets.NewHostResizer(resizer.Bilinear, inpH, inpW)
 		if err != nil {
@@ -163,18 +170,6 @@ func resizeOne(m *resizer.Model, path, outDir string, inpH, inpW int, force bool
 		pix, h, w = dst, inpH, inpW
 	}
 	cfg := m.Config()
-	x := make([]float32, len(pix))
-	for i, v := range pix {
-		x[i] = float32(v) / 255
-	}
-	y, err := m.ResizeTensor(tensors.FromFlatDataAndDimensions(x, h, w, 3))
-	if err != nil {
-		return err
-	}
-	learned, err := resizer.TensorToImage(y)
-	if err != nil {
-		return err
-	}
 	nr, err := datasets.NewHostResizer(cfg.Interpolation, cfg.TargetHeight, cfg.TargetWidth)
 	if err != nil {
 		return err
