@@ -133,9 +133,13 @@ func (c *Comparison) Markdown() string {
 			fmt.Fprintf(&b, "| %s | %.6f | %.2f%% |\n", r.Model, float64(r.Params)/1e6, 100*r.Mean)
 		}
 	}
-	fmt.Fprintf(&b, "\nSeeds %v; %d epochs, batch %d, %dx%d -> %dx%d %s; backend: %s.\n", c.Seeds, c.Config.Epochs,
+	run := c.Backend // the one-line report, "backend go [go] on CPU, ..."
+	if run == "" {
+		run = "backend not recorded"
+	}
+	fmt.Fprintf(&b, "\nSeeds %v; %d epochs, batch %d, %dx%d -> %dx%d %s; %s.\n", c.Seeds, c.Config.Epochs,
 		c.Config.BatchSize, c.Config.Model.InputHeight, c.Config.Model.InputWidth, c.Config.Model.TargetHeight,
-		c.Config.Model.TargetWidth, c.Config.Model.Interpolation, c.Backend)
+		c.Config.Model.TargetWidth, c.Config.Model.Interpolation, run)
 	return b.String()
 }
 
