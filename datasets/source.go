@@ -356,6 +356,10 @@ func openCatsVsDogsDir(dir string, opts SourceOptions) (*Source, error) {
 // imageExtensions are the extensions Keras's image_dataset_from_directory lists (case-insensitive).
 var imageExtensions = map[string]bool{".bmp": true, ".gif": true, ".jpeg": true, ".jpg": true, ".png": true}
 
+// IsImageName reports whether a file name has one of the image extensions image folders are read
+// with (Keras' image_dataset_from_directory's: bmp, gif, jpeg, jpg, png; any case).
+func IsImageName(name string) bool { return imageExtensions[strings.ToLower(filepath.Ext(name))] }
+
 // OpenImageFolder opens a folder with one sub-folder per class, as Keras's
 // image_dataset_from_directory reads it: classes are the sub-folder names sorted (label = index),
 // images are the files with an image extension (.bmp .gif .jpeg .jpg .png, any case) anywhere below
@@ -412,7 +416,7 @@ func OpenImageFolder(dir string, opts SourceOptions) (*Source, error) {
 			if d.IsDir() {
 				return nil
 			}
-			isImage := imageExtensions[strings.ToLower(filepath.Ext(p))]
+			isImage := IsImageName(p)
 			info, statErr := os.Stat(p) // follows symbolic links.
 			switch {
 			case statErr != nil:

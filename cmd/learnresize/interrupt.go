@@ -72,9 +72,13 @@ func newInterrupter(stderr io.Writer, what string) *interrupter {
 // interrupt a step reliably while it is in progress.
 var testStepDelay time.Duration
 
+// testStepDelayLine is printed to stderr when a lengthened step starts its delay (tests wait for it).
+const testStepDelayLine = "(test: the step is made longer)"
+
 // onStep records a training step's duration (training.Options.OnStep).
 func (it *interrupter) onStep(d time.Duration) {
 	if testStepDelay > 0 {
+		fmt.Fprintln(os.Stderr, testStepDelayLine)
 		time.Sleep(testStepDelay)
 		d += testStepDelay
 	}

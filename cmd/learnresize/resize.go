@@ -105,8 +105,6 @@ func resolveCheckpoint(path string) (dir string, inpH, inpW int, err error) {
 	return dir, inpH, inpW, nil
 }
 
-var imageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".bmp": true}
-
 // collectImages expands folders (recursively) into image files, sorted.
 func collectImages(args []string) ([]string, error) {
 	var files []string
@@ -124,7 +122,7 @@ func collectImages(args []string) ([]string, error) {
 			if err != nil {
 				return err
 			}
-			if !d.IsDir() && imageExts[strings.ToLower(filepath.Ext(p))] {
+			if !d.IsDir() && datasets.IsImageName(p) {
 				found = append(found, p)
 			}
 			return nil
