@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -177,31 +176,36 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 		if len(s) > cfg.WarmUps {
 			s = s[cfg.WarmUps:] // the go-benchmarks warm-ups are not timed there either
 		}
-		r := &rep.Results[i]
-		r.Runs = len(s)
-		if len(s) == 0 {
-			continue
-		}
-		sorted := slices.Clone(s)
-		sort.Slice(sorted, func(a, b int) bool { return sorted[a] < sorted[b] })
-		var total time.Duration
-		for _, d := range s {
-			total += d
-		}
-		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-		r.MeanMs = ms(total / time.Duration(len(s)))
-		r.MedianMs = ms(sorted[len(sorted)/2])
-		r.P5Ms = ms(sorted[len(sorted)*5/100])
-		r.P95Ms = ms(sorted[min(len(sorted)-1, len(sorted)*95/100)])
-		if r.ImagesPerIt > 0 {
-			r.ImagesPerS = float64(r.ImagesPerIt) / (r.MeanMs / 1000)
-		}
+		rep.Results[i].setStatistics(s)
 	}
 	fmt.Fprintf(w, "%-58s %10s %10s %10s %10s %7s\n", "benchmark", "mean", "median", "5%", "95%", "runs")
 	for _, r := range rep.Results {
 		fmt.Fprintf(w, "%-58s %10s %10s %10s %10s %7d\n", r.Name, ms(r.MeanMs), ms(r.MedianMs), ms(r.P5Ms), ms(r.P95Ms), r.Runs)
 	}
 	return rep, nil
+}
+
+// setStatistics fills r's runs, mean, median, 5th and 95th percentiles and throughput from the
+// timed samples s (exact, not estimated).
+func (r *Result) setStatistics(s []time.Duration) {
+	r.Runs = len(s)
+	if len(s) == 0 {
+		return
+	}
+	sorted := slices.Clone(s)
+	slices.Sort(sorted)
+	var total time.Duration
+	for _, d := range s {
+		total += d
+	}
+	toMs := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	r.MeanMs = toMs(total / time.Duration(len(s)))
+	r.MedianMs = toMs(sorted[len(sorted)/2])
+	r.P5Ms = toMs(sorted[len(sorted)*5/100])
+	r.P95Ms = toMs(sorted[min(len(sorted)-1, len(sorted)*95/100)])
+	if r.ImagesPerIt > 0 {
+		r.ImagesPerS = float64(r.ImagesPerIt) / (r.MeanMs / 1000)
+	}
 }
 
 // quiet runs f with the process's standard output discarded (go-benchmarks prints its table there).

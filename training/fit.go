@@ -156,30 +156,9 @@ func fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 	}
 	defer func() { _ = lock.Unlock() }()
 
-	var r *run
-	if prev := pool[pool.key(cfg)]; prev != nil && opt.ResumeFrom == "" {
-		if latest, err := LatestCheckpoint(opt.Dir); err == nil && latest == "" { // a new run: reuse, re-initialized
-			r = prev
-			r.opt = opt
-		}
-	}
-	store := model.NewStore()
-	if r != nil {
-		store = r.store
-	}
-	hist, start, err := resumeOrInit(store, cfg, data, opt)
+	r, hist, start, err := startRun(b, cfg, data, opt, pool)
 	if err != nil {
 		return nil, err
-	}
-	if r != nil {
-		if err := reinitialize(store, cfg.Model); err != nil {
-			return nil, fmt.Errorf("training: re-initializing the variables for seed %d: %w", cfg.Seed, err)
-		}
-	} else {
-		r = newRun(b, store, cfg, opt)
-		if pool != nil {
-			pool[pool.key(cfg)] = r
-		}
 	}
 	for epoch := start; epoch < cfg.Epochs; epoch++ {
 		if err := ctx.Err(); err != nil {
@@ -204,8 +183,8 @@ func fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 		stats.ValSeconds, stats.ValGraphs = time.Since(t1).Seconds(), r.eval.graphs
 		bar.done(stats)
 		hist.Epochs = append(hist.Epochs, stats)
-		hist.Params = countParams(store, cfg.Model)
-		if err := saveCheckpoint(store, opt.Dir, trainingMeta{Config: cfg, Epoch: epoch + 1, Data: data.Identity}, hist, opt.KeepCheckpoints); err != nil {
+		hist.Params = countParams(r.store, cfg.Model)
+		if err := saveCheckpoint(r.store, opt.Dir, trainingMeta{Config: cfg, Epoch: epoch + 1, Data: data.Identity}, hist, opt.KeepCheckpoints); err != nil {
 			return hist, err
 		}
 		if err := hist.Save(opt.Dir); err != nil {
@@ -216,6 +195,38 @@ func fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 		}
 	}
 	return hist, nil
+}
+
+// startRun returns the run to train in (a pooled one for a new run of a configuration already
+// compiled, its variables re-initialized; else a new one), with the history and the epochs done
+// (resumeOrInit).
+func startRun(b compute.Backend, cfg Config, data Data, opt Options, pool runPool) (*run, *History, int, error) {
+	var r *run
+	if prev := pool[pool.key(cfg)]; prev != nil && opt.ResumeFrom == "" {
+		if latest, err := LatestCheckpoint(opt.Dir); err == nil && latest == "" { // a new run: reuse, re-initialized
+			r = prev
+			r.opt = opt
+		}
+	}
+	store := model.NewStore()
+	if r != nil {
+		store = r.store
+	}
+	hist, start, err := resumeOrInit(store, cfg, data, opt)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if r != nil {
+		if err := reinitialize(store, cfg.Model); err != nil {
+			return nil, nil, 0, fmt.Errorf("training: re-initializing the variables for seed %d: %w", cfg.Seed, err)
+		}
+		return r, hist, start, nil
+	}
+	r = newRun(b, store, cfg, opt)
+	if pool != nil {
+		pool[pool.key(cfg)] = r
+	}
+	return r, hist, start, nil
 }
 
 // checkFit validates Fit's arguments, fills in the options' defaults and creates the directories.
