@@ -69,20 +69,12 @@ func decodeRGB(data []byte, maxPixels int, buf []uint8) (pix []uint8, width, hei
 		maxPixels = DefaultMaxPixels
 	}
 	format := sniffFormat(data)
-	var cfg image.Config
-	switch format {
-	case FormatJPEG:
-		cfg, err = jpeg.DecodeConfig(bytes.NewReader(data))
-	case FormatPNG:
-		cfg, err = png.DecodeConfig(bytes.NewReader(data))
-	case FormatGIF:
-		cfg, err = gif.DecodeConfig(bytes.NewReader(data))
-	case FormatBMP:
-		cfg, err = bmpDecodeConfig(data)
-	default:
+	c, ok := codecs[format]
+	if !ok {
 		n := min(len(data), 8)
 		return nil, 0, 0, skipErr(SkipNotImage, "unknown magic bytes % x", data[:n])
 	}
+	cfg, err := c.config(data)
 	if err != nil {
 		return nil, 0, 0, classifyDecodeError(format, "header", err)
 	}
@@ -93,32 +85,46 @@ func decodeRGB(data []byte, maxPixels int, buf []uint8) (pix []uint8, width, hei
 		return nil, 0, 0, skipErr(SkipTooLarge, "%s of %dx%d = %d pixels, above the limit of %d",
 			format, cfg.Width, cfg.Height, int64(cfg.Width)*int64(cfg.Height), maxPixels)
 	}
-	if format == FormatBMP {
-		pix, err = bmpDecodeRGB(data, buf)
-		if err != nil {
-			return nil, 0, 0, classifyDecodeError(format, "data", err)
-		}
-		return pix, cfg.Width, cfg.Height, nil
-	}
-	var img image.Image
-	switch format {
-	case FormatJPEG:
-		img, err = jpeg.Decode(bytes.NewReader(data))
-	case FormatPNG:
-		img, err = png.Decode(bytes.NewReader(data))
-	case FormatGIF:
-		img, err = gif.Decode(bytes.NewReader(data))
-	}
+	pix, width, height, err = c.decode(data, cfg, buf)
 	if err != nil {
 		return nil, 0, 0, classifyDecodeError(format, "data", err)
 	}
-	b := img.Bounds()
-	width, height = b.Dx(), b.Dy()
-	if width <= 0 || height <= 0 || int64(width)*int64(height) > int64(maxPixels) {
+	if width != cfg.Width || height != cfg.Height {
 		return nil, 0, 0, skipErr(SkipCorrupt, "%s decoded to %dx%d, header said %dx%d", format, width, height, cfg.Width, cfg.Height)
 	}
-	pix = toRGB(img, buf)
 	return pix, width, height, nil
+}
+
+// codec is one supported format: how to read its header, and its pixels as RGB (into buf when it
+// is large enough). One table, so that adding a format is one line.
+type codec struct {
+	config func(data []byte) (image.Config, error)
+	decode func(data []byte, cfg image.Config, buf []uint8) (pix []uint8, width, height int, err error)
+}
+
+var codecs = map[string]codec{
+	FormatJPEG: stdCodec(jpeg.DecodeConfig, jpeg.Decode),
+	FormatPNG:  stdCodec(png.DecodeConfig, png.Decode),
+	FormatGIF:  stdCodec(gif.DecodeConfig, gif.Decode),
+	FormatBMP: {config: bmpDecodeConfig, decode: func(data []byte, cfg image.Config, buf []uint8) ([]uint8, int, int, error) {
+		pix, err := bmpDecodeRGB(data, buf)
+		return pix, cfg.Width, cfg.Height, err
+	}},
+}
+
+// stdCodec adapts a standard library decoder (image/jpeg, image/png, image/gif).
+func stdCodec(config func(io.Reader) (image.Config, error), decode func(io.Reader) (image.Image, error)) codec {
+	return codec{
+		config: func(data []byte) (image.Config, error) { return config(bytes.NewReader(data)) },
+		decode: func(data []byte, _ image.Config, buf []uint8) ([]uint8, int, int, error) {
+			img, err := decode(bytes.NewReader(data))
+			if err != nil {
+				return nil, 0, 0, err
+			}
+			b := img.Bounds()
+			return toRGB(img, buf), b.Dx(), b.Dy(), nil
+		},
+	}
 }
 
 // classifyDecodeError maps a decoder error to a skip reason.
