@@ -21,6 +21,7 @@ type configFlags struct {
 	inp, target   string
 	blocks        string
 	baseline      bool
+	small         bool // -small: training.Small() instead of the tutorial's settings, before other flags
 	presetSet     bool // -preset was given (set by resolve's caller from the parsed flags)
 }
 
@@ -40,6 +41,8 @@ func addConfigFlags(fs *flag.FlagSet, groups flagGroup) *configFlags {
 	c := &configFlags{cfg: training.Default()}
 	m := &c.cfg.Model
 	if groups&modelFlags != 0 {
+		fs.BoolVar(&c.small, "small", false, "start from the small configuration (64 -> 32, a tiny DenseNet, 320/160 images, 2 epochs: "+
+			"about a minute on a CPU) instead of the tutorial's; other flags override it")
 		fs.StringVar(&c.inp, "inp", "300", "input size INP_SIZE: N or HxW")
 		fs.StringVar(&c.target, "target", "150", "target size TARGET_SIZE: N or HxW")
 		fs.StringVar(&c.interpolation, "interpolation", "bilinear", "resize method: bilinear, bicubic, nearest, area")
@@ -107,6 +110,30 @@ func (c *configFlags) resolve() (training.Config, error) {
 	return cfg, nil
 }
 
+// wantsSmall reports whether args hold -small (checked before parsing, so that the small
+// configuration is the base that the other flags change).
+func wantsSmall(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-small", "--small", "-small=true", "--small=true":
+			return true
+		case "--":
+			return false
+		}
+	}
+	return false
+}
+
+// useSmall makes training.Small() the values the flags start from.
+func (c *configFlags) useSmall() {
+	c.cfg = training.Small() // the flags point into c.cfg's fields, which stay where they are
+	m := c.cfg.Model
+	c.inp = fmt.Sprintf("%dx%d", m.InputHeight, m.InputWidth)
+	c.target = fmt.Sprintf("%dx%d", m.TargetHeight, m.TargetWidth)
+	c.blocks = strings.Trim(strings.ReplaceAll(fmt.Sprint(m.Blocks), " ", ","), "[]")
+	c.cfg.Model.Blocks = nil // resolve parses c.blocks again
+}
+
 // parseSize accepts "N" or "HxW".
 func parseSize(s string) (h, w int, err error) {
 	parts := strings.Split(strings.ToLower(s), "x")
@@ -128,6 +155,9 @@ func parseSize(s string) (h, w int, err error) {
 // startCommand parses a command's flags, rejects positional arguments, resolves the configuration
 // and starts the backend, printing the one-line backend report to stderr.
 func startCommand(fs *flag.FlagSet, args []string, cf *configFlags, stderr io.Writer) (training.Config, compute.Backend, backend.Info, error) {
+	if wantsSmall(args) {
+		cf.useSmall()
+	}
 	if err := parse(fs, args); err != nil {
 		return training.Config{}, nil, backend.Info{}, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -455,4 +456,36 @@ func sameRGB(a, b image.Image) bool {
 		}
 	}
 	return true
+}
+
+// TestSmallFlag: -small starts from training.Small(), and the other flags still change it.
+func TestSmallFlag(t *testing.T) {
+	resolve := func(args ...string) training.Config {
+		t.Helper()
+		fs := newFlagSet("train", io.Discard, "")
+		cf := addConfigFlags(fs, modelFlags|baselineFlag|batchFlag|trainingFlags|splitFlags)
+		if wantsSmall(args) {
+			cf.useSmall()
+		}
+		if err := parse(fs, args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := cf.resolve()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	want := training.Small()
+	want.Model.Resizer = true
+	if got := resolve("-small"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("-small: %+v, want %+v", got, want)
+	}
+	got := resolve("-epochs", "3", "-small", "-inp", "48")
+	if got.Epochs != 3 || got.Model.InputHeight != 48 || got.Model.TargetHeight != 32 || fmt.Sprint(got.Model.Blocks) != "[2 2]" {
+		t.Errorf("-small with -epochs 3 -inp 48: %+v", got)
+	}
+	if got := resolve(); got.Model.InputHeight != 300 || got.Model.Preset != "densenet121" {
+		t.Errorf("no -small: %+v", got.Model)
+	}
 }
