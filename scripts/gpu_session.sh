@@ -17,6 +17,9 @@
 #               model and seed in compare: the last partial batch is a second graph) under XLA flags
 #               that may cut it: no autotuning, and an on-disk autotune cache (cold, then warm). XLA
 #               aborts on a flag it does not know, so each variant runs in its own process.
+#   memory      GPU memory of one training step alone (bench -only train-step-resizer, then
+#               train-step-baseline, each in its own process, nvidia-smi sampled every 100 ms): the
+#               bench part's peak holds every row's executables at once.
 #   peer, bench, bench-bf16, epoch, compare, peer-accuracy, dump, info: scripts/bench_gpu.sh's parts
 #               (info always runs first).
 #
@@ -121,6 +124,27 @@ part_compile() {
 	cat "$RES/bench/compile.log"
 }
 
+part_memory() {
+	local kind budget sampler idle
+	if ! command -v nvidia-smi >/dev/null; then
+		log "memory: no nvidia-smi"
+		return
+	fi
+	for kind in train-step-resizer train-step-baseline; do
+		budget=$(($(left) - 15))
+		((budget < 40)) && { log "memory: skip $kind, ${budget}s left"; continue; }
+		idle="$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i 0 | head -1)"
+		nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i 0 -lms 100 >"$RES/bench/memory.$kind.csv" &
+		sampler=$!
+		timeout -k 5 "$budget" bin/learnresize bench -batch "${BATCH:-64}" -duration 3s -only "$kind" ${BENCH_FLAGS:-} \
+			>"$RES/bench/memory.$kind.log" 2>&1
+		kill "$sampler" 2>/dev/null
+		wait "$sampler" 2>/dev/null
+		awk -v idle="$idle" -v k="$kind" 'BEGIN{m=0} {if ($1+0>m) m=$1+0} END{printf "%s: peak GPU memory %d MiB (%d above the idle %d)\n", k, m, m-idle, idle}' \
+			"$RES/bench/memory.$kind.csv" | tee -a "$RES/bench/memory.log"
+	done
+}
+
 bench_part() { # PART: one part of bench_gpu.sh, time-boxed
 	local budget=$(($(left) - 10))
 	if ((budget < 20)); then
@@ -149,6 +173,9 @@ for part in $PARTS; do
 	compile)
 		part_compile
 		;;
+	memory)
+		part_memory
+		;;
 	*) bench_part "$part" ;;
 	esac
 	pack
@@ -159,7 +186,7 @@ done
 	echo "== info"
 	grep -E 'NVIDIA|Driver|backend|torch' "$RES/bench/info.log" 2>/dev/null | head -8
 	[[ -f "$RES/tests/summary.txt" ]] && { echo "== tests"; cat "$RES/tests/summary.txt"; }
-	for p in compile peer bench bench-bf16 epoch compare peer-accuracy; do
+	for p in compile memory peer bench bench-bf16 epoch compare peer-accuracy; do
 		[[ -f "$RES/bench/$p.log" ]] || continue
 		echo "== $p"
 		grep -v -E '^\s*$' "$RES/bench/$p.log" | tail -25
