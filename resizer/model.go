@@ -90,37 +90,8 @@ func Load(b compute.Backend, dir string) (*Model, error) {
 		return nil, fmt.Errorf("resizer.Load(%q): this checkpoint holds no learnable resizer (a run of the plain-resize baseline?): "+
 			"load a run trained with the resizer", dir)
 	}
-	want, err := expectedVariables(b, cfg)
-	if err != nil {
+	if err := checkVariables(b, store, cfg); err != nil {
 		return nil, fmt.Errorf("resizer.Load(%q): %w", dir, err)
-	}
-	prefix := "/" + ScopeName + "/"
-	got := map[string]shapes.Shape{}
-	for v := range store.IterVariables() {
-		if strings.HasPrefix(v.Path(), prefix) {
-			got[v.Path()] = v.Shape()
-		}
-	}
-	var problems []string
-	for _, path := range sortedKeys(want) {
-		s, ok := got[path]
-		switch {
-		case !ok:
-			problems = append(problems, fmt.Sprintf("missing variable %s %s", path, want[path]))
-		case !s.Equal(want[path]):
-			problems = append(problems, fmt.Sprintf("variable %s has shape %s, the recorded configuration (%s) needs %s", path, s, cfg, want[path]))
-		}
-	}
-	for _, path := range sortedKeys(got) {
-		if _, ok := want[path]; !ok {
-			problems = append(problems, fmt.Sprintf("unexpected variable %s %s", path, got[path]))
-		}
-	}
-	if len(problems) > 0 {
-		if len(problems) > 5 {
-			problems = append(problems[:5], fmt.Sprintf("... and %d more", len(problems)-5))
-		}
-		return nil, fmt.Errorf("resizer.Load(%q): checkpoint does not match a resizer of %s: %s", dir, cfg, strings.Join(problems, "; "))
 	}
 	m := &Model{backend: b, store: store, cfg: cfg}
 	rs := store.Scope("/" + ScopeName)
@@ -187,6 +158,72 @@ func (m *Model) ResizeTensor(images *tensors.Tensor) (out *tensors.Tensor, err e
 	return m.resizeTensor(images, 0, 0)
 }
 
+// execFor returns (building it once) the inference executor that first resizes its input to
+// preH x preW (none when either is not positive); m.mu must be held.
+func (m *Model) execFor(preH, preW int) (*model.Exec, error) {
+	key := [2]int{max(preH, 0), max(preW, 0)}
+	if key[0] == 0 || key[1] == 0 {
+		key = [2]int{}
+	}
+	if exec := m.execs[key]; exec != nil {
+		return exec, nil
+	}
+	cfg := m.cfg
+	exec, err := model.NewExec(m.backend, m.store, func(scope *model.Scope, x *Node) *Node {
+		if key[0] > 0 {
+			x = Resize(x, key[0], key[1], Bilinear)
+		}
+		return New(scope, x).Target(cfg.TargetHeight, cfg.TargetWidth).Filters(cfg.Filters).
+			ResBlocks(cfg.ResBlocks).Interpolation(cfg.Interpolation).Done()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("resizer: %w", err)
+	}
+	if m.execs == nil {
+		m.execs = map[[2]int]*model.Exec{}
+	}
+	m.execs[key] = exec
+	return exec, nil
+}
+
+// checkVariables reports the variables under learnable_resizer/ in store that a resizer of cfg does
+// not have, lacks, or has with another shape (the first five).
+func checkVariables(b compute.Backend, store *model.Store, cfg Config) error {
+	want, err := expectedVariables(b, cfg)
+	if err != nil {
+		return err
+	}
+	prefix := "/" + ScopeName + "/"
+	got := map[string]shapes.Shape{}
+	for v := range store.IterVariables() {
+		if strings.HasPrefix(v.Path(), prefix) {
+			got[v.Path()] = v.Shape()
+		}
+	}
+	var problems []string
+	for _, path := range sortedKeys(want) {
+		s, ok := got[path]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("missing variable %s %s", path, want[path]))
+		case !s.Equal(want[path]):
+			problems = append(problems, fmt.Sprintf("variable %s has shape %s, the recorded configuration (%s) needs %s", path, s, cfg, want[path]))
+		}
+	}
+	for _, path := range sortedKeys(got) {
+		if _, ok := want[path]; !ok {
+			problems = append(problems, fmt.Sprintf("unexpected variable %s %s", path, got[path]))
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	if len(problems) > 5 {
+		problems = append(problems[:5], fmt.Sprintf("... and %d more", len(problems)-5))
+	}
+	return fmt.Errorf("checkpoint does not match a resizer of %s: %s", cfg, strings.Join(problems, "; "))
+}
+
 // TrainingInput is the size of the images the resizer was trained on, as its checkpoint records it
 // (0, 0 when it does not: a Model from NewModel, or a checkpoint written before 2026-11-26).
 func (m *Model) TrainingInput() (height, width int) { return m.trainH, m.trainW }
@@ -221,27 +258,9 @@ func (m *Model) resizeTensor(images *tensors.Tensor, preH, preW int) (out *tenso
 			out, err = nil, fmt.Errorf("resizer: %v", r)
 		}
 	}()
-	key := [2]int{max(preH, 0), max(preW, 0)}
-	if key[0] == 0 || key[1] == 0 {
-		key = [2]int{}
-	}
-	exec := m.execs[key]
-	if exec == nil {
-		cfg := m.cfg
-		exec, err = model.NewExec(m.backend, m.store, func(scope *model.Scope, x *Node) *Node {
-			if key[0] > 0 {
-				x = Resize(x, key[0], key[1], Bilinear)
-			}
-			return New(scope, x).Target(cfg.TargetHeight, cfg.TargetWidth).Filters(cfg.Filters).
-				ResBlocks(cfg.ResBlocks).Interpolation(cfg.Interpolation).Done()
-		})
-		if err != nil {
-			return nil, fmt.Errorf("resizer: %w", err)
-		}
-		if m.execs == nil {
-			m.execs = map[[2]int]*model.Exec{}
-		}
-		m.execs[key] = exec
+	exec, err := m.execFor(preH, preW)
+	if err != nil {
+		return nil, err
 	}
 	in := images
 	if noBatch {
