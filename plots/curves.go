@@ -84,39 +84,15 @@ func Curves(series []Series) (*Figure, error) {
 		for _, e := range s.History.Epochs {
 			first, last = math.Min(first, float64(e.Epoch)), math.Max(last, float64(e.Epoch))
 		}
-		for _, m := range []struct {
-			p          *plot.Plot
-			train, val func(e training.EpochStats) float64
-		}{
-			{loss, func(e training.EpochStats) float64 { return e.Loss }, func(e training.EpochStats) float64 { return e.ValLoss }},
-			{acc, func(e training.EpochStats) float64 { return e.Accuracy }, func(e training.EpochStats) float64 { return e.ValAccuracy }},
-		} {
-			for k, f := range []func(e training.EpochStats) float64{m.train, m.val} {
-				pts := make(plotter.XYs, 0, len(s.History.Epochs))
-				for _, e := range s.History.Epochs {
-					if v := f(e); finite(v) {
-						pts = append(pts, plotter.XY{X: float64(e.Epoch), Y: v})
-					}
-				}
-				line, points, err := plotter.NewLinePoints(pts)
-				if err != nil {
-					return nil, err
-				}
-				line.Color, points.Color = col, col
-				line.Width = vg.Points(1.5)
-				name := s.Name + ", validation"
-				if k == 0 {
-					line.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-					points.Shape = draw.CircleGlyph{}
-					name = s.Name + ", training"
-				} else {
-					points.Shape = draw.BoxGlyph{}
-				}
-				m.p.Add(line, points)
-				if !seen && m.p == loss {
-					legend.Add(name, line, points)
-				}
-			}
+		lossLegend := &legend
+		if seen { // one legend entry per model, whatever its number of seeds
+			lossLegend = nil
+		}
+		if err := addCurves(loss, lossLegend, s, col, func(e training.EpochStats) (float64, float64) { return e.Loss, e.ValLoss }); err != nil {
+			return nil, err
+		}
+		if err := addCurves(acc, nil, s, col, func(e training.EpochStats) (float64, float64) { return e.Accuracy, e.ValAccuracy }); err != nil {
+			return nil, err
 		}
 	}
 	for _, p := range []*plot.Plot{loss, acc} {
@@ -138,6 +114,36 @@ func Curves(series []Series) (*Figure, error) {
 	}
 	panels := tiles([][]*plot.Plot{{loss, acc}}, vg.Points(900), vg.Points(360))
 	return withLegendBelow(panels, legend), nil
+}
+
+// addCurves draws one series' training (dashed, circles) and validation (solid, squares) values of
+// a metric on p, adding legend entries when legend is not nil.
+func addCurves(p *plot.Plot, legend *plot.Legend, s Series, col color.Color, metric func(training.EpochStats) (train, val float64)) error {
+	for k, name := range []string{s.Name + ", training", s.Name + ", validation"} {
+		pts := make(plotter.XYs, 0, len(s.History.Epochs))
+		for _, e := range s.History.Epochs {
+			tr, va := metric(e)
+			if v := [2]float64{tr, va}[k]; finite(v) {
+				pts = append(pts, plotter.XY{X: float64(e.Epoch), Y: v})
+			}
+		}
+		line, points, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return err
+		}
+		line.Color, points.Color = col, col
+		line.Width = vg.Points(1.5)
+		points.Shape = draw.BoxGlyph{}
+		if k == 0 {
+			line.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+			points.Shape = draw.CircleGlyph{}
+		}
+		p.Add(line, points)
+		if legend != nil {
+			legend.Add(name, line, points)
+		}
+	}
+	return nil
 }
 
 // withLegendBelow draws legend in a strip under the figure f, the figure growing by the strip.
