@@ -70,50 +70,17 @@ func Prepare(ctx context.Context, src *Source, splits []string, opts PrepareOpti
 	if src == nil {
 		return nil, errors.New("prepare: nil source")
 	}
-	if opts.Height == 0 {
-		opts.Height = DefaultImageSize
-	}
-	if opts.Width == 0 {
-		opts.Width = DefaultImageSize
-	}
-	if opts.Height < 0 || opts.Width < 0 {
-		return nil, fmt.Errorf("prepare: image size %dx%d must be positive", opts.Height, opts.Width)
-	}
-	if opts.MaxPixels <= 0 {
-		opts.MaxPixels = DefaultMaxPixels
-	}
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.NumCPU()
-	}
-	if _, err := NewHostResizer(opts.Method, opts.Height, opts.Width); err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	if opts.CacheDir == "" {
-		dir, err := DataDir("")
-		if err != nil {
-			return nil, err
-		}
-		opts.CacheDir = filepath.Join(dir, "cache")
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	if len(splits) == 0 {
 		splits = []string{TrainSplit}
 	}
 	n := src.Len()
-	from, to := n, 0
-	for _, expr := range splits {
-		spec, err := ParseSplit(expr)
-		if err != nil {
-			return nil, err
-		}
-		ranges, err := spec.Ranges(n)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range ranges {
-			if r.Len() > 0 {
-				from, to = min(from, r.From), max(to, r.To)
-			}
-		}
+	from, to, err := coveringRange(splits, n)
+	if err != nil {
+		return nil, err
 	}
 	if from >= to {
 		return nil, fmt.Errorf("prepare: splits %q select no examples of the %d in %s", splits, n, src.Root())
@@ -180,6 +147,57 @@ func reuseCache(prefix, key string, from, to, n int) *Cache {
 
 func rangeMatches(path string, c *Cache, prefix string) bool {
 	return cachePath(prefix, c.meta.From, c.meta.To) == path && c.count == c.meta.To-c.meta.From
+}
+
+// withDefaults fills in the options' defaults and checks them.
+func (opts PrepareOptions) withDefaults() (PrepareOptions, error) {
+	if opts.Height == 0 {
+		opts.Height = DefaultImageSize
+	}
+	if opts.Width == 0 {
+		opts.Width = DefaultImageSize
+	}
+	if opts.Height < 0 || opts.Width < 0 {
+		return opts, fmt.Errorf("prepare: image size %dx%d must be positive", opts.Height, opts.Width)
+	}
+	if opts.MaxPixels <= 0 {
+		opts.MaxPixels = DefaultMaxPixels
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.NumCPU()
+	}
+	if _, err := NewHostResizer(opts.Method, opts.Height, opts.Width); err != nil {
+		return opts, fmt.Errorf("prepare: %w", err)
+	}
+	if opts.CacheDir == "" {
+		dir, err := DataDir("")
+		if err != nil {
+			return opts, err
+		}
+		opts.CacheDir = filepath.Join(dir, "cache")
+	}
+	return opts, nil
+}
+
+// coveringRange returns the smallest range of example positions, out of n, that holds every split.
+func coveringRange(splits []string, n int) (from, to int, err error) {
+	from, to = n, 0
+	for _, expr := range splits {
+		spec, err := ParseSplit(expr)
+		if err != nil {
+			return 0, 0, err
+		}
+		ranges, err := spec.Ranges(n)
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, r := range ranges {
+			if r.Len() > 0 {
+				from, to = min(from, r.From), max(to, r.To)
+			}
+		}
+	}
+	return from, to, nil
 }
 
 // checkCacheFits refuses, before anything is written, a cache that the disk cannot hold or whose
