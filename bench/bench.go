@@ -110,29 +110,7 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 	}
 	rep := &Report{Backend: cfg.Backend, Versions: versions(), GoArch: runtime.GOARCH, CPUs: runtime.NumCPU(), Config: cfg,
 		Date: time.Now().UTC().Format(time.RFC3339)}
-	m := cfg.Model
-	inH, inW, tH, tW, B := m.InputHeight, m.InputWidth, m.TargetHeight, m.TargetWidth, cfg.Batch
-	all := []bench{
-		{KindInterpolate, fmt.Sprintf("resize fwd+bwd, graph.Interpolate %s", m.Interpolation), fmt.Sprintf("[%d,%d,%d,%d]->%dx%d", B, inH, inW, cfg.Channels, tH, tW), 0,
-			resizeBench(b, cfg, func(x *Node) *Node { return Interpolate(x, -1, tH, tW, -1).Bilinear().Done() })},
-		{KindResize, fmt.Sprintf("resize fwd+bwd, resizer.Resize %s", m.Interpolation), fmt.Sprintf("[%d,%d,%d,%d]->%dx%d", B, inH, inW, cfg.Channels, tH, tW), 0,
-			resizeBench(b, cfg, func(x *Node) *Node { return resizer.Resize(x, tH, tW, m.Interpolation) })},
-		{KindResizerInfer, "resizer forward (inference)", fmt.Sprintf("[%d,%d,%d,3]->%dx%d", B, inH, inW, tH, tW), B, resizerBench(b, cfg, false)},
-		{KindResizerTrain, "resizer forward+backward (training)", fmt.Sprintf("[%d,%d,%d,3]->%dx%d", B, inH, inW, tH, tW), B, resizerBench(b, cfg, true)},
-		{KindTrainResizer, "train step, " + m.Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, true)},
-		{KindTrainBaseline, "train step, " + m.Baseline().Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, false)},
-		{KindEval, "eval step, " + m.Title(), fmt.Sprintf("batch %d", B), B, evalBench(b, cfg)},
-	}
-	if cfg.Pipeline != nil {
-		all = append(all, bench{KindPipeline, "input pipeline from cache", fmt.Sprintf("batch %d, %dx%d uint8", B, inH, inW), B, func() (func() error, error) {
-			return cfg.Pipeline, nil
-		}})
-	}
-	if !layers.NativeStridedOn(b) {
-		// graph.Interpolate's gradient needs ops this backend lacks (interior padding, scatter-add);
-		// the comparison with it is for the backends that run it.
-		all = slices.DeleteFunc(all, func(bn bench) bool { return bn.kind == KindInterpolate })
-	}
+	all := benchList(b, cfg)
 	var fns []benchmarks.NamedFunction
 	samples := make([][]time.Duration, 0, len(all))
 	errs := make([]error, 0, len(all))
@@ -183,6 +161,35 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 		fmt.Fprintf(w, "%-58s %10s %10s %10s %10s %7d\n", r.Name, ms(r.MeanMs), ms(r.MedianMs), ms(r.P5Ms), ms(r.P95Ms), r.Runs)
 	}
 	return rep, nil
+}
+
+// benchList is every benchmark this backend runs, in the table's order (graph.Interpolate's
+// gradient needs ops ONNX Runtime lacks, so that row is for the go and XLA backends).
+func benchList(b compute.Backend, cfg Config) []bench {
+	m := cfg.Model
+	inH, inW, tH, tW, B := m.InputHeight, m.InputWidth, m.TargetHeight, m.TargetWidth, cfg.Batch
+	all := []bench{
+		{KindInterpolate, fmt.Sprintf("resize fwd+bwd, graph.Interpolate %s", m.Interpolation), fmt.Sprintf("[%d,%d,%d,%d]->%dx%d", B, inH, inW, cfg.Channels, tH, tW), 0,
+			resizeBench(b, cfg, func(x *Node) *Node { return Interpolate(x, -1, tH, tW, -1).Bilinear().Done() })},
+		{KindResize, fmt.Sprintf("resize fwd+bwd, resizer.Resize %s", m.Interpolation), fmt.Sprintf("[%d,%d,%d,%d]->%dx%d", B, inH, inW, cfg.Channels, tH, tW), 0,
+			resizeBench(b, cfg, func(x *Node) *Node { return resizer.Resize(x, tH, tW, m.Interpolation) })},
+		{KindResizerInfer, "resizer forward (inference)", fmt.Sprintf("[%d,%d,%d,3]->%dx%d", B, inH, inW, tH, tW), B, resizerBench(b, cfg, false)},
+		{KindResizerTrain, "resizer forward+backward (training)", fmt.Sprintf("[%d,%d,%d,3]->%dx%d", B, inH, inW, tH, tW), B, resizerBench(b, cfg, true)},
+		{KindTrainResizer, "train step, " + m.Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, true)},
+		{KindTrainBaseline, "train step, " + m.Baseline().Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, false)},
+		{KindEval, "eval step, " + m.Title(), fmt.Sprintf("batch %d", B), B, evalBench(b, cfg)},
+	}
+	if cfg.Pipeline != nil {
+		all = append(all, bench{KindPipeline, "input pipeline from cache", fmt.Sprintf("batch %d, %dx%d uint8", B, inH, inW), B, func() (func() error, error) {
+			return cfg.Pipeline, nil
+		}})
+	}
+	if !layers.NativeStridedOn(b) {
+		// graph.Interpolate's gradient needs ops this backend lacks (interior padding, scatter-add);
+		// the comparison with it is for the backends that run it.
+		all = slices.DeleteFunc(all, func(bn bench) bool { return bn.kind == KindInterpolate })
+	}
+	return all
 }
 
 // setStatistics fills r's runs, mean, median, 5th and 95th percentiles and throughput from the
