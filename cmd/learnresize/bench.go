@@ -68,14 +68,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout)
-	for _, r := range rep.Results {
-		line := fmt.Sprintf("%-58s %-28s mean %9.2f ms  median %9.2f ms  (%d runs, first call %.1f s)", r.Name, r.Shape, r.MeanMs, r.MedianMs, r.Runs, r.FirstCallS)
-		if r.ImagesPerS > 0 {
-			line += fmt.Sprintf("  %.1f img/s", r.ImagesPerS)
-		}
-		fmt.Fprintln(stdout, line)
-	}
+	printResults(stdout, rep)
 	if peer != nil {
 		rep.Peer = peer
 		cmp, err := rep.ComparePeer(peer)
@@ -118,5 +111,18 @@ func pipelineReader(ds train.Dataset) func() error {
 			}
 			return b.Finalize()
 		}
+	}
+}
+
+// printResults prints one line per benchmark: its shape, mean and median, runs, first call and
+// images per second.
+func printResults(w io.Writer, rep *bench.Report) {
+	fmt.Fprintln(w)
+	for _, r := range rep.Results {
+		line := fmt.Sprintf("%-58s %-28s mean %9.2f ms  median %9.2f ms  (%d runs, first call %.1f s)", r.Name, r.Shape, r.MeanMs, r.MedianMs, r.Runs, r.FirstCallS)
+		if r.ImagesPerS > 0 {
+			line += fmt.Sprintf("  %.1f img/s", r.ImagesPerS)
+		}
+		fmt.Fprintln(w, line)
 	}
 }
