@@ -291,66 +291,101 @@ func openCatsVsDogsDir(dir string, opts SourceOptions) (*Source, error) {
 	}
 	s := &Source{name: "cats_vs_dogs", root: pet, classes: catsVsDogsClasses, opts: opts}
 	window := jfifWindow(opts)
-	var all []entry
 	fp := sha256.New()
-	err = filepath.WalkDir(pet, func(p string, d fs.DirEntry, walkErr error) error {
-		rel, _ := filepath.Rel(base, p)
-		name := filepath.ToSlash(rel)
-		if walkErr != nil {
-			if p == pet {
-				return walkErr
-			}
-			s.skipped.add(name, SkipUnreadable, walkErr.Error())
-			return nil
-		}
-		if p == pet {
-			return nil
-		}
-		label, matches := catsVsDogsLabel(name)
-		info, statErr := os.Stat(p) // follows symbolic links.
-		switch {
-		case statErr != nil:
-			if matches {
-				s.skipped.add(name, SkipUnreadable, statErr.Error())
-			} else {
-				s.skipped.add(name, SkipIgnored, statErr.Error())
-			}
-			return nil
-		case info.IsDir():
-			if matches {
-				s.skipped.add(name, SkipUnreadable, "is a directory")
-				if d.IsDir() {
-					return fs.SkipDir
-				}
-			}
-			return nil // other directories are walked; symbolic links to directories are not followed.
-		case !info.Mode().IsRegular():
-			if matches {
-				s.skipped.add(name, SkipUnreadable, "not a regular file: "+info.Mode().String())
-			} else {
-				s.skipped.add(name, SkipIgnored, "not a regular file")
-			}
-			return nil
-		}
-		_, _ = fmt.Fprintf(fp, "%s\t%d\t%d\n", name, info.Size(), info.ModTime().UnixNano())
-		if !matches {
-			s.skipped.add(name, SkipIgnored, "not a PetImages/{Cat,Dog}/<n>.jpg file")
-			return nil
-		}
-		e := entry{Example: Example{Name: name, Label: label}, size: info.Size(), path: p}
-		if skip := s.checkEntry(&e, window); skip != nil {
-			s.skipped.add(name, skip.Reason, skip.Error())
-			return nil
-		}
-		all = append(all, e)
-		return nil
-	})
+	all, err := s.walkFolder(pet, base, folderLayout{
+		candidate:      catsVsDogsLabel,
+		notCandidate:   "not a PetImages/{Cat,Dog}/<n>.jpg file",
+		fingerprintAll: true,
+		candidateDirs:  true,
+		accept:         func(e *entry) *SkipError { return s.checkEntry(e, window) },
+	}, fp)
 	if err != nil {
 		return nil, fmt.Errorf("cats_vs_dogs: listing %s: %w", pet, err)
 	}
 	s.fingerprint = "dir:" + pet + ":" + hex.EncodeToString(fp.Sum(nil))
 	s.finish(all)
 	return s, nil
+}
+
+// folderLayout is how walkFolder lists one kind of image folder.
+type folderLayout struct {
+	// candidate reports whether a file's name (relative, "/"-separated) could be an example, and its label.
+	candidate func(name string) (label int, ok bool)
+	// notCandidate is the detail recorded for the files that are not (SkipIgnored).
+	notCandidate string
+	// fingerprintAll makes every regular file enter the fingerprint, candidate or not (cats_vs_dogs:
+	// a stray file changes the cache key, as it always has); otherwise candidates only.
+	fingerprintAll bool
+	// candidateDirs: a directory with a candidate's name is a skipped example (cats_vs_dogs' layout
+	// names files only); otherwise every directory is walked into.
+	candidateDirs bool
+	// accept decides on a regular candidate file: nil keeps it as an example, else why it is skipped.
+	accept func(e *entry) *SkipError
+}
+
+// walkFolder lists root, naming files relative to base: every file that does not become an example
+// is recorded in s.skipped with its reason, and the fingerprint lines (name, size, modification
+// time) go to fp. Symbolic links are followed to files, not into directories.
+func (s *Source) walkFolder(root, base string, l folderLayout, fp io.Writer) ([]entry, error) {
+	var all []entry
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, walkErr error) error {
+		rel, _ := filepath.Rel(base, p)
+		name := filepath.ToSlash(rel)
+		if walkErr != nil {
+			if p == root {
+				return walkErr
+			}
+			s.skipped.add(name, SkipUnreadable, walkErr.Error())
+			return nil
+		}
+		if p == root {
+			return nil
+		}
+		label, isCandidate := l.candidate(name)
+		if d.IsDir() && !(l.candidateDirs && isCandidate) {
+			return nil // walked into
+		}
+		info, statErr := os.Stat(p) // follows symbolic links.
+		switch {
+		case statErr != nil:
+			if isCandidate {
+				s.skipped.add(name, SkipUnreadable, statErr.Error())
+			} else {
+				s.skipped.add(name, SkipIgnored, statErr.Error())
+			}
+			return nil
+		case info.IsDir():
+			if isCandidate && l.candidateDirs {
+				s.skipped.add(name, SkipUnreadable, "is a directory")
+				if d.IsDir() {
+					return fs.SkipDir
+				}
+			}
+			return nil // a symbolic link to a directory: not followed, as Keras does by default.
+		case !info.Mode().IsRegular():
+			if isCandidate {
+				s.skipped.add(name, SkipUnreadable, "not a regular file: "+info.Mode().String())
+			} else {
+				s.skipped.add(name, SkipIgnored, l.notCandidate+" (not a regular file)")
+			}
+			return nil
+		}
+		if isCandidate || l.fingerprintAll {
+			_, _ = fmt.Fprintf(fp, "%s\t%d\t%d\n", name, info.Size(), info.ModTime().UnixNano())
+		}
+		if !isCandidate {
+			s.skipped.add(name, SkipIgnored, l.notCandidate)
+			return nil
+		}
+		e := entry{Example: Example{Name: name, Label: label}, size: info.Size(), path: p}
+		if skip := l.accept(&e); skip != nil {
+			s.skipped.add(name, skip.Reason, skip.Error())
+			return nil
+		}
+		all = append(all, e)
+		return nil
+	})
+	return all, err
 }
 
 // imageExtensions are the extensions Keras's image_dataset_from_directory lists (case-insensitive).
@@ -403,49 +438,20 @@ func OpenImageFolder(dir string, opts SourceOptions) (*Source, error) {
 	var all []entry
 	for label, class := range s.classes {
 		classDir := filepath.Join(abs, class)
-		err := filepath.WalkDir(classDir, func(p string, d fs.DirEntry, walkErr error) error {
-			rel, _ := filepath.Rel(abs, p)
-			name := filepath.ToSlash(rel)
-			if walkErr != nil {
-				if p == classDir {
-					return walkErr
-				}
-				s.skipped.add(name, SkipUnreadable, walkErr.Error())
-				return nil
-			}
-			if d.IsDir() {
-				return nil
-			}
-			isImage := IsImageName(p)
-			info, statErr := os.Stat(p) // follows symbolic links.
-			switch {
-			case statErr != nil:
-				if isImage {
-					s.skipped.add(name, SkipUnreadable, statErr.Error())
-				} else {
-					s.skipped.add(name, SkipIgnored, statErr.Error())
+		found, err := s.walkFolder(classDir, abs, folderLayout{
+			candidate:    func(name string) (int, bool) { return label, IsImageName(name) },
+			notCandidate: "no image extension",
+			accept: func(e *entry) *SkipError {
+				switch {
+				case e.size == 0:
+					return skipErr(SkipEmpty, "zero bytes")
+				case e.size > s.maxFileBytes():
+					return skipErr(SkipTooLarge, "file of %d bytes, above %d", e.size, s.maxFileBytes())
 				}
 				return nil
-			case info.IsDir():
-				return nil // a symbolic link to a directory: not followed, as Keras does by default.
-			case !isImage:
-				s.skipped.add(name, SkipIgnored, "no image extension")
-				return nil
-			case !info.Mode().IsRegular():
-				s.skipped.add(name, SkipUnreadable, "not a regular file: "+info.Mode().String())
-				return nil
-			}
-			_, _ = fmt.Fprintf(fp, "%s\t%d\t%d\n", name, info.Size(), info.ModTime().UnixNano())
-			switch {
-			case info.Size() == 0:
-				s.skipped.add(name, SkipEmpty, "zero bytes")
-			case info.Size() > s.maxFileBytes():
-				s.skipped.add(name, SkipTooLarge, fmt.Sprintf("file of %d bytes, above %d", info.Size(), s.maxFileBytes()))
-			default:
-				all = append(all, entry{Example: Example{Name: name, Label: label}, size: info.Size(), path: p})
-			}
-			return nil
-		})
+			},
+		}, fp)
+		all = append(all, found...)
 		if err != nil {
 			return nil, fmt.Errorf("image folder: listing %s: %w", classDir, err)
 		}
