@@ -197,7 +197,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"export", "-out", "x"}, 2, "-split and -out are required"},
 		{[]string{"export", "-split", "validation", "-out", "x"}, 2, "unknown split"},
 		{[]string{"export", "-split", "train", "-out", "x", "-data", "/nonexistent/images"}, 1, "no such file"},
-		{[]string{"train", "-device-prefetch", "-1"}, 2, "-device-prefetch"},
+		{[]string{"train", "-device-prefetch", "-2"}, 2, "-device-prefetch -2: want 0 (the default)"},
 		{[]string{"bench", "-peer", "/nonexistent/peer.txt"}, 1, "no such file"},
 		{[]string{"bench", "-inp", "100000"}, 1, "choose a smaller -inp"},
 		// Flags that were once accepted and then trained on something else, or failed late.

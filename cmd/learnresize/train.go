@@ -30,12 +30,13 @@ type dataFlags struct {
 // addDataFlags adds the flags saying where the images are; with prefetch, -device-prefetch too
 // (commands that feed a device).
 func addDataFlags(fs *flag.FlagSet, prefetch bool) *dataFlags {
-	d := &dataFlags{devicePrefetch: training.DefaultDevicePrefetch}
+	d := &dataFlags{}
 	fs.StringVar(&d.path, "data", "", "cats_vs_dogs zip, PetImages folder, or image folder (one sub-folder per class); empty: download cats_vs_dogs")
 	fs.StringVar(&d.dataDir, "data-dir", "", "downloads and caches (default $LEARNRESIZE_DATA_DIR or the user cache dir)")
 	if prefetch {
-		fs.IntVar(&d.devicePrefetch, "device-prefetch", training.DefaultDevicePrefetch,
-			"batches read and copied to the device ahead of the training step (0: none)")
+		fs.IntVar(&d.devicePrefetch, "device-prefetch", 0, fmt.Sprintf(
+			"batches read and copied to the device ahead of the training step (0: the default, %d; -1: none), as training.Options.DevicePrefetch",
+			training.DefaultDevicePrefetch))
 	}
 	fs.StringVar(&d.skippedFile, "skipped", "", "write every skipped file with its reason to this file (tab-separated)")
 	return d
@@ -94,17 +95,12 @@ func openData(ctx context.Context, cfg training.Config, df *dataFlags, stderr io
 	return data, nil
 }
 
-// prefetchOption maps -device-prefetch to training.Options.DevicePrefetch (where 0 means the default).
-func (d *dataFlags) prefetchOption() int {
-	if d.devicePrefetch <= 0 {
-		return -1
-	}
-	return d.devicePrefetch
-}
+// prefetchOption is training.Options.DevicePrefetch: -device-prefetch has its meaning.
+func (d *dataFlags) prefetchOption() int { return d.devicePrefetch }
 
 func (d *dataFlags) check() error {
-	if d.devicePrefetch < 0 {
-		return usagef("-device-prefetch must be 0 or more")
+	if d.devicePrefetch < -1 {
+		return usagef("-device-prefetch %d: want 0 (the default), a positive number of batches, or -1 (none)", d.devicePrefetch)
 	}
 	if d.path != "" {
 		if _, err := os.Stat(d.path); err != nil {
