@@ -51,6 +51,10 @@ const (
 	EnvONNXRuntime = ortlib.EnvLibrary
 )
 
+// Backend is GoMLX's compute.Backend, named here for code that picks its backend with this package
+// and need not import compute (the notebook: GoNB runs "go get" for every import the notebook names).
+type Backend = compute.Backend
+
 // Info describes the backend New picked and why.
 type Info struct {
 	// Config is the GoMLX configuration string the backend was built from ("go", "xla:cuda", ...).

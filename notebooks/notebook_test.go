@@ -52,6 +52,14 @@ func joined(raw json.RawMessage) string {
 }
 
 // Failures hide in GoNB notebooks: nbconvert exits 0 on a panic or os.Exit in a cell and goes on.
+// absolutePath finds a path of the machine that ran a notebook in its outputs (they must name nothing
+// outside the repository: a reader's machine has other folders).
+var absolutePath = regexp.MustCompile(`(^|[\s"'\[(,=:])/(root|home|tmp|work|usr|opt|var|etc|mnt|srv)/[^\s"',)\]]*`)
+
+// goworkfixLine is GoNB's report of the first cell's %goworkfix: it names the repository's own folder
+// (where GoNB finds the packages), not one outside it, and no cell of ours prints it.
+var goworkfixLine = regexp.MustCompile(`(?m)^.*Added replace rule for module "github.com/learnresize/learnresize" to local directory .*$`)
+
 var badStream = regexp.MustCompile(`(?m)(exit status \d+|signal: |^panic: |^\s*\[ERROR\]|cannot find package|undefined: )`)
 
 // CheckExecuted lists what is wrong with an executed notebook (nil when nothing is).
@@ -77,6 +85,9 @@ func CheckExecuted(data []byte, want Expect) []string {
 				if m := badStream.FindString(joined(o.Text)); m != "" {
 					problems = append(problems, fmt.Sprintf("cell %d: %s says %q", i, o.Name, strings.TrimSpace(m)))
 				}
+				if m := absolutePath.FindString(goworkfixLine.ReplaceAllString(joined(o.Text), "")); m != "" {
+					problems = append(problems, fmt.Sprintf("cell %d: output names a path of the machine that ran it: %q", i, strings.TrimSpace(m)))
+				}
 			case "display_data", "execute_result":
 				if raw, ok := o.Data["image/png"]; ok {
 					img, err := base64.StdEncoding.DecodeString(strings.TrimSpace(joined(raw)))
@@ -92,6 +103,11 @@ func CheckExecuted(data []byte, want Expect) []string {
 				}
 				if raw, ok := o.Data["text/markdown"]; ok && strings.Contains(joined(raw), "| Model |") {
 					table = true
+				}
+				for _, kind := range []string{"text/markdown", "text/plain"} {
+					if m := absolutePath.FindString(joined(o.Data[kind])); m != "" {
+						problems = append(problems, fmt.Sprintf("cell %d: output names a path of the machine that ran it: %q", i, strings.TrimSpace(m)))
+					}
 				}
 			}
 		}

@@ -63,8 +63,10 @@ code("""
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 
 	"github.com/learnresize/learnresize/backend"
@@ -110,17 +112,37 @@ func config() training.Config {
 // BACKEND describes the backend the cell runs on (recorded in histories and tables).
 var BACKEND string
 
-// report prints which backend and device run the cell (backend.Must picks GOMLX_BACKEND, else CUDA
-// when present, else ONNX Runtime when its library is installed, else pure Go).
-func report(info backend.Info) {
-	fmt.Println(info)
-	BACKEND = info.String()
+// start returns the backend this cell runs on and prints it (backend.Must picks GOMLX_BACKEND, else
+// CUDA when present, else ONNX Runtime when its library is installed, else pure Go).
+func start() backend.Backend {
+	b, info := backend.Must()
+	BACKEND = hidePaths(info.String())
+	fmt.Println(BACKEND)
+	return b
 }
 
-func openData(cfg training.Config) *training.OpenedData {
-	data, err := training.OpenData(context.Background(), cfg, training.DataOptions{Path: os.Getenv("LEARNRESIZE_DATA"), Progress: os.Stdout})
+// setup is how the cells that train or show a model begin: the backend, the configuration and the
+// data (the caller closes it).
+func setup() (backend.Backend, training.Config, *training.OpenedData) {
+	b := start()
+	cfg := config()
+	data, err := training.OpenData(context.Background(), cfg, training.DataOptions{Path: os.Getenv("LEARNRESIZE_DATA"),
+		Progress: pathHider{os.Stdout}})
 	must(err)
-	return data
+	return b, cfg, data
+}
+
+// hidePaths shortens the absolute paths of this machine (libraries, caches, data) to their last
+// element: the saved outputs must read the same wherever the notebook ran.
+func hidePaths(s string) string { return absPath.ReplaceAllString(s, "$1.../$2") }
+
+var absPath = regexp.MustCompile(`(^|[\s\[(,=:"'])/(?:[^\s/,\])]+/)+([^\s/,\])]+)`)
+
+type pathHider struct{ w io.Writer }
+
+func (h pathHider) Write(p []byte) (int, error) {
+	_, err := io.WriteString(h.w, hidePaths(string(p)))
+	return len(p), err
 }
 
 %%
@@ -141,9 +163,9 @@ buffer of `BATCH_SIZE*100` images; labels are one-hot; pixels stay 8-bit until t
 """),
 code("""
 %%
-data := openData(config())
+_, _, data := setup()
 defer data.Close()
-fmt.Printf("%s: %d training and %d validation images, classes %v\\n", data.Source, data.NumTrain, data.NumVal, data.Classes)
+fmt.Printf("%s: %d training and %d validation images, classes %v\\n", filepath.Base(data.Source), data.NumTrain, data.NumVal, data.Classes)
 fmt.Println("skipped:", data.Skipped)
 """),
 md("""
@@ -158,8 +180,7 @@ residual block it has 12,163 parameters, as in Keras. Its resizes are an exact, 
 """),
 code("""
 %%
-b, info := backend.Must()
-report(info)
+b := start()
 cfg := config()
 rz, err := resizer.NewModel(b, cfg.Model.ResizerConfig(), cfg.Seed)
 must(err)
@@ -174,10 +195,7 @@ Its values are not confined to [0, 1]; the figure clips them and says in each ti
 """),
 code("""
 %%
-b, info := backend.Must()
-report(info)
-cfg := config()
-data := openData(cfg)
+b, cfg, data := setup()
 defer data.Close()
 rz, err := resizer.NewModel(b, cfg.Model.ResizerConfig(), cfg.Seed)
 must(err)
@@ -198,9 +216,8 @@ parameters as Keras does: 7,051,717 in the tutorial's configuration.
 """),
 code("""
 %%
-b, info := backend.Must()
-report(info)
-s, err := models.Summary(b, config().Model, false)
+start()
+s, err := models.Summary(config().Model, false)
 must(err)
 fmt.Print(s)
 """),
@@ -214,15 +231,14 @@ continues where it stopped).
 """),
 code("""
 %%
-b, info := backend.Must()
-report(info)
-cfg := config()
-data := openData(cfg)
+b, cfg, data := setup()
 defer data.Close()
 dir := filepath.Join(RUNS, fmt.Sprintf("resizer-seed%d", cfg.Seed))
 hist, err := training.Fit(context.Background(), b, cfg, data.Data, training.Options{Dir: dir, Resume: true, Log: os.Stdout, BackendInfo: BACKEND})
 must(err)
-fig, err := plots.Curves([]plots.Series{{Name: "learnable resizer", History: hist}})
+majority, err := data.ValMajority() // the dotted line: always answering the most frequent class
+must(err)
+fig, err := plots.Curves([]plots.Series{{Name: "learnable resizer", History: hist, ValMajority: majority}})
 must(err)
 must(plots.Show(fig))
 """),
@@ -235,10 +251,7 @@ clipped. The artefacts are expected: the paper shows the same.
 """),
 code("""
 %%
-b, info := backend.Must()
-report(info)
-cfg := config()
-data := openData(cfg)
+b, cfg, data := setup()
 defer data.Close()
 ckpt, err := training.LatestCheckpoint(filepath.Join(RUNS, fmt.Sprintf("resizer-seed%d", cfg.Seed)))
 must(err)
@@ -263,19 +276,18 @@ reports mean and spread over seeds.
 """),
 code("""
 %%
-b, info := backend.Must()
-report(info)
-cfg := config()
-data := openData(cfg)
+b, cfg, data := setup()
 defer data.Close()
 cmp, err := training.Compare(context.Background(), b, cfg, data.Data, []int64{cfg.Seed}, training.CompareOptions{Dir: RUNS, Resume: true, Log: os.Stdout, BackendInfo: BACKEND})
 must(err)
 plots.ShowMarkdown(cmp.Markdown())
+majority, err := data.ValMajority()
+must(err)
 var series []plots.Series
 for _, row := range cmp.Rows {
 	h, err := training.LoadHistory(filepath.Join(RUNS, fmt.Sprintf("%s-seed%d", row.Name, cfg.Seed)))
 	must(err)
-	series = append(series, plots.Series{Name: row.Model, History: h})
+	series = append(series, plots.Series{Name: row.Model, History: h, ValMajority: majority})
 }
 curves, err := plots.Curves(series)
 must(err)
