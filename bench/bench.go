@@ -97,7 +97,8 @@ type bench struct {
 	setup       func() (run func() error, err error)
 }
 
-// Run executes the benchmarks on b, printing go-benchmarks' table to w.
+// Run executes the benchmarks on b and prints their statistics to w. (A sequence: set up and time the
+// first call of each benchmark, time them all with go-benchmarks, then the statistics and the table.)
 func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 	if cfg.Batch <= 0 || cfg.Duration <= 0 {
 		return nil, fmt.Errorf("bench: batch and duration must be positive")

@@ -87,6 +87,8 @@ func OpenCache(path, wantKey string) (*Cache, error) {
 	return c, nil
 }
 
+// readCacheIndex reads and validates a cache file's header, tables, metadata and trailer (format at
+// the top of this file). (One piece: the checks follow the file's layout in order, each one line.)
 func readCacheIndex(f *os.File, path, wantKey string) (*Cache, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("cache %s: %s", path, fmt.Sprintf(format, args...))

@@ -140,7 +140,7 @@ func classifyDecodeError(format, stage string, err error) *SkipError {
 }
 
 // toRGB converts a decoded image to packed RGB, with fast paths for what the decoders return for
-// photographs (YCbCr, Gray, CMYK, RGBA, NRGBA).
+// photographs (YCbCr, Gray, CMYK, RGBA, NRGBA). (One piece: one type switch, one short loop per type.)
 func toRGB(img image.Image, buf []uint8) []uint8 {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()

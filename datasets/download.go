@@ -79,6 +79,9 @@ type DownloadOptions struct {
 // cancelled) keeps the .part for the next call; a file that fails verification (too long, wrong
 // hash, a server whose file is shorter than expected) is deleted, since resuming it could never
 // succeed. Two processes must not download to the same dst at the same time.
+//
+// (One piece: resuming, transferring and verifying all act on the one .part file and its running
+// hash, in the order a reader follows.)
 func Download(ctx context.Context, url, dst string, opts DownloadOptions) error {
 	if info, err := os.Stat(dst); err == nil {
 		return checkExisting(dst, info, opts)

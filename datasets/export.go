@@ -28,6 +28,8 @@ type ExportResult struct {
 //
 // dir must not exist: the files are written into a temporary sibling folder that is renamed to dir
 // only when every file is written, so a failed or interrupted export leaves nothing behind.
+//
+// (One piece: one loop over the split's examples between a temporary folder and its commit.)
 func ExportSplit(ctx context.Context, src *Source, expr, dir string) (*ExportResult, error) {
 	if src == nil {
 		return nil, errors.New("export: no source")

@@ -79,7 +79,8 @@ func (r *HostResizer) plan(in, out int) (*axisPlan, error) {
 }
 
 // Resize resizes src, an h x w image with c channels (packed, row-major), into dst, which must hold
-// Height()*Width()*c bytes.
+// Height()*Width()*c bytes. (One piece: the hot loop of the input pipeline, the two separable passes
+// written out so that they share the plan's taps and buffers without calls per pixel.)
 func (r *HostResizer) Resize(dst, src []uint8, h, w, c int) error {
 	if h <= 0 || w <= 0 || c <= 0 {
 		return fmt.Errorf("resize of a %dx%dx%d image: sizes must be positive", h, w, c)

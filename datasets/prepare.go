@@ -240,6 +240,8 @@ func cacheKey(src *Source, opts PrepareOptions) string {
 }
 
 // buildCache decodes and resizes positions [from, to) of src into a new cache file at path.
+// (One piece: its worker goroutines, the progress reporter and the commit share the counters, the
+// skip list and the first error declared at its top.)
 func buildCache(ctx context.Context, src *Source, path, key string, from, to int, opts PrepareOptions) error {
 	count := to - from
 	workers, err := checkCacheFits(filepath.Dir(path), count, opts)

@@ -113,6 +113,8 @@ func resizeAxisDense(x *Node, axis int, t *taps) *Node {
 }
 
 // resizeAxisBanded builds the output of one axis as strided slices of the (edge-padded) input.
+// (One piece: the phase decomposition, the padding it needs and the weighted sum share their index
+// arithmetic; split, each part would need all of it.)
 func resizeAxisBanded(x *Node, axis int, t *taps) *Node {
 	g := x.Graph()
 	in, out := t.in, t.out

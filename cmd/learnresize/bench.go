@@ -15,6 +15,8 @@ import (
 	"github.com/learnresize/learnresize/internal/fileutil"
 )
 
+// runBench is the bench command: its flags, the optional data and peer, bench.Run, the report.
+// (Over 60 lines because of its ten flag definitions; the work is in package bench.)
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", stderr, "bench [-duration 10s] [-only NAME,...] [-json FILE] [-peer FILE] [-data PATH] [config flags]")
 	cf := addConfigFlags(fs, modelFlags|batchFlag|splitFlags) // both models are timed: no -baseline

@@ -141,6 +141,7 @@ func collectImages(args []string) ([]string, error) {
 
 // resizeOne writes <base>.png (the resizer's output, clipped to [0, 1]) and <base>_compare.png
 // (input | naive resize | learned resize, the resized panels scaled up to the input's size).
+// (One sequence: decode, learned resize, display panels, two files written; each step is a call.)
 func resizeOne(m *resizer.Model, path, outDir string, inpH, inpW int, force bool, stdout io.Writer) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {

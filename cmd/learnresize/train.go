@@ -172,6 +172,8 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// runCompare is the compare command: flags, data, training.Compare, the table and the figures.
+// (A sequence of library calls, each with its error check.)
 func runCompare(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("compare", stderr, "compare [-seeds N|a,b,c] [-data PATH] [-out DIR] [-resume] [config flags]")
 	cf := addConfigFlags(fs, modelFlags|batchFlag|trainingFlags|splitFlags)
