@@ -1,0 +1,85 @@
+package densenet
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// TestLoadTorchvision: a torchvision DenseNet state dict saved as safetensors by PyTorch
+// (testdata/gen_torchvision_safetensors.py: 64 initial features, blocks (2, 2), growth 8, 2
+// classes, random weights and batch-norm statistics) loads into this package's DenseNet, which then
+// gives torchvision's logits; every model variable comes from the file.
+func TestLoadTorchvision(t *testing.T) {
+	raw, err := os.ReadFile("testdata/torchvision_small.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fx struct {
+		Blocks     []int     `json:"blocks"`
+		Growth     int       `json:"growth"`
+		Classes    int       `json:"classes"`
+		InputShape []int     `json:"input_shape"`
+		EvalLogits []float64 `json:"eval_logits"`
+	}
+	if err := json.Unmarshal(raw, &fx); err != nil {
+		t.Fatal(err)
+	}
+	store := model.NewStore()
+	if err := LoadTorchvision(store, "densenet", "testdata/torchvision_small.safetensors"); err != nil {
+		t.Fatal(err)
+	}
+	loaded := store.NumVariables()
+	n := fx.InputShape[0] * fx.InputShape[1] * fx.InputShape[2] * fx.InputShape[3]
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(0.5 + 0.5*math.Sin(0.37*float64(i)))
+	}
+	y, err := model.CallOnce(testBackend(t), store, func(scope *model.Scope, x *Node) *Node {
+		return New(scope, x).Blocks(fx.Blocks...).Growth(fx.Growth).Classes(fx.Classes).Name("densenet").Done()
+	}, tensors.FromFlatDataAndDimensions(x, fx.InputShape...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.NumVariables() != loaded {
+		t.Errorf("the model has %d variables, the file gave %d: some were initialised instead of loaded", store.NumVariables(), loaded)
+	}
+	got := tensors.MustCopyFlatData[float32](y)
+	for i, want := range fx.EvalLogits {
+		if d := math.Abs(float64(got[i]) - want); d > 1e-4 || math.IsNaN(d) {
+			t.Fatalf("logits %v, torchvision %v (|diff| %.2g at %d)", got, fx.EvalLogits, d, i)
+		}
+	}
+	t.Logf("logits %v vs torchvision %v", got, fx.EvalLogits)
+}
+
+// TestLoadTorchvisionErrors: what is not a torchvision DenseNet file is refused, naming the problem.
+func TestLoadTorchvisionErrors(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.safetensors")
+	if err := os.WriteFile(junk, []byte("not a safetensors file at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := LoadTorchvision(model.NewStore(), "densenet", junk); err == nil || !strings.Contains(err.Error(), "not a safetensors file") {
+		t.Errorf("junk file: %v", err)
+	}
+	if err := LoadTorchvision(model.NewStore(), "densenet", filepath.Join(dir, "missing.safetensors")); err == nil {
+		t.Error("missing file: no error")
+	}
+	// A model of another shape than the file's: the error names the tensor.
+	store := model.NewStore()
+	store.Scope("/densenet/conv1_conv").VariableWithShape("kernel", shapes.Make(dtypes.Float32, 7, 7, 3, 32))
+	if err := LoadTorchvision(store, "densenet", "testdata/torchvision_small.safetensors"); err == nil ||
+		!strings.Contains(err.Error(), "features.conv0.weight") {
+		t.Errorf("shape mismatch: %v", err)
+	}
+}
