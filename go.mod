@@ -10,6 +10,7 @@ require (
 	github.com/gomlx/gomlx v0.28.16
 	github.com/janpfeifer/go-benchmarks v0.1.1
 	github.com/janpfeifer/gonb v0.11.5
+	github.com/nlpodyssey/gopickle v0.3.0
 	github.com/nlpodyssey/safetensors v0.0.0-20250209183917-bfb01cc25f7c
 	gonum.org/v1/plot v0.15.2
 )

@@ -5,48 +5,60 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/nlpodyssey/gopickle/pytorch"
+	"github.com/nlpodyssey/gopickle/types"
 	"github.com/nlpodyssey/safetensors"
 )
 
-// LoadTorchvision reads the weights of a torchvision DenseNet saved as safetensors (the state dict's
-// names: features.conv0.weight, features.denseblock1.denselayer1.norm1.running_mean, ...,
-// classifier.weight; timm's "tv_in1k" DenseNets use the same names) into store, as the variables of a
+// LoadTorchvision reads the weights of a torchvision DenseNet into store, as the variables of a
 // DenseNet built with Name(name) (the preset's name, e.g. "densenet121", or "densenet" for custom
-// blocks): names mapped to Keras' (conv1_conv, conv2_block1_1_conv, pool2_bn, ..., predictions),
-// convolution kernels from PyTorch's OIHW to HWIO, the classifier from [out, in] to [in, out], batch
-// norms' running statistics into their moving averages. Every tensor must be used (num_batches_tracked
-// aside) and every name understood; the error names the first that is not. Variables already in
-// store get the new values if their shapes match.
+// blocks). The file is a state dict as practitioners have it: PyTorch's .pth (torchvision's own
+// downloads, e.g. densenet121-a639ec97.pth, whose legacy names "norm.1" are read as "norm1") or
+// .safetensors (timm's "tv_in1k" DenseNets use the same names). Names are mapped to Keras' (conv1_conv,
+// conv2_block1_1_conv, pool2_bn, ..., predictions), convolution kernels from PyTorch's OIHW to HWIO,
+// the classifier from [out, in] to [in, out], batch norms' running statistics into their moving
+// averages. Every tensor must be used (num_batches_tracked aside) and every name understood; the error
+// names the first that is not. Variables already in store get the new values if their shapes match.
 //
 // torchvision's batch norms use epsilon 1e-5, this package Keras' 1.001e-5: logits move by ~1e-6.
 func LoadTorchvision(store *model.Store, name, path string) error {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("densenet.LoadTorchvision: %w", err)
+	var (
+		state map[string]rawTensor
+		err   error
+	)
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".safetensors":
+		state, err = readSafetensors(path)
+	case ".pth", ".pt", ".bin":
+		state, err = readPyTorch(path)
+	default:
+		return fmt.Errorf("densenet.LoadTorchvision(%s): want a .pth (PyTorch) or .safetensors file", path)
 	}
-	st, err := safetensors.Deserialize(raw)
 	if err != nil {
-		return fmt.Errorf("densenet.LoadTorchvision(%s): not a safetensors file: %w", path, err)
+		return fmt.Errorf("densenet.LoadTorchvision(%s): %w", path, err)
 	}
-	names := st.Names()
+	names := make([]string, 0, len(state))
+	for n := range state {
+		names = append(names, n)
+	}
 	sort.Strings(names)
 	loaded := 0
 	for _, tname := range names {
 		if strings.HasSuffix(tname, ".num_batches_tracked") {
 			continue
 		}
-		kpath, convert, err := kerasPath(tname)
+		kpath, convert, err := kerasPath(legacyName.ReplaceAllString(tname, "$1$2"))
 		if err != nil {
 			return fmt.Errorf("densenet.LoadTorchvision(%s): tensor %q: %w", path, tname, err)
 		}
-		tv, _ := st.Tensor(tname)
-		value, err := convert(tv)
+		value, err := convert(state[tname])
 		if err != nil {
 			return fmt.Errorf("densenet.LoadTorchvision(%s): tensor %q: %w", path, tname, err)
 		}
@@ -73,6 +85,130 @@ func LoadTorchvision(store *model.Store, name, path string) error {
 	return nil
 }
 
+// legacyName matches the names of torchvision's published DenseNet files ("denselayer1.norm.1.weight"),
+// which torchvision itself renames when it loads them ("denselayer1.norm1.weight").
+var legacyName = regexp.MustCompile(`^(.*denselayer\d+\.(?:norm|relu|conv))\.(\d\.(?:weight|bias|running_mean|running_var))$`)
+
+// rawTensor is a float tensor read from a file, row-major.
+type rawTensor struct {
+	dims   []int
+	values []float32
+}
+
+// readSafetensors reads a safetensors file's float tensors.
+func readSafetensors(path string) (map[string]rawTensor, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := safetensors.Deserialize(raw)
+	if err != nil {
+		return nil, fmt.Errorf("not a safetensors file: %w", err)
+	}
+	out := map[string]rawTensor{}
+	for _, n := range st.Names() {
+		tv, _ := st.Tensor(n)
+		if strings.HasSuffix(n, ".num_batches_tracked") {
+			out[n] = rawTensor{}
+			continue
+		}
+		v, err := floats(tv)
+		if err != nil {
+			return nil, fmt.Errorf("tensor %q: %w", n, err)
+		}
+		d := make([]int, len(tv.Shape()))
+		for i, x := range tv.Shape() {
+			d[i] = int(x)
+		}
+		out[n] = rawTensor{dims: d, values: v}
+	}
+	return out, nil
+}
+
+// readPyTorch reads a state dict saved by torch.save (zip or legacy format) with gopickle.
+func readPyTorch(path string) (map[string]rawTensor, error) {
+	obj, err := pytorch.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("not a PyTorch file (torch.save of a state dict): %w", err)
+	}
+	dict, ok := obj.(*types.OrderedDict)
+	if !ok {
+		if m, isMap := obj.(*types.Dict); isMap {
+			dict = types.NewOrderedDict()
+			for _, e := range *m {
+				dict.Set(e.Key, e.Value)
+			}
+		} else {
+			return nil, fmt.Errorf("holds a %T, want a state dict (save model.state_dict())", obj)
+		}
+	}
+	out := map[string]rawTensor{}
+	for k, e := range dict.Map {
+		n, ok := k.(string)
+		if !ok {
+			return nil, fmt.Errorf("state dict key %v is not a string", k)
+		}
+		t, ok := e.Value.(*pytorch.Tensor)
+		if !ok {
+			return nil, fmt.Errorf("%q is a %T, not a tensor", n, e.Value)
+		}
+		if strings.HasSuffix(n, ".num_batches_tracked") {
+			out[n] = rawTensor{}
+			continue
+		}
+		rt, err := pytorchValues(t)
+		if err != nil {
+			return nil, fmt.Errorf("tensor %q: %w", n, err)
+		}
+		out[n] = rt
+	}
+	return out, nil
+}
+
+// pytorchValues copies a PyTorch tensor's elements, row-major, following its strides.
+func pytorchValues(t *pytorch.Tensor) (rawTensor, error) {
+	var data []float32
+	switch s := t.Source.(type) {
+	case *pytorch.FloatStorage:
+		data = s.Data
+	case *pytorch.DoubleStorage:
+		data = make([]float32, len(s.Data))
+		for i, v := range s.Data {
+			data[i] = float32(v)
+		}
+	case *pytorch.HalfStorage:
+		data = s.Data
+	case *pytorch.BFloat16Storage:
+		data = s.Data
+	default:
+		return rawTensor{}, fmt.Errorf("storage %T: want float32, float64, float16 or bfloat16", t.Source)
+	}
+	n := 1
+	for _, d := range t.Size {
+		n *= d
+	}
+	out := make([]float32, n)
+	idx := make([]int, len(t.Size))
+	for i := range n {
+		off := t.StorageOffset
+		for a := range idx {
+			off += idx[a] * t.Stride[a]
+		}
+		if off < 0 || off >= len(data) {
+			return rawTensor{}, fmt.Errorf("element %d at storage offset %d, outside its %d elements", i, off, len(data))
+		}
+		out[i] = data[off]
+		for a := len(idx) - 1; a >= 0; a-- { // next index, last axis fastest
+			idx[a]++
+			if idx[a] < t.Size[a] {
+				break
+			}
+			idx[a] = 0
+		}
+	}
+	return rawTensor{dims: append([]int(nil), t.Size...), values: out}, nil
+}
+
 var (
 	tvDenseLayer = regexp.MustCompile(`^features\.denseblock(\d+)\.denselayer(\d+)\.(norm1|conv1|norm2|conv2)\.(\w+)$`)
 	tvTransition = regexp.MustCompile(`^features\.transition(\d+)\.(norm|conv)\.(\w+)$`)
@@ -81,7 +217,7 @@ var (
 
 // kerasPath maps a torchvision tensor name to the variable path under the DenseNet's scope, with the
 // conversion of its layout.
-func kerasPath(tname string) (string, func(safetensors.TensorView) (*tensors.Tensor, error), error) {
+func kerasPath(tname string) (string, func(rawTensor) (*tensors.Tensor, error), error) {
 	dot := strings.LastIndex(tname, ".")
 	if dot < 0 {
 		return "", nil, fmt.Errorf("not a torchvision DenseNet name")
@@ -157,29 +293,13 @@ func floats(tv safetensors.TensorView) ([]float32, error) {
 	return nil, fmt.Errorf("dtype %s: want F32, F64 or BF16", tv.DType())
 }
 
-func dims(tv safetensors.TensorView) []int {
-	d := make([]int, len(tv.Shape()))
-	for i, n := range tv.Shape() {
-		d[i] = int(n)
-	}
-	return d
-}
-
-func asIs(tv safetensors.TensorView) (*tensors.Tensor, error) {
-	v, err := floats(tv)
-	if err != nil {
-		return nil, err
-	}
-	return tensors.FromFlatDataAndDimensions(v, dims(tv)...), nil
+func asIs(t rawTensor) (*tensors.Tensor, error) {
+	return tensors.FromFlatDataAndDimensions(t.values, t.dims...), nil
 }
 
 // transposed2D turns PyTorch's Linear weight [out, in] into a Keras Dense kernel [in, out].
-func transposed2D(tv safetensors.TensorView) (*tensors.Tensor, error) {
-	v, err := floats(tv)
-	if err != nil {
-		return nil, err
-	}
-	d := dims(tv)
+func transposed2D(t rawTensor) (*tensors.Tensor, error) {
+	d, v := t.dims, t.values
 	if len(d) != 2 {
 		return nil, fmt.Errorf("shape %v: want [out, in]", d)
 	}
@@ -193,12 +313,8 @@ func transposed2D(tv safetensors.TensorView) (*tensors.Tensor, error) {
 }
 
 // oihwToHWIO turns PyTorch's convolution weight [out, in, h, w] into a Keras kernel [h, w, in, out].
-func oihwToHWIO(tv safetensors.TensorView) (*tensors.Tensor, error) {
-	v, err := floats(tv)
-	if err != nil {
-		return nil, err
-	}
-	d := dims(tv)
+func oihwToHWIO(t rawTensor) (*tensors.Tensor, error) {
+	d, v := t.dims, t.values
 	if len(d) != 4 {
 		return nil, fmt.Errorf("shape %v: want [out, in, h, w]", d)
 	}

@@ -15,7 +15,8 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 )
 
-// TestLoadTorchvision: a torchvision DenseNet state dict saved as safetensors by PyTorch
+// TestLoadTorchvision: a torchvision DenseNet state dict saved by PyTorch, as safetensors and as a
+// .pth with the legacy names of torchvision's published files
 // (testdata/gen_torchvision_safetensors.py: 64 initial features, blocks (2, 2), growth 8, 2
 // classes, random weights and batch-norm statistics) loads into this package's DenseNet, which then
 // gives torchvision's logits; every model variable comes from the file.
@@ -34,19 +35,27 @@ func TestLoadTorchvision(t *testing.T) {
 	if err := json.Unmarshal(raw, &fx); err != nil {
 		t.Fatal(err)
 	}
+	for _, file := range []string{"torchvision_small.safetensors", "torchvision_small_legacy.pth"} {
+		t.Run(file, func(t *testing.T) {
+			checkTorchvisionLogits(t, "testdata/"+file, fx.Blocks, fx.Growth, fx.Classes, fx.InputShape, fx.EvalLogits)
+		})
+	}
+}
+
+func checkTorchvisionLogits(t *testing.T, file string, blocks []int, growth, classes int, inputShape []int, want []float64) {
 	store := model.NewStore()
-	if err := LoadTorchvision(store, "densenet", "testdata/torchvision_small.safetensors"); err != nil {
+	if err := LoadTorchvision(store, "densenet", file); err != nil {
 		t.Fatal(err)
 	}
 	loaded := store.NumVariables()
-	n := fx.InputShape[0] * fx.InputShape[1] * fx.InputShape[2] * fx.InputShape[3]
+	n := inputShape[0] * inputShape[1] * inputShape[2] * inputShape[3]
 	x := make([]float32, n)
 	for i := range x {
 		x[i] = float32(0.5 + 0.5*math.Sin(0.37*float64(i)))
 	}
 	y, err := model.CallOnce(testBackend(t), store, func(scope *model.Scope, x *Node) *Node {
-		return New(scope, x).Blocks(fx.Blocks...).Growth(fx.Growth).Classes(fx.Classes).Name("densenet").Done()
-	}, tensors.FromFlatDataAndDimensions(x, fx.InputShape...))
+		return New(scope, x).Blocks(blocks...).Growth(growth).Classes(classes).Name("densenet").Done()
+	}, tensors.FromFlatDataAndDimensions(x, inputShape...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,12 +63,12 @@ func TestLoadTorchvision(t *testing.T) {
 		t.Errorf("the model has %d variables, the file gave %d: some were initialised instead of loaded", store.NumVariables(), loaded)
 	}
 	got := tensors.MustCopyFlatData[float32](y)
-	for i, want := range fx.EvalLogits {
-		if d := math.Abs(float64(got[i]) - want); d > 1e-4 || math.IsNaN(d) {
-			t.Fatalf("logits %v, torchvision %v (|diff| %.2g at %d)", got, fx.EvalLogits, d, i)
+	for i, w := range want {
+		if d := math.Abs(float64(got[i]) - w); d > 1e-4 || math.IsNaN(d) {
+			t.Fatalf("logits %v, torchvision %v (|diff| %.2g at %d)", got, want, d, i)
 		}
 	}
-	t.Logf("logits %v vs torchvision %v", got, fx.EvalLogits)
+	t.Logf("logits %v vs torchvision %v", got, want)
 }
 
 // TestLoadTorchvisionErrors: what is not a torchvision DenseNet file is refused, naming the problem.
@@ -71,6 +80,16 @@ func TestLoadTorchvisionErrors(t *testing.T) {
 	}
 	if err := LoadTorchvision(model.NewStore(), "densenet", junk); err == nil || !strings.Contains(err.Error(), "not a safetensors file") {
 		t.Errorf("junk file: %v", err)
+	}
+	junkPth := filepath.Join(dir, "junk.pth")
+	if err := os.WriteFile(junkPth, []byte("not a pickle"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := LoadTorchvision(model.NewStore(), "densenet", junkPth); err == nil || !strings.Contains(err.Error(), "not a PyTorch file") {
+		t.Errorf("junk .pth: %v", err)
+	}
+	if err := LoadTorchvision(model.NewStore(), "densenet", filepath.Join(dir, "weights.h5")); err == nil || !strings.Contains(err.Error(), "want a .pth") {
+		t.Errorf(".h5: %v", err)
 	}
 	if err := LoadTorchvision(model.NewStore(), "densenet", filepath.Join(dir, "missing.safetensors")); err == nil {
 		t.Error("missing file: no error")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes torchvision_small.safetensors and torchvision_small.json: a torchvision DenseNet state dict, as
+"""Writes torchvision_small.safetensors, torchvision_small_legacy.pth and torchvision_small.json: a torchvision DenseNet state dict, as
 practitioners' files hold it (torchvision names, PyTorch layouts: conv weights OIHW, Linear [out, in],
 batch-norm running statistics and num_batches_tracked), and its logits on a fixed input, for the Go
 loader's test (LoadTorchvision). A small DenseNet keeps the file small (~290 KB): 64 initial features,
@@ -14,6 +14,7 @@ Run offline with Debian's python3-torch and python3-torchvision:
 """
 import json
 import os
+import re
 import struct
 
 import torch
@@ -58,7 +59,12 @@ def main():
     x = (0.5 + 0.5 * torch.sin(0.37 * torch.arange(2 * 48 * 48 * 3, dtype=torch.float64))).float().reshape(2, 48, 48, 3)
     with torch.no_grad():
         logits = model(x.permute(0, 3, 1, 2))
-    save_safetensors(model.state_dict(), os.path.join(HERE, "torchvision_small.safetensors"))
+    state = model.state_dict()
+    save_safetensors(state, os.path.join(HERE, "torchvision_small.safetensors"))
+    # The same weights as a .pth with the legacy names of torchvision's published DenseNet files
+    # (densenet121-a639ec97.pth: "denselayer1.norm.1.weight" for "denselayer1.norm1.weight").
+    legacy = {re.sub(r"(denselayer\d+\.(?:norm|relu|conv))(\d)\.", r"\1.\2.", k): v for k, v in state.items()}
+    torch.save(legacy, os.path.join(HERE, "torchvision_small_legacy.pth"))
     with open(os.path.join(HERE, "torchvision_small.json"), "w") as f:
         json.dump(dict(generator="gen_torchvision_safetensors.py", torch=torch.__version__, torchvision=torchvision.__version__,
                        blocks=[2, 2], growth=8, classes=2, input_shape=[2, 48, 48, 3], input="0.5 + 0.5 sin(0.37 i)",
