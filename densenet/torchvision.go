@@ -29,6 +29,17 @@ import (
 //
 // torchvision's batch norms use epsilon 1e-5, this package Keras' 1.001e-5: logits move by ~1e-6.
 func LoadTorchvision(store *model.Store, name, path string) error {
+	return loadTorchvision(store, name, path, false)
+}
+
+// LoadTorchvisionBackbone is LoadTorchvision without the classifier (torchvision's "classifier.*",
+// Keras' "predictions"), for fine-tuning on other classes: the model built with Classes(n) gets a
+// fresh classifier, initialised as usual, on the pretrained features.
+func LoadTorchvisionBackbone(store *model.Store, name, path string) error {
+	return loadTorchvision(store, name, path, true)
+}
+
+func loadTorchvision(store *model.Store, name, path string, skipClassifier bool) error {
 	var (
 		state map[string]rawTensor
 		err   error
@@ -51,7 +62,7 @@ func LoadTorchvision(store *model.Store, name, path string) error {
 	sort.Strings(names)
 	loaded := 0
 	for _, tname := range names {
-		if strings.HasSuffix(tname, ".num_batches_tracked") {
+		if strings.HasSuffix(tname, ".num_batches_tracked") || skipClassifier && strings.HasPrefix(tname, "classifier.") {
 			continue
 		}
 		kpath, convert, err := kerasPath(legacyName.ReplaceAllString(tname, "$1$2"))

@@ -2,6 +2,7 @@ package densenet
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -100,5 +101,36 @@ func TestLoadTorchvisionErrors(t *testing.T) {
 	if err := LoadTorchvision(store, "densenet", "testdata/torchvision_small.safetensors"); err == nil ||
 		!strings.Contains(err.Error(), "features.conv0.weight") {
 		t.Errorf("shape mismatch: %v", err)
+	}
+}
+
+// TestLoadTorchvisionBackbone: without its classifier, a pretrained file fits a model with other
+// classes: the features come from the file, the new classifier is initialised.
+func TestLoadTorchvisionBackbone(t *testing.T) {
+	store := model.NewStore()
+	store.SetParam(model.ParamInitialSeed, int64(3))
+	if err := LoadTorchvisionBackbone(store, "densenet", "testdata/torchvision_small_legacy.pth"); err != nil {
+		t.Fatal(err)
+	}
+	if store.GetVariable("/densenet/predictions/kernel") != nil {
+		t.Fatal("the classifier was loaded")
+	}
+	want := tensors.MustCopyFlatData[float32](store.GetVariable("/densenet/conv1_conv/kernel").MustValue())
+	x := tensors.FromShape(shapes.Make(dtypes.Float32, 1, 48, 48, 3))
+	y, err := model.CallOnce(testBackend(t), store, func(scope *model.Scope, x *Node) *Node {
+		return New(scope, x).Blocks(2, 2).Growth(8).Classes(5).Name("densenet").Done()
+	}, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := y.Shape().Dimensions; d[1] != 5 {
+		t.Errorf("logits %v, want 5 classes", d)
+	}
+	if k := store.GetVariable("/densenet/predictions/kernel"); k == nil || k.Shape().Dimensions[1] != 5 {
+		t.Errorf("new classifier: %v", k)
+	}
+	got := tensors.MustCopyFlatData[float32](store.GetVariable("/densenet/conv1_conv/kernel").MustValue())
+	if fmt.Sprint(got[:5]) != fmt.Sprint(want[:5]) {
+		t.Errorf("the stem kernel changed when the model was built: %v, loaded %v", got[:5], want[:5])
 	}
 }

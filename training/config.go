@@ -40,6 +40,10 @@ type Config struct {
 	ValSplit   string `json:"val_split"`
 	// ShuffleBuffer is the shuffle buffer size (BATCH_SIZE*100 in the tutorial); 0 means BatchSize*100.
 	ShuffleBuffer int `json:"shuffle_buffer"`
+	// Pretrained, when set, is a torchvision DenseNet weights file (.pth or .safetensors) whose
+	// backbone a new run starts from (densenet.LoadTorchvisionBackbone: the classifier is fresh, for
+	// the model's classes); the resizer, if any, starts from its seeded initialisation.
+	Pretrained string `json:"pretrained,omitempty"`
 }
 
 // Default returns the tutorial's settings, with the learnable resizer.

@@ -24,6 +24,7 @@ import (
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
 	"github.com/learnresize/learnresize/datasets"
+	"github.com/learnresize/learnresize/densenet"
 	"github.com/learnresize/learnresize/internal/fileutil"
 	"github.com/learnresize/learnresize/internal/rundir"
 	"github.com/learnresize/learnresize/models"
@@ -220,11 +221,16 @@ func startRun(b compute.Backend, cfg Config, data Data, opt Options, pool runPoo
 		if err := reinitialize(store, cfg.Model); err != nil {
 			return nil, nil, 0, fmt.Errorf("training: re-initializing the variables for seed %d: %w", cfg.Seed, err)
 		}
-		return r, hist, start, nil
+	} else {
+		r = newRun(b, store, cfg, opt)
+		if pool != nil {
+			pool[pool.key(cfg)] = r
+		}
 	}
-	r = newRun(b, store, cfg, opt)
-	if pool != nil {
-		pool[pool.key(cfg)] = r
+	if start == 0 && cfg.Pretrained != "" { // a new run: the pretrained backbone, after any re-initialization
+		if err := densenet.LoadTorchvisionBackbone(store, cfg.Model.BackboneScope(), cfg.Pretrained); err != nil {
+			return nil, nil, 0, fmt.Errorf("training: pretrained weights: %w", err)
+		}
 	}
 	return r, hist, start, nil
 }

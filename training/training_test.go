@@ -20,6 +20,7 @@ import (
 	"github.com/gomlx/gomlx/ml/train"
 
 	"github.com/learnresize/learnresize/backend"
+	"github.com/learnresize/learnresize/densenet"
 	"github.com/learnresize/learnresize/internal/fileutil"
 	"github.com/learnresize/learnresize/internal/testimages"
 	"github.com/learnresize/learnresize/models"
@@ -709,5 +710,43 @@ func TestHistoryCSVHasEveryField(t *testing.T) {
 	}
 	if lines[1] != "1,0.5,0,0,0,0,0,0,0,0,0,0,0,1,0,2" {
 		t.Errorf("row %q", lines[1])
+	}
+}
+
+// TestPretrainedBackbone: with Config.Pretrained, new runs start from the file's DenseNet (classifier
+// excepted), every seed of a comparison too (the re-initialized graphs get the weights again).
+func TestPretrainedBackbone(t *testing.T) {
+	const file = "../densenet/testdata/torchvision_small_legacy.pth" // 64 initial features, blocks (2, 2), growth 8
+	cfg := tinyConfig()
+	cfg.Model.Growth, cfg.Epochs, cfg.LearningRate = 8, 1, 1e-12 // weights move by ~1e-12: they stay the file's
+	cfg.Pretrained = file
+	want := model.NewStore()
+	if err := densenet.LoadTorchvisionBackbone(want, "densenet", file); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, err := Compare(context.Background(), testBackend(t), cfg, tinyData(), []int64{3, 4}, CompareOptions{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	for _, run := range []string{"resizer-seed3", "resizer-seed4", "baseline-seed4"} {
+		ckpt, err := LatestCheckpoint(filepath.Join(dir, run))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := model.NewStore()
+		if _, err := checkpoint.Load(got).Dir(ckpt).Immediate().Done(); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"/densenet/conv1_conv/kernel", "/densenet/conv2_block2_2_conv/kernel"} {
+			g := tensors.MustCopyFlatData[float32](got.GetVariable(p).MustValue())
+			w := tensors.MustCopyFlatData[float32](want.GetVariable(p).MustValue())
+			worst := 0.0
+			for i := range w {
+				worst = max(worst, math.Abs(float64(g[i]-w[i])))
+			}
+			if worst > 1e-6 {
+				t.Errorf("%s %s: %.2g off the pretrained weights", run, p, worst)
+			}
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -67,6 +68,7 @@ func addConfigFlags(fs *flag.FlagSet, groups flagGroup) *configFlags {
 		fs.Float64Var(&c.cfg.LearningRate, "lr", c.cfg.LearningRate, "SGD learning rate")
 		fs.Float64Var(&c.cfg.LabelSmoothing, "label-smoothing", c.cfg.LabelSmoothing, "label smoothing")
 		fs.IntVar(&c.cfg.ShuffleBuffer, "shuffle-buffer", 0, "shuffle buffer (0: batch*100)")
+		fs.StringVar(&c.cfg.Pretrained, "pretrained", "", "start new runs from this torchvision DenseNet's weights (.pth or .safetensors), classifier excepted")
 	}
 	if groups&splitFlags != 0 {
 		fs.Int64Var(&c.cfg.Seed, "seed", c.cfg.Seed, "random seed (initial weights and data order)")
@@ -104,6 +106,11 @@ func (c *configFlags) resolve() (training.Config, error) {
 		m.Preset = "" // the blocks replace the preset: records (comparison.json, checkpoints) must not name one
 	}
 	m.Resizer = !c.baseline
+	if cfg.Pretrained != "" {
+		if _, err := os.Stat(cfg.Pretrained); err != nil {
+			return cfg, usagef("-pretrained: %v", err)
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usagef("%v", err)
 	}
