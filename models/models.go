@@ -54,7 +54,21 @@ type Config struct {
 	// bfloat16, while weights, batch-norm statistics, logits and the loss stay float32. Worth it on GPUs
 	// with bfloat16 units; omitted from JSON when off, so float32 configurations read as before.
 	BFloat16 bool `json:",omitempty"`
+	// Normalize is the backbone's input normalisation: "" (none: the tutorial, a DenseNet trained from
+	// scratch on pixels / 255) or NormalizeImageNet (subtract ImageNet's channel means, divide by its
+	// standard deviations, as torchvision's pretrained weights expect). It applies to the backbone's
+	// input, after the resizer or the plain resize, which keep working on [0, 1] images.
+	Normalize string `json:",omitempty"`
 }
+
+// NormalizeImageNet is Config.Normalize for torchvision's ImageNet-pretrained weights.
+const NormalizeImageNet = "imagenet"
+
+// ImageNet's channel means and standard deviations (RGB, pixels / 255), torchvision's.
+var (
+	imageNetMean = [3]float64{0.485, 0.456, 0.406}
+	imageNetStd  = [3]float64{0.229, 0.224, 0.225}
+)
 
 // TutorialInput is the tutorial's INP_SIZE (300x300).
 const TutorialInput = 300
@@ -106,6 +120,9 @@ func (c Config) Validate() error {
 		if n <= 0 {
 			return fmt.Errorf("dense blocks %v: each needs at least one layer", c.Blocks)
 		}
+	}
+	if c.Normalize != "" && c.Normalize != NormalizeImageNet {
+		return fmt.Errorf("normalisation %q: want none or %q", c.Normalize, NormalizeImageNet)
 	}
 	if _, ok := densenet.PresetBlocks(c.Preset); !ok && len(c.Blocks) == 0 {
 		return fmt.Errorf("unknown DenseNet preset %q", c.Preset)
@@ -162,6 +179,9 @@ func build(scope *model.Scope, images *Node, cfg Config, rec *summary.Recorder, 
 		x = resizer.Resize(x, cfg.TargetHeight, cfg.TargetWidth, cfg.Interpolation)
 		rec.Add("resizing", "Resizing", x, nil)
 	}
+	if cfg.Normalize == NormalizeImageNet {
+		x = normalizeImageNet(x)
+	}
 	b := densenet.New(scope, x).Classes(cfg.Classes).Checkpoint(cfg.Checkpoint)
 	if len(cfg.Blocks) > 0 {
 		b = b.Blocks(cfg.Blocks...).Name("densenet")
@@ -177,6 +197,14 @@ func build(scope *model.Scope, images *Node, cfg Config, rec *summary.Recorder, 
 	logits := toFloat32(b.Done())
 	rec.Add(b.ScopeName(), "Functional", logits, scope.At("%s", b.ScopeName()))
 	return logits
+}
+
+// normalizeImageNet maps NHWC images in [0, 1] to (x - mean) / std per RGB channel.
+func normalizeImageNet(x *Node) *Node {
+	g := x.Graph()
+	mean := ConvertDType(Const(g, []float32{float32(imageNetMean[0]), float32(imageNetMean[1]), float32(imageNetMean[2])}), x.DType())
+	inv := ConvertDType(Const(g, []float32{float32(1 / imageNetStd[0]), float32(1 / imageNetStd[1]), float32(1 / imageNetStd[2])}), x.DType())
+	return Mul(Sub(x, Reshape(mean, 1, 1, 1, 3)), Reshape(inv, 1, 1, 1, 3))
 }
 
 func toFloat32(x *Node) *Node {

@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/train"
@@ -256,5 +257,27 @@ func TestCheckMemory(t *testing.T) {
 	c.InputHeight, c.InputWidth = 100000, 100000
 	if err := CheckMemory(c, 64); err == nil || !strings.Contains(err.Error(), "-inp") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("64 images of 100000x100000: %v, want a one-line error", err)
+	}
+}
+
+// TestNormalizeImageNet: (x - mean) / std per channel, with torchvision's ImageNet values.
+func TestNormalizeImageNet(t *testing.T) {
+	b := testBackend(t)
+	x := tensors.FromFlatDataAndDimensions([]float32{0, 0.5, 1, 0.485, 0.456, 0.406}, 1, 1, 2, 3)
+	y, err := graph.ExecOnce(b, func(x *graph.Node) *graph.Node { return normalizeImageNet(x) }, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tensors.MustCopyFlatData[float32](y)
+	want := []float64{-0.485 / 0.229, (0.5 - 0.456) / 0.224, (1 - 0.406) / 0.225, 0, 0, 0}
+	for i := range want {
+		if math.Abs(float64(got[i])-want[i]) > 1e-5 {
+			t.Fatalf("normalised %v, want %v", got, want)
+		}
+	}
+	c := Tutorial()
+	c.Normalize = "cifar"
+	if err := c.Validate(); err == nil {
+		t.Error("unknown normalisation accepted")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/compute"
 
 	"github.com/learnresize/learnresize/backend"
+	"github.com/learnresize/learnresize/models"
 	"github.com/learnresize/learnresize/resizer"
 	"github.com/learnresize/learnresize/training"
 )
@@ -24,6 +25,7 @@ type configFlags struct {
 	baseline      bool
 	small         bool // -small: training.Small() instead of the tutorial's settings, before other flags
 	presetSet     bool // -preset was given (set by resolve's caller from the parsed flags)
+	normalize     string
 }
 
 // flagGroup selects which configuration flags a command shows: each command offers only the flags
@@ -54,6 +56,8 @@ func addConfigFlags(fs *flag.FlagSet, groups flagGroup) *configFlags {
 		fs.IntVar(&m.Growth, "growth", 0, "DenseNet growth rate (0: 32)")
 		fs.BoolVar(&m.Checkpoint, "grad-checkpoint", false, "gradient checkpointing in the DenseNet (less memory)")
 		fs.BoolVar(&m.BFloat16, "bf16", false, "mixed precision: compute in bfloat16, weights and loss in float32")
+		fs.StringVar(&c.normalize, "normalize", "", "the backbone's input normalisation: none, or imagenet (torchvision's "+
+			"pretrained weights expect it; the default with -pretrained)")
 	} else {
 		c.inp, c.target, c.interpolation = "300", "150", "bilinear"
 	}
@@ -106,6 +110,16 @@ func (c *configFlags) resolve() (training.Config, error) {
 		m.Preset = "" // the blocks replace the preset: records (comparison.json, checkpoints) must not name one
 	}
 	m.Resizer = !c.baseline
+	switch c.normalize {
+	case "", "none":
+		if c.normalize == "" && cfg.Pretrained != "" {
+			m.Normalize = models.NormalizeImageNet // torchvision's weights were trained on normalised images
+		}
+	case models.NormalizeImageNet:
+		m.Normalize = models.NormalizeImageNet
+	default:
+		return cfg, usagef("-normalize %q: want none or imagenet", c.normalize)
+	}
 	if cfg.Pretrained != "" {
 		if _, err := os.Stat(cfg.Pretrained); err != nil {
 			return cfg, usagef("-pretrained: %v", err)

@@ -208,6 +208,8 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"train", "-train-split", "train[:50%"}, 2, "training split"},
 		{[]string{"compare", "-seeds", "1,1"}, 2, "listed twice"},
 		{[]string{"train", "-resume-from", "epoch-0001"}, 2, "-resume-from needs -resume"},
+		{[]string{"train", "-normalize", "cifar"}, 2, "-normalize \"cifar\""},
+		{[]string{"train", "-pretrained", "/nonexistent/densenet121.pth"}, 2, "-pretrained"},
 	}
 	for _, c := range cases {
 		code, _, stderr := runCLI(t, c.args...)
