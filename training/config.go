@@ -44,6 +44,12 @@ type Config struct {
 	// backbone a new run starts from (densenet.LoadTorchvisionBackbone: the classifier is fresh, for
 	// the model's classes); the resizer, if any, starts from its seeded initialisation.
 	Pretrained string `json:"pretrained,omitempty"`
+	// FreezeBackboneEpochs keeps the pretrained backbone's kernels and batch-norm scales and offsets
+	// (not its classifier) fixed for this many first epochs, so that a fresh classifier (and resizer)
+	// can settle before fine-tuning; it needs Pretrained. The batch norms still normalise with batch
+	// statistics and update their moving averages (Keras' trainable=False would also switch them to
+	// inference mode). Unfreezing compiles the training graph again.
+	FreezeBackboneEpochs int `json:"freeze_backbone_epochs,omitempty"`
 }
 
 // Default returns the tutorial's settings, with the learnable resizer.
@@ -86,6 +92,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("label smoothing %g must be in [0, 1)", c.LabelSmoothing)
 	case c.ShuffleBuffer < 0:
 		return fmt.Errorf("shuffle buffer %d must not be negative", c.ShuffleBuffer)
+	case c.FreezeBackboneEpochs < 0 || c.FreezeBackboneEpochs > 0 && c.Pretrained == "":
+		return fmt.Errorf("freezing the backbone for %d epochs needs pretrained weights (-pretrained)", c.FreezeBackboneEpochs)
 	}
 	train, err := datasets.ParseSplit(c.TrainSplit)
 	if err != nil {

@@ -173,6 +173,7 @@ func fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 			steps = (data.NumTrain + cfg.BatchSize - 1) / cfg.BatchSize
 		}
 		bar := newProgress(opt.Log, steps, opt.Interactive)
+		r.setFrozen(cfg, epoch < cfg.FreezeBackboneEpochs)
 		stats, err := r.trainEpoch(ctx, epoch, data.Train, bar)
 		if err != nil {
 			return hist, err
@@ -347,19 +348,44 @@ type run struct {
 	// trainGraphs counts the model function's calls while building training graphs (one per input
 	// shape GoMLX compiles), so a recompilation between epochs shows up in the history.
 	trainGraphs int
+	frozen      bool // the backbone is frozen (Config.FreezeBackboneEpochs)
 }
 
 func newRun(b compute.Backend, store *model.Store, cfg Config, opt Options) *run {
 	r := &run{b: b, store: store, opt: opt, eval: &evaluator{backend: b, store: store, cfg: cfg, prefetch: opt.DevicePrefetch}}
+	r.buildTrainer(cfg)
+	return r
+}
+
+// buildTrainer makes the run's GoMLX Trainer (its graphs are built at its first step).
+func (r *run) buildTrainer(cfg Config) {
 	modelFn := models.ModelFn(cfg.Model)
-	r.trainer = train.NewTrainer(b, store, func(scope *model.Scope, images *Node) *Node {
+	r.trainer = train.NewTrainer(r.b, r.store, func(scope *model.Scope, images *Node) *Node {
 		r.trainGraphs++
 		return modelFn(scope, images)
 	}, LossFn(cfg.LabelSmoothing),
 		optimizer.StochasticGradientDescent().WithDecay(false).WithLearningRate(cfg.LearningRate).Done(),
 		[]metric.Interface{accuracyMetric()}, nil)
 	r.trainLoss, r.trainAcc = metricIndex(r.trainer.TrainMetrics(), "Loss"), metricIndex(r.trainer.TrainMetrics(), "accuracy")
-	return r
+}
+
+// setFrozen makes the backbone's variables (its classifier excepted) untrainable or trainable
+// again, and, when that changes anything, a new Trainer: which variables get gradients is fixed when
+// a training graph is built, so the change costs one compilation.
+func (r *run) setFrozen(cfg Config, frozen bool) {
+	if r.frozen == frozen {
+		return
+	}
+	backbone := "/" + cfg.Model.BackboneScope() + "/"
+	head := backbone + "predictions/"
+	for v := range r.store.IterVariables() {
+		p := v.Path()
+		if strings.HasPrefix(p, backbone) && !strings.HasPrefix(p, head) && !strings.Contains(p, "moving_") {
+			v.SetTrainable(!frozen)
+		}
+	}
+	r.frozen = frozen
+	r.buildTrainer(cfg)
 }
 
 // trainEpoch runs one epoch's training steps (epoch is 0-based) and returns its statistics, the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"iter"
 	"math"
 	"math/rand/v2"
@@ -748,5 +749,43 @@ func TestPretrainedBackbone(t *testing.T) {
 				t.Errorf("%s %s: %.2g off the pretrained weights", run, p, worst)
 			}
 		}
+	}
+}
+
+// TestFreezeBackbone: with FreezeBackboneEpochs 1 the pretrained kernels are unchanged after epoch 1
+// and trained in epoch 2.
+func TestFreezeBackbone(t *testing.T) {
+	const file = "../densenet/testdata/torchvision_small_legacy.pth"
+	cfg := tinyConfig()
+	cfg.Model.Growth, cfg.Epochs, cfg.Pretrained, cfg.FreezeBackboneEpochs = 8, 2, file, 1
+	want := model.NewStore()
+	if err := densenet.LoadTorchvisionBackbone(want, "densenet", file); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	h, err := Fit(context.Background(), testBackend(t), cfg, tinyData(), Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Epochs[1].CompileSteps == 0 {
+		t.Error("epoch 2 compiled nothing: unfreezing needs a new training graph")
+	}
+	for epoch, wantSame := range map[int]bool{1: true, 2: false} {
+		got := model.NewStore()
+		if _, err := checkpoint.Load(got).Dir(filepath.Join(dir, "checkpoints", fmt.Sprintf("epoch-%04d", epoch))).Immediate().Done(); err != nil {
+			t.Fatal(err)
+		}
+		const p = "/densenet/conv2_block1_1_conv/kernel"
+		g := tensors.MustCopyFlatData[float32](got.GetVariable(p).MustValue())
+		w := tensors.MustCopyFlatData[float32](want.GetVariable(p).MustValue())
+		same := fmt.Sprint(g) == fmt.Sprint(w)
+		if same != wantSame {
+			t.Errorf("after epoch %d, %s equal to the pretrained weights: %v, want %v", epoch, p, same, wantSame)
+		}
+	}
+	bad := cfg
+	bad.Pretrained = ""
+	if err := bad.Validate(); err == nil {
+		t.Error("freezing without pretrained weights accepted")
 	}
 }

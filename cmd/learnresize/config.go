@@ -73,6 +73,7 @@ func addConfigFlags(fs *flag.FlagSet, groups flagGroup) *configFlags {
 		fs.Float64Var(&c.cfg.LabelSmoothing, "label-smoothing", c.cfg.LabelSmoothing, "label smoothing")
 		fs.IntVar(&c.cfg.ShuffleBuffer, "shuffle-buffer", 0, "shuffle buffer (0: batch*100)")
 		fs.StringVar(&c.cfg.Pretrained, "pretrained", "", "start new runs from this torchvision DenseNet's weights (.pth or .safetensors), classifier excepted")
+		fs.IntVar(&c.cfg.FreezeBackboneEpochs, "freeze-backbone", 0, "with -pretrained: keep the backbone's weights fixed for this many first epochs")
 	}
 	if groups&splitFlags != 0 {
 		fs.Int64Var(&c.cfg.Seed, "seed", c.cfg.Seed, "random seed (initial weights and data order)")
