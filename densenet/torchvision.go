@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -62,7 +63,7 @@ func loadTorchvision(store *model.Store, name, path string, skipClassifier bool)
 	sort.Strings(names)
 	loaded := 0
 	for _, tname := range names {
-		if strings.HasSuffix(tname, ".num_batches_tracked") || skipClassifier && strings.HasPrefix(tname, "classifier.") {
+		if skipClassifier && strings.HasPrefix(tname, "classifier.") {
 			continue
 		}
 		kpath, convert, err := kerasPath(legacyName.ReplaceAllString(tname, "$1$2"))
@@ -106,7 +107,11 @@ type rawTensor struct {
 	values []float32
 }
 
-// readSafetensors reads a safetensors file's float tensors.
+// batchCounter reports a batch norm's step counter (an integer, unused by Keras' batch norm): the
+// readers leave it out.
+func batchCounter(name string) bool { return strings.HasSuffix(name, ".num_batches_tracked") }
+
+// readSafetensors reads a safetensors file's float tensors, batch counters left out.
 func readSafetensors(path string) (map[string]rawTensor, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -118,11 +123,10 @@ func readSafetensors(path string) (map[string]rawTensor, error) {
 	}
 	out := map[string]rawTensor{}
 	for _, n := range st.Names() {
-		tv, _ := st.Tensor(n)
-		if strings.HasSuffix(n, ".num_batches_tracked") {
-			out[n] = rawTensor{}
+		if batchCounter(n) {
 			continue
 		}
+		tv, _ := st.Tensor(n)
 		v, err := floats(tv)
 		if err != nil {
 			return nil, fmt.Errorf("tensor %q: %w", n, err)
@@ -136,7 +140,8 @@ func readSafetensors(path string) (map[string]rawTensor, error) {
 	return out, nil
 }
 
-// readPyTorch reads a state dict saved by torch.save (zip or legacy format) with gopickle.
+// readPyTorch reads a state dict saved by torch.save (zip or legacy format) with gopickle, batch
+// counters left out.
 func readPyTorch(path string) (map[string]rawTensor, error) {
 	obj, err := pytorch.Load(path)
 	if err != nil {
@@ -163,8 +168,7 @@ func readPyTorch(path string) (map[string]rawTensor, error) {
 		if !ok {
 			return nil, fmt.Errorf("%q is a %T, not a tensor", n, e.Value)
 		}
-		if strings.HasSuffix(n, ".num_batches_tracked") {
-			out[n] = rawTensor{}
+		if batchCounter(n) {
 			continue
 		}
 		rt, err := pytorchValues(t)
@@ -249,10 +253,12 @@ func kerasPath(tname string) (string, func(rawTensor) (*tensors.Tensor, error), 
 	default:
 		if m := tvDenseLayer.FindStringSubmatch(tname); m != nil {
 			part := map[string]string{"norm1": "0_bn", "conv1": "1_conv", "norm2": "1_bn", "conv2": "2_conv"}[m[3]]
-			keras = fmt.Sprintf("conv%d_block%s_%s", atoi(m[1])+1, m[2], part)
+			block, _ := strconv.Atoi(m[1]) // digits: the pattern matched \d+
+			keras = fmt.Sprintf("conv%d_block%s_%s", block+1, m[2], part)
 		} else if m := tvTransition.FindStringSubmatch(tname); m != nil {
 			part := map[string]string{"norm": "bn", "conv": "conv"}[m[2]]
-			keras = fmt.Sprintf("pool%d_%s", atoi(m[1])+1, part)
+			transition, _ := strconv.Atoi(m[1])
+			keras = fmt.Sprintf("pool%d_%s", transition+1, part)
 		} else {
 			return "", nil, fmt.Errorf("not a torchvision DenseNet name")
 		}
@@ -268,14 +274,6 @@ func kerasPath(tname string) (string, func(rawTensor) (*tensors.Tensor, error), 
 		return "", nil, fmt.Errorf("unknown batch-norm parameter %q", param)
 	}
 	return keras + "/" + bn, asIs, nil
-}
-
-func atoi(s string) int {
-	n := 0
-	for _, c := range s {
-		n = 10*n + int(c-'0')
-	}
-	return n
 }
 
 // floats reads a tensor's data as float32 (files hold F32, or F16/BF16/F64 from other tools).
