@@ -28,11 +28,7 @@ func saveFigures(b compute.Backend, dir string, series []plots.Series, resizerRu
 		}
 	}
 	if resizerRun != "" {
-		ckpt, err := training.LatestCheckpoint(resizerRun)
-		if err != nil {
-			return err
-		}
-		m, err := resizer.Load(b, ckpt)
+		m, err := resizer.Load(b, resizerRun) // the run's latest checkpoint
 		if err != nil {
 			return err
 		}
