@@ -203,18 +203,20 @@ func fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 // compiled, its variables re-initialized; else a new one), with the history and the epochs done
 // (resumeOrInit).
 func startRun(b compute.Backend, cfg Config, data Data, opt Options, pool runPool) (*run, *History, int, error) {
+	latest, err := LatestCheckpoint(opt.Dir)
+	if err != nil {
+		return nil, nil, 0, withIntactCheckpoint(err, opt.Dir, "")
+	}
 	var r *run
-	if prev := pool[pool.key(cfg)]; prev != nil && opt.ResumeFrom == "" {
-		if latest, err := LatestCheckpoint(opt.Dir); err == nil && latest == "" { // a new run: reuse, re-initialized
-			r = prev
-			r.opt = opt
-		}
+	if prev := pool[pool.key(cfg)]; prev != nil && opt.ResumeFrom == "" && latest == "" { // a new run: reuse, re-initialized
+		r = prev
+		r.opt = opt
 	}
 	store := model.NewStore()
 	if r != nil {
 		store = r.store
 	}
-	hist, start, err := resumeOrInit(store, cfg, data, opt)
+	hist, start, err := resumeOrInit(store, cfg, data, opt, latest)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -262,14 +264,11 @@ func checkFit(b compute.Backend, cfg Config, data Data, opt Options) (Options, e
 	return opt, nil
 }
 
-// resumeOrInit loads the checkpoint to continue from (with Resume) into store and returns its
-// history and the number of epochs done, or seeds a new run.
-func resumeOrInit(store *model.Store, cfg Config, data Data, opt Options) (*History, int, error) {
+// resumeOrInit loads the checkpoint to continue from (with Resume: opt.ResumeFrom, else latest, the
+// run's LATEST checkpoint) into store and returns its history and the number of epochs done, or
+// seeds a new run.
+func resumeOrInit(store *model.Store, cfg Config, data Data, opt Options, latest string) (*History, int, error) {
 	hist := &History{Config: cfg, Backend: opt.BackendInfo}
-	latest, err := LatestCheckpoint(opt.Dir)
-	if err != nil {
-		return nil, 0, withIntactCheckpoint(err, opt.Dir, "")
-	}
 	if opt.ResumeFrom != "" {
 		if !opt.Resume {
 			return nil, 0, errors.New("training: ResumeFrom needs Resume")
