@@ -7,6 +7,7 @@
 #
 #   scripts/gpu_session.sh                        # PARTS="tests peer bench bench-bf16 compare"
 #   PARTS="peer bench dump" scripts/gpu_session.sh
+#   PARTS="compare+peer-accuracy tests" scripts/gpu_session.sh   # a+b: parts run side by side
 #
 # Parts:
 #   tests       the test binaries of gpu_prepare.sh on XLA, TF32 off (tf32=false and
@@ -25,7 +26,8 @@
 #
 # Environment: DEADLINE (seconds, default 540), PARTS, DURATION (bench, default 5s), SEEDS (3),
 # EPOCHS (5), BENCH_FLAGS (as bench_gpu.sh), TEST_TIMEOUT (seconds per test binary, default 240),
-# TF32_ON_TESTS (the binaries also run with TF32 on; default: resizer densenet training internal_layers),
+# TESTS (the test binaries to run, e.g. "models training"; default: all), TF32_ON_TESTS (the binaries
+# that also run with TF32 on; default: resizer densenet training internal_layers; "none": none),
 # PLUGIN (the CUDA PJRT plugin; default: found in a Python JAX install).
 set -uo pipefail
 
@@ -81,13 +83,18 @@ run_tests() { # LABEL BACKEND-CONFIG ONLY [VAR=VALUE...]: the test binaries (all
 }
 
 part_tests() {
+	# every binary ends before DEADLINE: TEST_TIMEOUT, or less where less time is left
+	local cap=$(($(left) - 15))
+	((cap < TEST_TIMEOUT)) && TEST_TIMEOUT=$cap
+	((TEST_TIMEOUT < 30)) && { log "tests: skip, ${TEST_TIMEOUT}s left"; return; }
 	if [[ -n "$PLUGIN" ]]; then
-		run_tests tf32-off "xla:$PLUGIN,tf32=false" "" NVIDIA_TF32_OVERRIDE=0
+		run_tests tf32-off "xla:$PLUGIN,tf32=false" "${TESTS:-}" NVIDIA_TF32_OVERRIDE=0
 		# TF32 changes only float32 tolerances: the packages with float32 numerical tests (fewer binaries
 		# compiling at once: in the first run 12 of them on 16 cores timed out).
-		run_tests tf32-on "xla:$PLUGIN" "${TF32_ON_TESTS:-resizer densenet training internal_layers}"
+		[[ "${TF32_ON_TESTS:-}" == none ]] ||
+			run_tests tf32-on "xla:$PLUGIN" "${TF32_ON_TESTS:-resizer densenet training internal_layers}"
 	else
-		run_tests default "" ""
+		run_tests default "" "${TESTS:-}"
 	fi
 	wait
 	local f
@@ -161,14 +168,8 @@ bench_part() { # PART: one part of bench_gpu.sh, time-boxed
 	log "$1 exit $?"
 }
 
-bench_part info
-pack
-for part in $PARTS; do
-	if ((SECONDS - t0 >= DEADLINE - 20)); then
-		log "skip $part: deadline"
-		continue
-	fi
-	case "$part" in
+run_one() {
+	case "$1" in
 	tests)
 		log tests
 		part_tests
@@ -180,8 +181,26 @@ for part in $PARTS; do
 	memory)
 		part_memory
 		;;
-	*) bench_part "$part" ;;
+	*) bench_part "$1" ;;
 	esac
+}
+
+bench_part info
+pack
+for part in $PARTS; do
+	if ((SECONDS - t0 >= DEADLINE - 20)); then
+		log "skip $part: deadline"
+		continue
+	fi
+	if [[ "$part" == *+* ]]; then # side by side: each in the background, the group ends with the last
+		log "side by side: ${part//+/, }"
+		for p in ${part//+/ }; do
+			run_one "$p" &
+		done
+		wait
+	else
+		run_one "$part"
+	fi
 	pack
 done
 
