@@ -170,7 +170,11 @@ func ComparisonBars(cmp *training.Comparison) (*Figure, error) {
 		return nil, errors.New("plots: empty comparison")
 	}
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Top-1 validation accuracy after %d epochs (%d seed(s))", cmp.Config.Epochs, len(cmp.Seeds))
+	seeds := "1 seed"
+	if len(cmp.Seeds) != 1 {
+		seeds = fmt.Sprintf("%d seeds: mean ± standard deviation", len(cmp.Seeds))
+	}
+	p.Title.Text = fmt.Sprintf("Top-1 validation accuracy after %d epochs (%s)", cmp.Config.Epochs, seeds)
 	p.Y.Label.Text = "accuracy (%)"
 	vals := make(plotter.Values, len(cmp.Rows))
 	errs := make(plotter.YErrors, len(cmp.Rows))

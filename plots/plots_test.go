@@ -160,7 +160,7 @@ func TestCurvesAndBars(t *testing.T) {
 	}
 	decodeNonBlank(t, data, 747, 507)
 	svg, _ = bars.SVG()
-	if !strings.Contains(string(svg), "7.051717M params") || !strings.Contains(string(svg), "3 seed(s)") {
+	if !strings.Contains(string(svg), "7.051717M params") || !strings.Contains(string(svg), "3 seeds") {
 		t.Error("bar chart lacks its labels")
 	}
 }
