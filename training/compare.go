@@ -143,6 +143,25 @@ func (c *Comparison) Markdown() string {
 	return b.String()
 }
 
+// LoadComparison reads the comparison.json that Save wrote into dir (a finished `compare`, such as
+// the GPU results committed under docs/gpu-runs/), so that its table and figures can be shown again
+// without training: the notebook shows the committed GPU comparison this way.
+func LoadComparison(dir string) (*Comparison, error) {
+	path := filepath.Join(dir, "comparison.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("training: %w (a finished comparison's folder holds it: run compare first)", err)
+	}
+	c := &Comparison{}
+	if err := json.Unmarshal(raw, c); err != nil {
+		return nil, fmt.Errorf("training: %s: %w", path, err)
+	}
+	if len(c.Rows) == 0 || len(c.Seeds) == 0 {
+		return nil, fmt.Errorf("training: %s holds no rows or no seeds: not a comparison written by compare", path)
+	}
+	return c, nil
+}
+
 // Save writes comparison.md and comparison.json into dir, atomically.
 func (c *Comparison) Save(dir string) error {
 	js, err := json.MarshalIndent(c, "", "  ")

@@ -275,9 +275,9 @@ func TestCompareTable(t *testing.T) {
 	if err != nil || !strings.Contains(string(md), "| Learnable resizer + DenseNet[2 2] |") || !strings.Contains(string(md), "± ") {
 		t.Errorf("comparison.md: %v\n%s", err, md)
 	}
-	var back Comparison
-	raw, _ := os.ReadFile(filepath.Join(dir, "comparison.json"))
-	if err := json.Unmarshal(raw, &back); err != nil || len(back.Rows) != 2 || back.Config.Model.Interpolation != cfg.Model.Interpolation {
+	back, err := LoadComparison(dir)
+	if err != nil || len(back.Rows) != 2 || back.Config.Model.Interpolation != cfg.Model.Interpolation ||
+		back.Markdown() != cmp.Markdown() {
 		t.Errorf("comparison.json: %v %+v", err, back)
 	}
 	for _, sub := range []string{"resizer-seed3", "baseline-seed3", "resizer-seed4", "baseline-seed4"} {
@@ -793,5 +793,50 @@ func TestFreezeBackbone(t *testing.T) {
 	bad.Pretrained = ""
 	if err := bad.Validate(); err == nil {
 		t.Error("freezing without pretrained weights accepted")
+	}
+}
+
+// TestLoadComparisonErrors: a folder without a comparison, or a JSON file that is not one, is refused
+// naming the file.
+func TestLoadComparisonErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := LoadComparison(dir); err == nil || !strings.Contains(err.Error(), "comparison.json") || !strings.Contains(err.Error(), "run compare first") {
+		t.Errorf("missing file: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "comparison.json"), []byte(`{"epochs": 3}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadComparison(dir); err == nil || !strings.Contains(err.Error(), "not a comparison") {
+		t.Errorf("no rows: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "comparison.json"), []byte(`{"rows": [`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadComparison(dir); err == nil || !strings.Contains(err.Error(), "comparison.json") {
+		t.Errorf("truncated: %v", err)
+	}
+}
+
+// TestCommittedGPUComparison: the GPU comparison committed under docs/gpu-runs (shown by the notebook's
+// last section and docs/RESULTS.md) loads, and its table agrees with the histories beside it.
+func TestCommittedGPUComparison(t *testing.T) {
+	dir := filepath.Join("..", "docs", "gpu-runs", "2026-11-26-h100", "compare")
+	cmp, err := LoadComparison(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cmp.Rows) != 2 || len(cmp.Seeds) != 3 || cmp.Config.Epochs != 5 || cmp.Config.BatchSize != 64 {
+		t.Fatalf("comparison: %d rows, seeds %v, %d epochs, batch %d", len(cmp.Rows), cmp.Seeds, cmp.Config.Epochs, cmp.Config.BatchSize)
+	}
+	for _, row := range cmp.Rows {
+		for i, seed := range cmp.Seeds {
+			h, err := LoadHistory(filepath.Join(dir, fmt.Sprintf("%s-seed%d", row.Name, seed)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(h.Epochs) != cmp.Config.Epochs || h.Last().ValAccuracy != row.FinalValAccuracy[i] {
+				t.Errorf("%s seed %d: %d epochs, final val accuracy %v; the table says %v", row.Name, seed, len(h.Epochs), h.Last().ValAccuracy, row.FinalValAccuracy[i])
+			}
+		}
 	}
 }
