@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"math"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -182,7 +183,7 @@ func ComparisonBars(cmp *training.Comparison) (*Figure, error) {
 	for i, r := range cmp.Rows {
 		vals[i] = 100 * r.Mean
 		errs[i].Low, errs[i].High = 100*r.Std, 100*r.Std
-		names[i] = fmt.Sprintf("%s\n%.6fM params", r.Model, float64(r.Params)/1e6)
+		names[i] = fmt.Sprintf("%s\n%.6fM params", wrap(r.Model, 26), float64(r.Params)/1e6)
 	}
 	bars, err := plotter.NewBarChart(vals, vg.Points(60))
 	if err != nil {
@@ -226,5 +227,34 @@ func ComparisonBars(cmp *training.Comparison) (*Figure, error) {
 	p.NominalX(names...)
 	p.Y.Min = 0
 	p.Y.Max = 100
-	return tiles([][]*plot.Plot{{p}}, vg.Points(560), vg.Points(380)), nil
+	width := max(560, 170*len(cmp.Rows)) // room for each model's wrapped name
+	return tiles([][]*plot.Plot{{p}}, vg.Points(float64(width)), vg.Points(380+12*float64(maxLines(names)-2))), nil
+}
+
+// wrap breaks s at spaces into lines of at most width characters (longer words stay whole), so that
+// the names under neighbouring bars do not run into each other.
+func wrap(s string, width int) string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(s) {
+		if line != "" && len(line)+1+len(w) > width {
+			lines = append(lines, line)
+			line = w
+			continue
+		}
+		if line != "" {
+			line += " "
+		}
+		line += w
+	}
+	return strings.Join(append(lines, line), "\n")
+}
+
+// maxLines is the largest number of lines in any of labels.
+func maxLines(labels []string) int {
+	n := 1
+	for _, l := range labels {
+		n = max(n, strings.Count(l, "\n")+1)
+	}
+	return n
 }

@@ -158,7 +158,7 @@ func TestCurvesAndBars(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	decodeNonBlank(t, data, 747, 507)
+	decodeNonBlank(t, data, 747, 523) // 380 pt + one more line for the wrapped names
 	svg, _ = bars.SVG()
 	if !strings.Contains(string(svg), "7.051717M params") || !strings.Contains(string(svg), "3 seeds") {
 		t.Error("bar chart lacks its labels")
