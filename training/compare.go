@@ -82,24 +82,30 @@ func Compare(ctx context.Context, b compute.Backend, cfg Config, data Data, seed
 			if err != nil {
 				return cmp, fmt.Errorf("%s, seed %d: %w", v.Model.Name(), seed, err)
 			}
-			row := &cmp.Rows[i]
-			row.Params = h.Params
-			row.FinalValAccuracy = append(row.FinalValAccuracy, h.Last().ValAccuracy)
-			row.BestValAccuracy = append(row.BestValAccuracy, h.BestValAccuracy())
-			secs := 0.0
-			for _, e := range h.Epochs {
-				secs += e.Seconds
-			}
-			row.MeanEpochSeconds += secs / float64(len(h.Epochs)) / float64(len(seeds))
+			cmp.Rows[i].add(h)
 		}
 	}
 	for i := range cmp.Rows {
 		cmp.Rows[i].Mean, cmp.Rows[i].Std = meanStd(cmp.Rows[i].FinalValAccuracy)
+		cmp.Rows[i].MeanEpochSeconds /= float64(len(seeds))
 	}
 	if err := cmp.Save(opt.Dir); err != nil {
 		return cmp, err
 	}
 	return cmp, nil
+}
+
+// add appends a run's final and best validation accuracy and its mean epoch time (summed over seeds:
+// the caller divides) to the row.
+func (r *ComparisonRow) add(h *History) {
+	r.Params = h.Params
+	r.FinalValAccuracy = append(r.FinalValAccuracy, h.Last().ValAccuracy)
+	r.BestValAccuracy = append(r.BestValAccuracy, h.BestValAccuracy())
+	secs := 0.0
+	for _, e := range h.Epochs {
+		secs += e.Seconds
+	}
+	r.MeanEpochSeconds += secs / float64(len(h.Epochs))
 }
 
 func meanStd(v []float64) (mean, std float64) {

@@ -50,6 +50,11 @@ type Config struct {
 	// statistics and update their moving averages (Keras' trainable=False would also switch them to
 	// inference mode). Unfreezing compiles the training graph again.
 	FreezeBackboneEpochs int `json:"freeze_backbone_epochs,omitempty"`
+	// WarmStart, when set, is a training run's folder (or one of its checkpoints) whose backbone a new
+	// run starts from, classifier and batch-norm statistics included: the warm start of the paper's
+	// experiment (WarmStart), where a resizer is put in front of a network already fine-tuned for the
+	// task. The resizer, if any, starts from its seeded initialisation. Not with Pretrained.
+	WarmStart string `json:"warm_start,omitempty"`
 }
 
 // Default returns the tutorial's settings, with the learnable resizer.
@@ -92,8 +97,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("label smoothing %g must be in [0, 1)", c.LabelSmoothing)
 	case c.ShuffleBuffer < 0:
 		return fmt.Errorf("shuffle buffer %d must not be negative", c.ShuffleBuffer)
-	case c.FreezeBackboneEpochs < 0 || c.FreezeBackboneEpochs > 0 && c.Pretrained == "":
+	case c.FreezeBackboneEpochs < 0 || c.FreezeBackboneEpochs > 0 && c.Pretrained == "" && c.WarmStart == "":
 		return fmt.Errorf("freezing the backbone for %d epochs needs pretrained weights (-pretrained)", c.FreezeBackboneEpochs)
+	case c.Pretrained != "" && c.WarmStart != "":
+		return fmt.Errorf("a run starts from pretrained weights (%s) or from another run (%s), not both", c.Pretrained, c.WarmStart)
 	}
 	train, err := datasets.ParseSplit(c.TrainSplit)
 	if err != nil {

@@ -138,7 +138,7 @@ func Fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 type runPool map[string]*run
 
 func (p runPool) key(cfg Config) string {
-	cfg.Seed, cfg.Epochs = 0, 0
+	cfg.Seed, cfg.Epochs, cfg.WarmStart = 0, 0, "" // none of them changes a graph
 	b, _ := json.Marshal(cfg)
 	return string(b)
 }
@@ -233,6 +233,11 @@ func startRun(b compute.Backend, cfg Config, data Data, opt Options, pool runPoo
 	if start == 0 && cfg.Pretrained != "" { // a new run: the pretrained backbone, after any re-initialization
 		if err := densenet.LoadTorchvisionBackbone(store, cfg.Model.BackboneScope(), cfg.Pretrained); err != nil {
 			return nil, nil, 0, fmt.Errorf("training: pretrained weights: %w", err)
+		}
+	}
+	if start == 0 && cfg.WarmStart != "" {
+		if err := loadBackbone(store, cfg.Model.BackboneScope(), cfg.WarmStart); err != nil {
+			return nil, nil, 0, fmt.Errorf("training: warm start: %w", err)
 		}
 	}
 	return r, hist, start, nil
