@@ -210,6 +210,8 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"train", "-resume-from", "epoch-0001"}, 2, "-resume-from needs -resume"},
 		{[]string{"train", "-normalize", "cifar"}, 2, "-normalize \"cifar\""},
 		{[]string{"train", "-pretrained", "/nonexistent/densenet121.pth"}, 2, "-pretrained"},
+		{[]string{"warmstart", "-inp", "150", "-target", "150"}, 2, "must be smaller than -inp"},
+		{[]string{"warmstart", "-finetune-epochs", "-1"}, 2, "-finetune-epochs -1"},
 	}
 	for _, c := range cases {
 		code, _, stderr := runCLI(t, c.args...)
@@ -399,6 +401,7 @@ func TestEachCommandShowsItsOwnFlags(t *testing.T) {
 	}{
 		{"train", []string{"-baseline", "-batch", "-epochs", "-lr", "-seed", "-train-split", "-device-prefetch", "-resume-from"}, nil},
 		{"compare", []string{"-seeds", "-epochs", "-device-prefetch"}, []string{"-baseline"}},
+		{"warmstart", []string{"-pretrained", "-finetune-epochs", "-seeds", "-inp", "-target"}, []string{"-baseline"}},
 		{"summary", []string{"-baseline", "-inp", "-preset", "-expand"}, []string{"-batch", "-epochs", "-lr", "-seed", "-train-split", "-data"}},
 		{"export", []string{"-split", "-data"}, []string{"-device-prefetch", "-batch", "-inp"}},
 		{"bench", []string{"-batch", "-inp", "-data", "-only"}, []string{"-epochs", "-lr", "-baseline"}},
@@ -489,5 +492,31 @@ func TestSmallFlag(t *testing.T) {
 	}
 	if got := resolve(); got.Model.InputHeight != 300 || got.Model.Preset != "densenet121" {
 		t.Errorf("no -small: %+v", got.Model)
+	}
+}
+
+// TestWarmStartEndToEnd: the warm-start command trains its three runs, prints the four-row table and
+// writes the figures, on a tiny DenseNet.
+func TestWarmStartEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "images")
+	writeFolder(t, data, 16)
+	out := filepath.Join(dir, "ws")
+	args := append([]string{"warmstart", "-data", data, "-data-dir", filepath.Join(dir, "cache"), "-out", out, "-epochs", "1",
+		"-finetune-epochs", "2"}, tinyFlags...)
+	code, stdout, stderr := runCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("warmstart exited %d:\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"fine-tuned at", "no training", "warm-started |", "Learnable resizer"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("table lacks %q:\n%s", want, stdout)
+		}
+	}
+	for _, f := range []string{"comparison.json", "comparison.png", "curves.png", "resizer_grid.png", "finetune-seed42/history.json",
+		"baseline-seed42/history.json", "resizer-seed42/history.json"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/gomlx/compute"
 
 	"github.com/learnresize/learnresize/datasets"
 	"github.com/learnresize/learnresize/internal/fileutil"
@@ -204,38 +207,51 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 		return interrupted(ctx, err, fmt.Sprintf("run the same command again with -resume (-out %s)", *out))
 	}
 	fmt.Fprint(stdout, "\n"+cmp.Markdown())
+	return writeComparison(b, *out, cmp, data, stdout)
+}
+
+// writeComparison draws a finished comparison's figures into out (the curves of every run of every
+// row that has run folders, each model in its colour; the trained resizer's grid; the bars) and says
+// where they and the table are.
+func writeComparison(b compute.Backend, out string, cmp *training.Comparison, data *training.OpenedData, stdout io.Writer) error {
 	majority, err := data.ValMajority()
 	if err != nil {
 		return err
 	}
 	var series []plots.Series // every seed of each model, in the model's colour
+	resizerRun := ""
 	for _, row := range cmp.Rows {
-		for _, seed := range seeds {
-			h, err := training.LoadHistory(filepath.Join(*out, fmt.Sprintf("%s-seed%d", row.Name, seed)))
+		for _, seed := range cmp.Seeds {
+			dir := filepath.Join(out, fmt.Sprintf("%s-seed%d", row.Name, seed))
+			if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+				continue // a row without runs (the warm-start experiment's evaluation at the low resolution)
+			}
+			h, err := training.LoadHistory(dir)
 			if err != nil {
 				return err
 			}
-			name := row.Model
-			if len(seeds) > 1 {
-				name = fmt.Sprintf("%s (%d seeds)", row.Model, len(seeds))
-			} else {
-				name = fmt.Sprintf("%s (seed %d)", row.Model, seed)
+			name := fmt.Sprintf("%s (seed %d)", row.Model, seed)
+			if len(cmp.Seeds) > 1 {
+				name = fmt.Sprintf("%s (%d seeds)", row.Model, len(cmp.Seeds))
 			}
 			series = append(series, plots.Series{Name: name, History: h, ValMajority: majority})
+			if resizerRun == "" && h.Config.Model.Resizer {
+				resizerRun = dir
+			}
 		}
 	}
-	if err := saveFigures(b, *out, series, filepath.Join(*out, fmt.Sprintf("resizer-seed%d", seeds[0])), data, stdout); err != nil {
+	if err := saveFigures(b, out, series, resizerRun, data, stdout); err != nil {
 		return fmt.Errorf("figures: %w", err)
 	}
 	bars, err := plots.ComparisonBars(cmp)
 	if err != nil {
 		return err
 	}
-	if err := bars.Save(filepath.Join(*out, "comparison.png")); err != nil {
+	if err := bars.Save(filepath.Join(out, "comparison.png")); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Figure: %s\n", filepath.Join(*out, "comparison.png"))
-	fmt.Fprintf(stdout, "\nTable written to %s and %s\n", filepath.Join(*out, "comparison.md"), filepath.Join(*out, "comparison.json"))
+	fmt.Fprintf(stdout, "Figure: %s\n", filepath.Join(out, "comparison.png"))
+	fmt.Fprintf(stdout, "\nTable written to %s and %s\n", filepath.Join(out, "comparison.md"), filepath.Join(out, "comparison.json"))
 	return nil
 }
 
