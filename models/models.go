@@ -27,6 +27,7 @@ import (
 	"github.com/learnresize/learnresize/densenet"
 	"github.com/learnresize/learnresize/internal/resources"
 	"github.com/learnresize/learnresize/resizer"
+	"github.com/learnresize/learnresize/resnet"
 	"github.com/learnresize/learnresize/summary"
 )
 
@@ -40,15 +41,20 @@ type Config struct {
 	resizer.Config
 	// Resizer selects the learnable resizer (true) or the plain resize baseline (false).
 	Resizer bool
-	// Preset of the DenseNet backbone: densenet121 (default), densenet169, densenet201.
+	// Preset of the backbone: densenet121 (default, the tutorial's), densenet169, densenet201, or
+	// resnet50, resnet101, resnet152 (the paper's second backbone, package resnet).
 	Preset string
-	// Blocks and Growth override the preset's dense blocks and growth rate when set (small models
-	// for tests and quick runs); the scope name is then "densenet".
+	// Blocks and Growth override the DenseNet preset's dense blocks and growth rate when set (small
+	// models for tests and quick runs); the scope name is then "densenet".
 	Blocks []int
 	Growth int
+	// TorchvisionLayout builds a ResNet in torchvision's layout (resnet.Torchvision: no convolution
+	// biases, strides on the 3x3 convolutions) instead of Keras', as torchvision's pretrained weights
+	// need. DenseNets have one layout.
+	TorchvisionLayout bool `json:",omitempty"`
 	// Classes of the classifier (2: cat, dog).
 	Classes int
-	// Checkpoint turns on gradient checkpointing in the DenseNet's dense blocks.
+	// Checkpoint turns on gradient checkpointing in the DenseNet's dense blocks (DenseNets only).
 	Checkpoint bool
 	// BFloat16 runs the network in bfloat16 (mixed precision): convolutions, resizes and activations in
 	// bfloat16, while weights, batch-norm statistics, logits and the loss stay float32. Worth it on GPUs
@@ -90,12 +96,23 @@ func (c Config) Name() string {
 	return "baseline"
 }
 
+// Backbone names the backbone for tables: its preset, or "DenseNet[2 2]" for custom blocks.
+func (c Config) Backbone() string {
+	if len(c.Blocks) > 0 {
+		return fmt.Sprintf("DenseNet%v", c.Blocks)
+	}
+	return c.Preset
+}
+
+// IsResNet reports whether the backbone is a ResNet (package resnet) rather than a DenseNet.
+func (c Config) IsResNet() bool {
+	_, ok := resnet.PresetBlocks(c.Preset)
+	return ok && len(c.Blocks) == 0
+}
+
 // Title is the tutorial table's model name.
 func (c Config) Title() string {
-	backbone := c.Preset
-	if len(c.Blocks) > 0 {
-		backbone = fmt.Sprintf("DenseNet%v", c.Blocks)
-	}
+	backbone := c.Backbone()
 	if c.Resizer {
 		return fmt.Sprintf("Learnable resizer + %s", backbone)
 	}
@@ -107,7 +124,7 @@ func (c Config) Validate() error {
 	switch {
 	case c.InputHeight <= 0 || c.InputWidth <= 0:
 		return fmt.Errorf("input size %dx%d must be positive", c.InputHeight, c.InputWidth)
-	case c.TargetHeight < densenet.MinInputSize || c.TargetWidth < densenet.MinInputSize:
+	case c.TargetHeight < densenet.MinInputSize || c.TargetWidth < densenet.MinInputSize: // ResNet's is the same 32
 		return fmt.Errorf("target size %dx%d is below DenseNet's minimum %dx%d", c.TargetHeight, c.TargetWidth, densenet.MinInputSize, densenet.MinInputSize)
 	case c.Classes < 2:
 		return fmt.Errorf("classes %d: need at least 2", c.Classes)
@@ -124,8 +141,17 @@ func (c Config) Validate() error {
 	if c.Normalize != "" && c.Normalize != NormalizeImageNet {
 		return fmt.Errorf("normalisation %q: want none or %q", c.Normalize, NormalizeImageNet)
 	}
-	if _, ok := densenet.PresetBlocks(c.Preset); !ok && len(c.Blocks) == 0 {
-		return fmt.Errorf("unknown DenseNet preset %q", c.Preset)
+	_, dense := densenet.PresetBlocks(c.Preset)
+	_, res := resnet.PresetBlocks(c.Preset)
+	switch {
+	case !dense && !res && len(c.Blocks) == 0:
+		return fmt.Errorf("unknown backbone preset %q (want densenet121, densenet169, densenet201, resnet50, resnet101 or resnet152)", c.Preset)
+	case res && (len(c.Blocks) > 0 || c.Growth > 0):
+		return fmt.Errorf("dense blocks and growth rate are DenseNet settings, not %s's", c.Preset)
+	case res && c.Checkpoint:
+		return fmt.Errorf("gradient checkpointing is implemented for DenseNets only, not %s", c.Preset)
+	case c.TorchvisionLayout && !c.IsResNet():
+		return fmt.Errorf("the torchvision layout is a ResNet setting (DenseNets have one layout)")
 	}
 	return nil
 }
@@ -139,7 +165,7 @@ func (c Config) String() string {
 // ResizerConfig is the learnable resizer's part of the configuration.
 func (c Config) ResizerConfig() resizer.Config { return c.Config }
 
-// BackboneScope is the scope name of the DenseNet's variables.
+// BackboneScope is the scope name of the backbone's variables.
 func (c Config) BackboneScope() string {
 	if len(c.Blocks) > 0 {
 		return "densenet"
@@ -182,21 +208,52 @@ func build(scope *model.Scope, images *Node, cfg Config, rec *summary.Recorder, 
 	if cfg.Normalize == NormalizeImageNet {
 		x = normalizeImageNet(x)
 	}
-	b := densenet.New(scope, x).Classes(cfg.Classes).Checkpoint(cfg.Checkpoint)
-	if len(cfg.Blocks) > 0 {
-		b = b.Blocks(cfg.Blocks...).Name("densenet")
+	var backbone interface {
+		Done() *Node
+		ScopeName() string
+	}
+	if cfg.IsResNet() {
+		b := resnet.New(scope, x).Preset(cfg.Preset).Classes(cfg.Classes)
+		if cfg.TorchvisionLayout {
+			b = b.Variant(resnet.Torchvision)
+		}
+		if expand {
+			b = b.Record(rec)
+		}
+		backbone = b
 	} else {
-		b = b.Preset(cfg.Preset)
+		b := densenet.New(scope, x).Classes(cfg.Classes).Checkpoint(cfg.Checkpoint)
+		if len(cfg.Blocks) > 0 {
+			b = b.Blocks(cfg.Blocks...).Name("densenet")
+		} else {
+			b = b.Preset(cfg.Preset)
+		}
+		if cfg.Growth > 0 {
+			b = b.Growth(cfg.Growth)
+		}
+		if expand {
+			b = b.Record(rec)
+		}
+		backbone = b
 	}
-	if cfg.Growth > 0 {
-		b = b.Growth(cfg.Growth)
+	logits := toFloat32(backbone.Done())
+	if !expand {
+		rec.Add(backbone.ScopeName(), "Functional", logits, scope.At("%s", backbone.ScopeName()))
 	}
-	if expand {
-		return toFloat32(b.Record(rec).Done())
-	}
-	logits := toFloat32(b.Done())
-	rec.Add(b.ScopeName(), "Functional", logits, scope.At("%s", b.ScopeName()))
 	return logits
+}
+
+// LoadPretrainedBackbone reads torchvision's weights for cfg's backbone (.pth or .safetensors: a
+// DenseNet's, or a ResNet's in the torchvision layout) into store, classifier excepted: the model
+// built with cfg then starts from them, with a fresh classifier for its classes.
+func LoadPretrainedBackbone(store *model.Store, cfg Config, path string) error {
+	if cfg.IsResNet() {
+		if !cfg.TorchvisionLayout {
+			return fmt.Errorf("torchvision's %s weights need the torchvision layout (TorchvisionLayout; the command sets it with -pretrained)", cfg.Preset)
+		}
+		return resnet.LoadTorchvisionBackbone(store, cfg.BackboneScope(), path)
+	}
+	return densenet.LoadTorchvisionBackbone(store, cfg.BackboneScope(), path)
 }
 
 // normalizeImageNet maps NHWC images in [0, 1] to (x - mean) / std per RGB channel.

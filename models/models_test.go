@@ -60,6 +60,42 @@ func TestTutorialParameterCounts(t *testing.T) {
 	}
 }
 
+// TestResNetBackbone: the paper's second backbone behind the resizer and the plain resize. Keras'
+// ResNet50 with 2 classes has 23,591,810 parameters, the resizer adds its 12,163; torchvision's layout
+// has no convolution biases, so fewer (the resnet package's tests check both counts exactly).
+// Torchvision weights need that layout.
+func TestResNetBackbone(t *testing.T) {
+	cfg := Tutorial()
+	cfg.Preset = "resnet50"
+	for _, c := range []struct {
+		cfg   Config
+		total int
+	}{
+		{cfg, 23591810 + 12163},
+		{cfg.Baseline(), 23591810},
+	} {
+		s, err := Summary(c.cfg, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Total != c.total || !strings.Contains(s.String(), "resnet50 (Functional)") || c.cfg.Title() != map[bool]string{true: "Learnable resizer + resnet50", false: "bilinear resize + resnet50"}[c.cfg.Resizer] {
+			t.Errorf("%s: %d parameters, want %d:\n%s", c.cfg.Title(), s.Total, c.total, s)
+		}
+	}
+	tv := cfg
+	tv.TorchvisionLayout = true
+	s, err := Summary(tv, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Total >= 23591810+12163 {
+		t.Errorf("torchvision layout: %d parameters, want fewer than Keras' (no convolution biases)", s.Total)
+	}
+	if err := LoadPretrainedBackbone(model.NewStore(), cfg, "../resnet/testdata/torchvision_resnet_small.safetensors"); err == nil || !strings.Contains(err.Error(), "torchvision layout") {
+		t.Errorf("torchvision weights into Keras' layout: %v", err)
+	}
+}
+
 func small() Config {
 	c := Tutorial()
 	c.InputHeight, c.InputWidth, c.TargetHeight, c.TargetWidth = 48, 48, 32, 32
@@ -163,7 +199,10 @@ func TestConfigErrors(t *testing.T) {
 	bad := []func(*Config){
 		func(c *Config) { c.TargetHeight = 20 },
 		func(c *Config) { c.Classes = 1 },
-		func(c *Config) { c.Preset = "resnet50" },
+		func(c *Config) { c.Preset = "resnet18" },
+		func(c *Config) { c.Preset = "resnet50"; c.Growth = 8 },
+		func(c *Config) { c.Preset = "resnet50"; c.Checkpoint = true },
+		func(c *Config) { c.TorchvisionLayout = true }, // a DenseNet has one layout
 		func(c *Config) { c.Filters = 0 },
 		func(c *Config) { c.InputWidth = 0 },
 	}

@@ -40,9 +40,10 @@ type Config struct {
 	ValSplit   string `json:"val_split"`
 	// ShuffleBuffer is the shuffle buffer size (BATCH_SIZE*100 in the tutorial); 0 means BatchSize*100.
 	ShuffleBuffer int `json:"shuffle_buffer"`
-	// Pretrained, when set, is a torchvision DenseNet weights file (.pth or .safetensors) whose
-	// backbone a new run starts from (densenet.LoadTorchvisionBackbone: the classifier is fresh, for
-	// the model's classes); the resizer, if any, starts from its seeded initialisation.
+	// Pretrained, when set, is a torchvision weights file (.pth or .safetensors) of the model's
+	// backbone (a DenseNet, or a ResNet in the torchvision layout) whose backbone a new run starts
+	// from (models.LoadPretrainedBackbone: the classifier is fresh, for the model's classes); the
+	// resizer, if any, starts from its seeded initialisation.
 	Pretrained string `json:"pretrained,omitempty"`
 	// FreezeBackboneEpochs keeps the pretrained backbone's kernels and batch-norm scales and offsets
 	// (not its classifier) fixed for this many first epochs, so that a fresh classifier (and resizer)

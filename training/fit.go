@@ -24,7 +24,6 @@ import (
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
 	"github.com/learnresize/learnresize/datasets"
-	"github.com/learnresize/learnresize/densenet"
 	"github.com/learnresize/learnresize/internal/fileutil"
 	"github.com/learnresize/learnresize/internal/rundir"
 	"github.com/learnresize/learnresize/models"
@@ -231,7 +230,7 @@ func startRun(b compute.Backend, cfg Config, data Data, opt Options, pool runPoo
 		}
 	}
 	if start == 0 && cfg.Pretrained != "" { // a new run: the pretrained backbone, after any re-initialization
-		if err := densenet.LoadTorchvisionBackbone(store, cfg.Model.BackboneScope(), cfg.Pretrained); err != nil {
+		if err := models.LoadPretrainedBackbone(store, cfg.Model, cfg.Pretrained); err != nil {
 			return nil, nil, 0, fmt.Errorf("training: pretrained weights: %w", err)
 		}
 	}

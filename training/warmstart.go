@@ -84,10 +84,7 @@ func WarmStart(ctx context.Context, b compute.Backend, cfg Config, data Data, se
 	defer func() { _ = lock.Unlock() }()
 
 	hi, lo := fmt.Sprintf("%dx%d", m.InputHeight, m.InputWidth), fmt.Sprintf("%dx%d", m.TargetHeight, m.TargetWidth)
-	backbone := m.Preset
-	if len(m.Blocks) > 0 {
-		backbone = fmt.Sprintf("DenseNet%v", m.Blocks)
-	}
+	backbone := m.Backbone()
 	cmp := &Comparison{Config: cfg, Backend: opt.BackendInfo, Seeds: seeds, Rows: []ComparisonRow{
 		{Model: fmt.Sprintf("%s fine-tuned at %s", backbone, hi), Name: WarmFinetune},
 		{Model: fmt.Sprintf("same weights at %s (%s resize, no training)", lo, m.Interpolation), Name: WarmLowRes},

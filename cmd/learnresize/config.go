@@ -24,7 +24,9 @@ type configFlags struct {
 	blocks        string
 	baseline      bool
 	small         bool // -small: training.Small() instead of the tutorial's settings, before other flags
-	presetSet     bool // -preset was given (set by resolve's caller from the parsed flags)
+	presetSet     bool // -backbone (-preset) was given (set by resolve's caller from the parsed flags)
+	blocksSet     bool // -blocks was given (not only -small's blocks)
+	growthSet     bool // -growth was given
 	normalize     string
 }
 
@@ -51,7 +53,8 @@ func addConfigFlags(fs *flag.FlagSet, groups flagGroup) *configFlags {
 		fs.StringVar(&c.interpolation, "interpolation", "bilinear", "resize method: bilinear, bicubic, nearest, area")
 		fs.IntVar(&m.Filters, "filters", m.Filters, "learnable resizer filters")
 		fs.IntVar(&m.ResBlocks, "res-blocks", m.ResBlocks, "learnable resizer residual blocks")
-		fs.StringVar(&m.Preset, "preset", m.Preset, "DenseNet preset: densenet121, densenet169, densenet201")
+		fs.StringVar(&m.Preset, "backbone", m.Preset, "backbone: densenet121, densenet169, densenet201, resnet50, resnet101, resnet152")
+		fs.StringVar(&m.Preset, "preset", m.Preset, "the same as -backbone (its older name)")
 		fs.StringVar(&c.blocks, "blocks", "", "custom dense blocks instead of the preset, e.g. 2,2 (small models)")
 		fs.IntVar(&m.Growth, "growth", 0, "DenseNet growth rate (0: 32)")
 		fs.BoolVar(&m.Checkpoint, "grad-checkpoint", false, "gradient checkpointing in the DenseNet (less memory)")
@@ -97,9 +100,15 @@ func (c *configFlags) resolve() (training.Config, error) {
 	if m.Interpolation, err = resizer.ParseMethod(c.interpolation); err != nil {
 		return cfg, usagef("-interpolation: %v", err)
 	}
+	if c.presetSet && !c.blocksSet { // -small -backbone X: the chosen backbone, not -small's tiny DenseNet
+		c.blocks = ""
+		if !c.growthSet {
+			m.Growth = 0
+		}
+	}
 	if c.blocks != "" {
 		if c.presetSet {
-			return cfg, usagef("-preset and -blocks both choose the DenseNet's blocks: give one of them")
+			return cfg, usagef("-backbone (-preset) and -blocks both choose the network's blocks: give one of them")
 		}
 		for _, part := range strings.Split(c.blocks, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(part))
@@ -111,6 +120,9 @@ func (c *configFlags) resolve() (training.Config, error) {
 		m.Preset = "" // the blocks replace the preset: records (comparison.json, checkpoints) must not name one
 	}
 	m.Resizer = !c.baseline
+	if cfg.Pretrained != "" && m.IsResNet() {
+		m.TorchvisionLayout = true // the weights are torchvision's: its layout (resnet.Torchvision)
+	}
 	switch c.normalize {
 	case "", "none":
 		if c.normalize == "" && cfg.Pretrained != "" {
@@ -183,7 +195,11 @@ func startCommand(fs *flag.FlagSet, args []string, cf *configFlags, stderr io.Wr
 	if err := parse(fs, args); err != nil {
 		return training.Config{}, nil, backend.Info{}, err
 	}
-	fs.Visit(func(f *flag.Flag) { cf.presetSet = cf.presetSet || f.Name == "preset" })
+	fs.Visit(func(f *flag.Flag) {
+		cf.presetSet = cf.presetSet || f.Name == "preset" || f.Name == "backbone"
+		cf.blocksSet = cf.blocksSet || f.Name == "blocks"
+		cf.growthSet = cf.growthSet || f.Name == "growth"
+	})
 	if fs.NArg() > 0 {
 		return training.Config{}, nil, backend.Info{}, usagef("unexpected arguments %q", fs.Args())
 	}

@@ -203,7 +203,9 @@ func TestBadCommandLines(t *testing.T) {
 		// Flags that were once accepted and then trained on something else, or failed late.
 		{[]string{"train", "-lr", "NaN"}, 2, "learning rate NaN must be a positive number"},
 		{[]string{"train", "-growth", "-3"}, 2, "growth rate -3"},
-		{[]string{"train", "-preset", "densenet169", "-blocks", "2,2"}, 2, "-preset and -blocks"},
+		{[]string{"train", "-preset", "densenet169", "-blocks", "2,2"}, 2, "and -blocks both choose"},
+		{[]string{"train", "-backbone", "resnet50", "-growth", "8"}, 2, "DenseNet settings"},
+		{[]string{"train", "-backbone", "vgg16"}, 2, "unknown backbone preset"},
 		{[]string{"train", "-train-split", "train[:10%]", "-val-split", "train[:10%]"}, 2, "splits are the same"},
 		{[]string{"train", "-train-split", "train[:50%"}, 2, "training split"},
 		{[]string{"compare", "-seeds", "1,1"}, 2, "listed twice"},
@@ -517,6 +519,17 @@ func TestWarmStartEndToEnd(t *testing.T) {
 		"baseline-seed42/history.json", "resizer-seed42/history.json"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// TestBackboneFlag: -backbone resnet50 selects the paper's second backbone, with -small too (whose
+// tiny DenseNet's blocks must then not apply); -preset is its older name.
+func TestBackboneFlag(t *testing.T) {
+	for _, args := range [][]string{{"summary", "-backbone", "resnet50"}, {"summary", "-small", "-backbone", "resnet50"}, {"summary", "-preset", "resnet50", "-baseline"}} {
+		code, stdout, stderr := runCLI(t, args...)
+		if code != 0 || !strings.Contains(stdout, "resnet50 (Functional)") {
+			t.Errorf("learnresize %q: exit %d\n%s\n%s", args, code, stdout, stderr)
 		}
 	}
 }
