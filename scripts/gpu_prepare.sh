@@ -17,7 +17,7 @@ cd "$here"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-go1.27.3}"
 SHARED="${SHARED:-../shared}"
 # The packages whose tests check numbers (values, gradients, parity with PyTorch) or the backend choice.
-PKGS=(resizer densenet models training internal/layers backend)
+PKGS=(resizer densenet resnet models training internal/layers backend)
 
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT

@@ -27,7 +27,7 @@
 # Environment: DEADLINE (seconds, default 540), PARTS, DURATION (bench, default 5s), SEEDS (3),
 # EPOCHS (5), BENCH_FLAGS (as bench_gpu.sh), TEST_TIMEOUT (seconds per test binary, default 240),
 # TESTS (the test binaries to run, e.g. "models training"; default: all), TF32_ON_TESTS (the binaries
-# that also run with TF32 on; default: resizer densenet training internal_layers; "none": none),
+# that also run with TF32 on; default: resizer densenet resnet training internal_layers; "none": none),
 # PLUGIN (the CUDA PJRT plugin; default: found in a Python JAX install).
 set -uo pipefail
 
@@ -92,7 +92,7 @@ part_tests() {
 		# TF32 changes only float32 tolerances: the packages with float32 numerical tests (fewer binaries
 		# compiling at once: in the first run 12 of them on 16 cores timed out).
 		[[ "${TF32_ON_TESTS:-}" == none ]] ||
-			run_tests tf32-on "xla:$PLUGIN" "${TF32_ON_TESTS:-resizer densenet training internal_layers}"
+			run_tests tf32-on "xla:$PLUGIN" "${TF32_ON_TESTS:-resizer densenet resnet training internal_layers}"
 	else
 		run_tests default "" "${TESTS:-}"
 	fi
