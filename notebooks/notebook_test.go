@@ -145,8 +145,9 @@ func pngProblem(data []byte) string {
 }
 
 // The tutorial notebook must show: the untrained grid, the training curves, the trained grid, the
-// comparison curves and bars, and the table; then the committed GPU comparison's curves and bars.
-var tutorialExpect = Expect{MinPNGs: 7, NeedTable: true}
+// comparison curves and bars, and the table; the warm-start experiment's bars; then the committed GPU
+// comparison's curves and bars.
+var tutorialExpect = Expect{MinPNGs: 8, NeedTable: true}
 
 // TestCommittedNotebook checks the outputs committed with the notebook (those of a real run).
 func TestCommittedNotebook(t *testing.T) {
@@ -160,7 +161,7 @@ func TestCommittedNotebook(t *testing.T) {
 	sections := []string{"## Setup", "## Define hyperparameters", "## Load and prepare the dataset",
 		"## Define the learnable resizer utilities", "## Visualize the outputs of the learnable resizing module",
 		"## Model building utility", "## Compile and train our model with learnable resizer",
-		"## Visualize the outputs of the trained visual resizer", "## With and without the learnable resizer", "## Notes",
+		"## Visualize the outputs of the trained visual resizer", "## With and without the learnable resizer", "## Beyond the tutorial: the authors' warm-start experiment", "## Notes",
 		"## The tutorial's settings on a GPU: 3 seeds, beside PyTorch (committed results)"}
 	last := -1
 	for _, s := range sections {
