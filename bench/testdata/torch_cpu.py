@@ -3,7 +3,7 @@
 at [8, 3, 300, 300] -> 150x150; training steps (SGD 0.01, label smoothing 0.1) of resizer + a small
 DenseNet (blocks (2, 2), growth 8, 64 -> 32, batch 16, filters 4); and the tutorial's training step,
 resizer + DenseNet-121 (2 classes), 300 -> 150, batch 8, with and without the resizer.
-Uses the resizer of ../../../resizer/testdata/gen_resizer_parity.py. Compare at equal threads:
+Uses the resizer of ../../resizer/testdata/gen_resizer_parity.py. Compare at equal threads:
 Debian's PyTorch 1.13 uses 1 intra-op thread here unless told otherwise, so --threads defaults to
 the CPU count. Run with Debian's python3-torch and python3-torchvision:
 
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../resizer/testdata"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../resizer/testdata"))
 from gen_resizer_parity import TorchResizer  # noqa: E402
 
 
