@@ -57,20 +57,8 @@ func loadTorchvision(store *model.Store, name, path string, skipClassifier bool)
 		if err != nil {
 			return fmt.Errorf("densenet.LoadTorchvision(%s): tensor %q: %w", path, tname, err)
 		}
-		full := "/" + name + "/" + kpath
-		if v := store.GetVariable(full); v != nil {
-			if !v.Shape().Equal(value.Shape()) {
-				return fmt.Errorf("densenet.LoadTorchvision(%s): tensor %q is %s in Keras layout, the model's %s is %s",
-					path, tname, value.Shape(), full, v.Shape())
-			}
-			if err := v.SetValue(value); err != nil {
-				return fmt.Errorf("densenet.LoadTorchvision(%s): %w", path, err)
-			}
-		} else {
-			scope, vname := model.SplitPath(full)
-			if _, err := store.Scope(scope).CreateVariable(vname, value); err != nil {
-				return fmt.Errorf("densenet.LoadTorchvision(%s): %w", path, err)
-			}
+		if err := torchfile.Assign(store, "/"+name+"/"+kpath, value); err != nil {
+			return fmt.Errorf("densenet.LoadTorchvision(%s): tensor %q: %w", path, tname, err)
 		}
 		loaded++
 	}

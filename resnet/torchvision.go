@@ -123,16 +123,8 @@ func loadTorchvision(store *model.Store, name, path string, skipClassifier bool)
 		values[i] = value
 	}
 	for i, tname := range names {
-		full := "/" + name + "/" + targets[tname].path
-		if v := store.GetVariable(full); v != nil {
-			if err := v.SetValue(values[i]); err != nil {
-				return fail("%w", err)
-			}
-		} else {
-			scope, vname := model.SplitPath(full)
-			if _, err := store.Scope(scope).CreateVariable(vname, values[i]); err != nil {
-				return fail("%w", err)
-			}
+		if err := torchfile.Assign(store, "/"+name+"/"+targets[tname].path, values[i]); err != nil {
+			return fail("tensor %q: %w", tname, err)
 		}
 	}
 	return nil

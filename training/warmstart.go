@@ -14,6 +14,7 @@ import (
 
 	"github.com/learnresize/learnresize/internal/fileutil"
 	"github.com/learnresize/learnresize/internal/rundir"
+	"github.com/learnresize/learnresize/internal/torchfile"
 )
 
 // WarmStartOptions configures WarmStart: Fit's Options, where Dir receives the runs (finetune-seedN/,
@@ -220,18 +221,8 @@ func loadBackbone(store *model.Store, backbone, run string) error {
 		if value, err = value.LocalClone(); err != nil {
 			return err
 		}
-		if dst := store.GetVariable(v.Path()); dst != nil {
-			if !dst.Shape().Equal(value.Shape()) {
-				return fmt.Errorf("checkpoint %s: %s is %s, the model's is %s: not the same network", ckpt, v.Path(), value.Shape(), dst.Shape())
-			}
-			if err := dst.SetValue(value); err != nil {
-				return err
-			}
-		} else {
-			scope, name := model.SplitPath(v.Path())
-			if _, err := store.Scope(scope).CreateVariable(name, value); err != nil {
-				return err
-			}
+		if err := torchfile.Assign(store, v.Path(), value); err != nil {
+			return fmt.Errorf("checkpoint %s: %w: not the same network", ckpt, err)
 		}
 		copied++
 	}

@@ -2,8 +2,8 @@
 // have them) into plain float32 tensors, and converts PyTorch layouts to Keras'.
 //
 // It holds what the torchvision loaders of the model packages (densenet, resnet) share: which file
-// formats are read and how, and the layout conversions. What a tensor's name means is each model
-// package's business. Two formats are read:
+// formats are read and how, the layout conversions, and putting a converted value into a model's
+// store (Assign). What a tensor's name means is each model package's business. Two formats are read:
 //
 //   - .pth (also .pt, .bin): torch.save of a state dict, zip or legacy format, read with gopickle
 //     (torchvision's own downloads are of this kind);
@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
 	"github.com/nlpodyssey/gopickle/pytorch"
 	"github.com/nlpodyssey/gopickle/types"
 	"github.com/nlpodyssey/safetensors"
@@ -235,4 +236,20 @@ func OIHWToHWIO(t Tensor) (*tensors.Tensor, error) {
 		}
 	}
 	return tensors.FromFlatDataAndDimensions(out, H, W, I, O), nil
+}
+
+// Assign puts value into store as the variable full (its path from the root, "/resnet50/conv1_conv/
+// kernel"): the variable's new value if store has it already, with the same shape, else a new
+// variable, which the model built in store afterwards uses instead of initialising one. This is how a
+// model starts from loaded weights in GoMLX: the values are in the store before the model is built.
+func Assign(store *model.Store, full string, value *tensors.Tensor) error {
+	if v := store.GetVariable(full); v != nil {
+		if !v.Shape().Equal(value.Shape()) {
+			return fmt.Errorf("%s is %s in the file, %s in the model", full, value.Shape(), v.Shape())
+		}
+		return v.SetValue(value)
+	}
+	scope, name := model.SplitPath(full)
+	_, err := store.Scope(scope).CreateVariable(name, value)
+	return err
 }

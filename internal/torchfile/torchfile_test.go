@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
 )
 
 func check(t *testing.T, what string, got Tensor, dims []int, values []float32) {
@@ -174,5 +175,25 @@ func TestConverters(t *testing.T) {
 	}
 	if _, err := Transposed2D(Tensor{Dims: []int{6}, Values: iota(6, 1)}); err == nil {
 		t.Error("Transposed2D of a vector: no error")
+	}
+}
+
+// TestAssign: a new variable is created, an existing one of the same shape gets the value, one of
+// another shape is refused naming both shapes.
+func TestAssign(t *testing.T) {
+	store := model.NewStore()
+	if err := Assign(store, "/net/conv/kernel", tensors.FromValue([]float32{1, 2})); err != nil {
+		t.Fatal(err)
+	}
+	if err := Assign(store, "/net/conv/kernel", tensors.FromValue([]float32{3, 4})); err != nil {
+		t.Fatal(err)
+	}
+	v := store.GetVariable("/net/conv/kernel")
+	if v == nil || fmt.Sprint(tensors.MustCopyFlatData[float32](v.MustValue())) != "[3 4]" {
+		t.Errorf("variable after two assignments: %v", v)
+	}
+	err := Assign(store, "/net/conv/kernel", tensors.FromValue([]float32{1, 2, 3}))
+	if err == nil || !strings.Contains(err.Error(), "(Float32)[3] in the file") || !strings.Contains(err.Error(), "[2] in the model") {
+		t.Errorf("shape mismatch: %v", err)
 	}
 }
