@@ -103,6 +103,9 @@ func Load(b compute.Backend, dir string) (*Model, error) {
 			m.trainH, m.trainW = 0, 0
 		}
 	}
+	if m.trainH == 0 { // runs from before the resizer recorded it: the training configuration beside it
+		m.trainH, m.trainW = rundir.InputSize(dir)
+	}
 	// Build the graph once: checkpoints do not record which variables are trainable, the layers do.
 	if err := m.initVariables(); err != nil {
 		return nil, fmt.Errorf("resizer.Load(%q): %w", dir, err)
@@ -224,8 +227,10 @@ func checkVariables(b compute.Backend, store *model.Store, cfg Config) error {
 	return fmt.Errorf("checkpoint does not match a resizer of %s: %s", cfg, strings.Join(problems, "; "))
 }
 
-// TrainingInput is the size of the images the resizer was trained on, as its checkpoint records it
-// (0, 0 when it does not: a Model from NewModel, or a checkpoint written before 2026-11-26).
+// TrainingInput is the size of the images the resizer was trained on, as its checkpoint records it:
+// in the resizer's hyperparameters (runs since 2026-11-26) or, for older runs, in the training
+// configuration beside it (training.json). 0, 0 when neither does: a Model from NewModel, or one saved
+// by Model.Save without TrainingInput.
 func (m *Model) TrainingInput() (height, width int) { return m.trainH, m.trainW }
 
 // resizeTensor is ResizeTensor, the images first resized (bilinear, tf.image.resize) to preH x preW

@@ -360,7 +360,8 @@ func maxAbs(v []float32) float64 {
 }
 
 // TestLoadFromRunDirectory: Load takes a training run's folder (the one learnresize train -out and
-// compare write) and uses its latest checkpoint, as well as a checkpoint folder.
+// compare write) and uses its latest checkpoint, as well as a checkpoint folder; the training input
+// size of older runs comes from the training.json beside the checkpoint.
 func TestLoadFromRunDirectory(t *testing.T) {
 	b := testBackend(t)
 	cfg := Config{TargetHeight: 12, TargetWidth: 10, Filters: 4, ResBlocks: 1, Interpolation: Bilinear}
@@ -384,6 +385,19 @@ func TestLoadFromRunDirectory(t *testing.T) {
 		if err != nil || loaded.Config() != cfg {
 			t.Errorf("Load(%s): %v, %v", dir, loaded, err)
 		}
+		if h, w := loaded.TrainingInput(); h != 0 || w != 0 {
+			t.Errorf("Load(%s): training input %dx%d recorded nowhere", dir, h, w)
+		}
+	}
+	// A run from before the resizer recorded its training input: training.json beside it says it.
+	meta := `{"config": {"model": {"InputHeight": 77, "InputWidth": 66}}, "epoch": 3}`
+	if err := os.WriteFile(filepath.Join(ckpt, rundir.MetaFile), []byte(meta), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if loaded, err := Load(b, run); err != nil {
+		t.Error(err)
+	} else if h, w := loaded.TrainingInput(); h != 77 || w != 66 {
+		t.Errorf("training input %dx%d, training.json says 77x66", h, w)
 	}
 	if err := os.WriteFile(filepath.Join(run, rundir.LatestFile), []byte("epoch-0009\n"), 0o644); err != nil {
 		t.Fatal(err)

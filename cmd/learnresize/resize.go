@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -16,9 +15,9 @@ import (
 	"github.com/learnresize/learnresize/backend"
 	"github.com/learnresize/learnresize/datasets"
 	"github.com/learnresize/learnresize/internal/fileutil"
+	"github.com/learnresize/learnresize/models"
 	"github.com/learnresize/learnresize/plots"
 	"github.com/learnresize/learnresize/resizer"
-	"github.com/learnresize/learnresize/training"
 )
 
 func runResize(args []string, stdout, stderr io.Writer) error {
@@ -40,10 +39,10 @@ func runResize(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	dir, inpH, inpW, err := resolveCheckpoint(*ckpt)
-	if err != nil {
-		return err
+	if _, err := os.Stat(*ckpt); err != nil {
+		return fmt.Errorf("-checkpoint: %w", err)
 	}
+	inpH, inpW := 0, 0
 	if *inp != "" {
 		if *inp == "0" {
 			inpH, inpW = 0, 0
@@ -56,15 +55,18 @@ func runResize(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stderr, info)
-	m, err := resizer.Load(b, dir)
+	m, err := resizer.Load(b, *ckpt) // a run's folder: its latest checkpoint
 	if err != nil {
 		return err
 	}
-	if h, w := m.TrainingInput(); *inp == "" && h > 0 { // recorded in the checkpoint: the training input size
-		inpH, inpW = h, w
+	if *inp == "" { // the training input size the checkpoint records, else the tutorial's
+		inpH, inpW = m.TrainingInput()
+		if inpH == 0 {
+			inpH, inpW = models.TutorialInput, models.TutorialInput
+		}
 	}
 	cfg := m.Config()
-	fmt.Fprintf(stderr, "resizer %s from %s\n", cfg, dir)
+	fmt.Fprintf(stderr, "resizer %s from %s\n", cfg, *ckpt)
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
@@ -79,30 +81,6 @@ func runResize(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%d of %d images failed", failed, len(files))
 	}
 	return nil
-}
-
-// resolveCheckpoint accepts a training run directory (LATEST -> checkpoints/epoch-N, whose
-// training.json gives INP_SIZE) or a plain checkpoint directory.
-func resolveCheckpoint(path string) (dir string, inpH, inpW int, err error) {
-	if _, err := os.Stat(path); err != nil {
-		return "", 0, 0, fmt.Errorf("-checkpoint: %w", err)
-	}
-	dir = path
-	if latest, err := training.LatestCheckpoint(path); err != nil {
-		return "", 0, 0, err
-	} else if latest != "" {
-		dir = latest
-	}
-	inpH, inpW = 300, 300
-	if raw, err := os.ReadFile(filepath.Join(dir, "training.json")); err == nil {
-		var meta struct {
-			Config training.Config `json:"config"`
-		}
-		if json.Unmarshal(raw, &meta) == nil && meta.Config.Model.InputHeight > 0 {
-			inpH, inpW = meta.Config.Model.InputHeight, meta.Config.Model.InputWidth
-		}
-	}
-	return dir, inpH, inpW, nil
 }
 
 // collectImages expands folders (recursively) into image files, sorted.

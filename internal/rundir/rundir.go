@@ -6,6 +6,7 @@
 package rundir
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -40,4 +41,23 @@ func Latest(dir string) (string, error) {
 		return "", fmt.Errorf("%s names %s, which is unreadable: %w", filepath.Join(dir, LatestFile), name, err)
 	}
 	return p, nil
+}
+
+// InputSize is the size of the images a checkpoint's model was trained on (the tutorial's INP_SIZE),
+// as its MetaFile records it (training's configuration, model.InputHeight and InputWidth); 0, 0 when
+// the checkpoint has no readable MetaFile (one written by resizer's Model.Save, for instance).
+func InputSize(checkpoint string) (height, width int) {
+	raw, err := os.ReadFile(filepath.Join(checkpoint, MetaFile))
+	if err != nil {
+		return 0, 0
+	}
+	var meta struct {
+		Config struct {
+			Model struct{ InputHeight, InputWidth int } `json:"model"`
+		} `json:"config"`
+	}
+	if json.Unmarshal(raw, &meta) != nil || meta.Config.Model.InputHeight <= 0 || meta.Config.Model.InputWidth <= 0 {
+		return 0, 0
+	}
+	return meta.Config.Model.InputHeight, meta.Config.Model.InputWidth
 }
