@@ -193,20 +193,21 @@ func (b *BatchNormBuilder) Done() *Node {
 		}
 		return Reshape(BroadcastToDims(Reshape(v, 1, c), inner/c, c), 1, inner)
 	}
-	var mean, variance *Node
+	var centered, variance *Node // x - mean, tiled: computed once, for the variance and the output
 	if b.scope.IsTraining(g) {
-		mean = channelMean2D(x2, c)
-		variance = channelMean2D(Square(Sub(x2, tile(mean))), c)
+		mean := channelMean2D(x2, c)
+		centered = Sub(x2, tile(mean))
+		variance = channelMean2D(Square(centered), c)
 		m := b.momentum
 		movingMean.SetNodeValue(Add(MulScalar(movingMean.NodeValue(g), m), MulScalar(StopGradient(mean), 1-m)))
 		movingVar.SetNodeValue(Add(MulScalar(movingVar.NodeValue(g), m), MulScalar(StopGradient(variance), 1-m)))
 	} else {
-		mean = movingMean.NodeValue(g)
+		centered = Sub(x2, tile(movingMean.NodeValue(g)))
 		variance = movingVar.NodeValue(g)
 	}
 	// 1/Sqrt rather than Rsqrt: GoMLX's Rsqrt has no gradient.
 	inv := Div(gamma.NodeValue(g), Sqrt(AddScalar(variance, b.epsilon)))
-	y := Add(Mul(Sub(x2, tile(mean)), tile(inv)), tile(beta.NodeValue(g)))
+	y := Add(Mul(centered, tile(inv)), tile(beta.NodeValue(g)))
 	return asDType(Reshape(y, dims...), b.x.DType())
 }
 
