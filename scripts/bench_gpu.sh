@@ -98,6 +98,8 @@ run_part() {
 		"$LEARNRESIZE" summary "${extra[@]}" 2>&1 >/dev/null # its first line names the backend
 		"$PYTHON" -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__, "cuda", torch.cuda.is_available())' 2>/dev/null ||
 			echo "PyTorch: not available in $PYTHON"
+		# Pretrained weights already on the machine (the warm-start experiment needs torchvision's; nothing can be downloaded)
+		echo "pretrained weights found: $(find "${TORCH_HOME:-$HOME/.cache/torch}" /root/.cache/torch /opt -maxdepth 6 \( -name 'densenet*.pth' -o -name 'resnet50*.pth' -o -name '*.safetensors' \) 2>/dev/null | head -10 | tr '\n' ' ')"
 		;;
 	peer)
 		need_peer torch_resizer.py

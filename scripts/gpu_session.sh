@@ -207,7 +207,7 @@ done
 # --- summary (the tool shows the end of the output)
 {
 	echo "== info"
-	grep -E 'NVIDIA|Driver|backend|torch' "$RES/bench/info.log" 2>/dev/null | head -8
+	grep -E 'NVIDIA|Driver|backend|torch|weights found' "$RES/bench/info.log" 2>/dev/null | head -8
 	[[ -f "$RES/tests/summary.txt" ]] && { echo "== tests"; cat "$RES/tests/summary.txt"; }
 	for p in compile memory peer bench bench-bf16 epoch compare peer-accuracy; do
 		[[ -f "$RES/bench/$p.log" ]] || continue
