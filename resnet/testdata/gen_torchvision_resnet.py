@@ -12,8 +12,9 @@ keeps its 64 filters, layers [2, 1, 1, 1] (layer1.1 has an identity shortcut), f
 2 classes. Weights come from torch's seeded random init; batch-norm weights, biases and running
 statistics are randomised too, so that every tensor matters.
 
-safetensors is written by hand (Debian's torch 1.13 has no safetensors package): 8 bytes of header
-length (little endian), a JSON header {name: {dtype, shape, data_offsets}}, then the raw bytes. The
+safetensors is written by hand (Debian's torch 1.13 has no safetensors package) with densenet's
+fixture script's save_safetensors: 8 bytes of header length (little endian), a JSON header
+{name: {dtype, shape, data_offsets}}, then the raw bytes. The
 .pth is torch.save of the state dict in PyTorch's legacy (pre-1.6, non-zip) format, which older
 published files use: the model tests then load both of torch.save's formats (densenet's fixture is a
 zip .pth).
@@ -23,11 +24,14 @@ Run offline with Debian's python3-torch and python3-torchvision:
 """
 import json
 import os
-import struct
+import sys
 
 import torch
 import torchvision
 from torchvision.models.resnet import Bottleneck, ResNet
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../densenet/testdata"))
+from gen_torchvision_safetensors import save_safetensors  # noqa: E402  (the same hand-written writer)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DIV = 16
@@ -41,24 +45,6 @@ class SmallResNet(ResNet):
 
     def _make_layer(self, block, planes, blocks, stride=1, dilate=False):
         return super()._make_layer(block, planes // DIV, blocks, stride, dilate)
-
-
-def save_safetensors(tensors, path):
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].contiguous()
-        dtype = {torch.float32: "F32", torch.int64: "I64"}[t.dtype]
-        raw = t.numpy().tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
 
 
 def main():
