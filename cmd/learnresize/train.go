@@ -16,6 +16,7 @@ import (
 
 	"github.com/gomlx/compute"
 
+	"github.com/learnresize/learnresize/backend"
 	"github.com/learnresize/learnresize/datasets"
 	"github.com/learnresize/learnresize/internal/fileutil"
 	"github.com/learnresize/learnresize/plots"
@@ -180,34 +181,60 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 func runCompare(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("compare", stderr, "compare [-seeds N|a,b,c] [-data PATH] [-out DIR] [-resume] [config flags]")
 	cf := addConfigFlags(fs, modelFlags|batchFlag|trainingFlags|splitFlags)
-	df := addDataFlags(fs, true)
-	out := fs.String("out", filepath.Join("runs", "compare"), "output directory")
-	resume := fs.Bool("resume", false, "continue interrupted runs in -out")
-	seedsFlag := fs.String("seeds", "1", "number of seeds (seed, seed+1, ...) or a comma-separated list")
+	ef := addExperimentFlags(fs, "compare")
 	cfg, b, info, err := startCommand(fs, args, cf, stderr)
 	if err != nil {
 		return err
 	}
-	seeds, err := parseSeeds(*seedsFlag, cfg.Seed)
+	return ef.run(cfg, b, info, "the comparison", stdout, stderr,
+		func(ctx context.Context, data training.Data, seeds []int64, opt training.Options) (*training.Comparison, error) {
+			return training.Compare(ctx, b, cfg, data, seeds, opt)
+		})
+}
+
+// experimentFlags are the flags of the commands that train several runs into one folder and
+// tabulate them (compare, warmstart): where the data is, the output folder, -resume and -seeds.
+type experimentFlags struct {
+	data   *dataFlags
+	out    *string
+	resume *bool
+	seeds  *string
+}
+
+func addExperimentFlags(fs *flag.FlagSet, name string) *experimentFlags {
+	return &experimentFlags{
+		data:   addDataFlags(fs, true),
+		out:    fs.String("out", filepath.Join("runs", name), "output directory"),
+		resume: fs.Bool("resume", false, "continue interrupted runs in -out"),
+		seeds:  fs.String("seeds", "1", "number of seeds (seed, seed+1, ...) or a comma-separated list"),
+	}
+}
+
+// run is what compare and warmstart share around their library call: the seeds, Ctrl-C handling,
+// the data, the slow-step warning, the training options, then the table and the figures. what names
+// the experiment in the interrupt messages.
+func (ef *experimentFlags) run(cfg training.Config, b compute.Backend, info backend.Info, what string, stdout, stderr io.Writer,
+	experiment func(ctx context.Context, data training.Data, seeds []int64, opt training.Options) (*training.Comparison, error)) error {
+	seeds, err := parseSeeds(*ef.seeds, cfg.Seed)
 	if err != nil {
 		return err
 	}
-	it := newInterrupter(stderr, "the comparison")
+	it := newInterrupter(stderr, what)
 	defer it.Close()
 	ctx := it.ctx
-	data, err := openData(ctx, cfg, df, stderr)
+	data, err := openData(ctx, cfg, ef.data, stderr)
 	if err != nil {
 		return interrupted(ctx, err, "")
 	}
 	defer data.Close()
 	warnSlowSteps(stderr, info, cfg)
-	cmp, err := training.Compare(ctx, b, cfg, data.Data, seeds, training.CompareOptions{Dir: *out, Resume: *resume,
-		Log: stderr, Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: df.prefetchOption(), OnStep: it.onStep})
+	cmp, err := experiment(ctx, data.Data, seeds, training.Options{Dir: *ef.out, Resume: *ef.resume, Log: stderr,
+		Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: ef.data.prefetchOption(), OnStep: it.onStep})
 	if err != nil {
-		return interrupted(ctx, err, fmt.Sprintf("run the same command again with -resume (-out %s)", *out))
+		return interrupted(ctx, err, fmt.Sprintf("run the same command again with -resume (-out %s)", *ef.out))
 	}
 	fmt.Fprint(stdout, "\n"+cmp.Markdown())
-	return writeComparison(b, *out, cmp, data, stdout)
+	return writeComparison(b, *ef.out, cmp, data, stdout)
 }
 
 // writeComparison draws a finished comparison's figures into out (the curves of every run of every

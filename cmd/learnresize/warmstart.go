@@ -1,9 +1,8 @@
 package main
 
 import (
-	"fmt"
+	"context"
 	"io"
-	"path/filepath"
 
 	"github.com/learnresize/learnresize/training"
 )
@@ -14,10 +13,7 @@ import (
 func runWarmStart(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("warmstart", stderr, "warmstart [-pretrained FILE] [-inp 224 -target 112] [-finetune-epochs N] [-seeds N|a,b,c] [-data PATH] [-out DIR] [-resume] [config flags]")
 	cf := addConfigFlags(fs, modelFlags|batchFlag|trainingFlags|splitFlags)
-	df := addDataFlags(fs, true)
-	out := fs.String("out", filepath.Join("runs", "warmstart"), "output directory")
-	resume := fs.Bool("resume", false, "continue interrupted runs in -out")
-	seedsFlag := fs.String("seeds", "1", "number of seeds (seed, seed+1, ...) or a comma-separated list")
+	ef := addExperimentFlags(fs, "warmstart")
 	finetune := fs.Int("finetune-epochs", 0, "epochs of the first stage, fine-tuning at -inp (0: -epochs)")
 	cfg, b, info, err := startCommand(fs, args, cf, stderr)
 	if err != nil {
@@ -31,25 +27,8 @@ func runWarmStart(args []string, stdout, stderr io.Writer) error {
 		return usagef("-target %dx%d must be smaller than -inp %dx%d: the experiment measures a network at a lower resolution than it was fine-tuned at",
 			m.TargetHeight, m.TargetWidth, m.InputHeight, m.InputWidth)
 	}
-	seeds, err := parseSeeds(*seedsFlag, cfg.Seed)
-	if err != nil {
-		return err
-	}
-	it := newInterrupter(stderr, "the warm-start experiment")
-	defer it.Close()
-	ctx := it.ctx
-	data, err := openData(ctx, cfg, df, stderr)
-	if err != nil {
-		return interrupted(ctx, err, "")
-	}
-	defer data.Close()
-	warnSlowSteps(stderr, info, cfg)
-	cmp, err := training.WarmStart(ctx, b, cfg, data.Data, seeds, training.WarmStartOptions{FinetuneEpochs: *finetune,
-		Options: training.Options{Dir: *out, Resume: *resume, Log: stderr, Interactive: interactive(stderr), BackendInfo: info.String(),
-			DevicePrefetch: df.prefetchOption(), OnStep: it.onStep}})
-	if err != nil {
-		return interrupted(ctx, err, fmt.Sprintf("run the same command again with -resume (-out %s)", *out))
-	}
-	fmt.Fprint(stdout, "\n"+cmp.Markdown())
-	return writeComparison(b, *out, cmp, data, stdout)
+	return ef.run(cfg, b, info, "the warm-start experiment", stdout, stderr,
+		func(ctx context.Context, data training.Data, seeds []int64, opt training.Options) (*training.Comparison, error) {
+			return training.WarmStart(ctx, b, cfg, data, seeds, training.WarmStartOptions{Options: opt, FinetuneEpochs: *finetune})
+		})
 }
