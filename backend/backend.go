@@ -21,8 +21,11 @@
 //     start gives way to the pure-Go backend, and the report says why.
 //  5. Otherwise the pure-Go backend ("go"), which needs no downloads and runs everywhere.
 //
+// The pure-Go backend runs as "go:ops_sequential" ([GoConfig]) when picked by rule 5 or named as a
+// plain GOMLX_BACKEND=go; any option after "go:" (for example "go:ops_parallel") is used as given.
+//
 // New returns the backend and an [Info] whose String method is the one-line report entry points
-// print ("backend go [go] on CPU, 2 cores (default; no NVIDIA GPU found; ...)").
+// print ("backend go [go:ops_sequential] on CPU, 2 cores (default; no NVIDIA GPU found; ...)").
 package backend
 
 import (
@@ -50,6 +53,14 @@ const (
 	// EnvONNXRuntime is compute-onnx's variable naming the ONNX Runtime shared library to load.
 	EnvONNXRuntime = ortlib.EnvLibrary
 )
+
+// GoConfig is the pure-Go backend's configuration here. GoMLX's default runs independent graph
+// nodes concurrently, each taking part of the worker pool when it starts; "ops_sequential" runs one
+// node at a time with every core. A matrix multiplication that starts beside a small node keeps its
+// share for its whole run, so concurrency costs more than it gains on a training step: on 2 cores
+// the tutorial's step (DenseNet-121 + resizer, batch 8, 300 -> 150) took 28.1 s with GoMLX's default
+// and 19.8 s with ops_sequential, its profile having averaged 1.2 busy cores (docs/BENCHMARKS.md).
+const GoConfig = "go:ops_sequential"
 
 // Backend is GoMLX's compute.Backend, named here for code that picks its backend with this package
 // and need not import compute (the notebook: GoNB runs "go get" for every import the notebook names).
@@ -81,11 +92,16 @@ func (i Info) IsONNX() bool { return i.Name == "onnx" || i.Name == "onnxruntime"
 // New picks, starts and describes the backend following the package rule.
 func New() (compute.Backend, Info, error) {
 	if cfg, ok := os.LookupEnv(EnvBackend); ok && cfg != "" {
+		reason := "set by " + EnvBackend
+		if cfg == "go" {
+			cfg = GoConfig
+			reason += "; ops_sequential added: one op at a time on every core, GOMLX_BACKEND=go:ops_parallel for GoMLX's default"
+		}
 		b, err := start(cfg)
 		if err != nil {
-			return nil, Info{}, fmt.Errorf("backend %s=%q (asked for by the user) cannot start: %w", EnvBackend, cfg, err)
+			return nil, Info{}, fmt.Errorf("backend %s=%q (asked for by the user) cannot start: %w", EnvBackend, os.Getenv(EnvBackend), err)
 		}
-		return b, describe(b, cfg, "set by "+EnvBackend), nil
+		return b, describe(b, cfg, reason), nil
 	}
 	if p := os.Getenv(EnvPlugin); p != "" {
 		if _, err := os.Stat(p); err != nil {
@@ -129,11 +145,11 @@ func New() (compute.Backend, Info, error) {
 	} else {
 		why = append(why, "no ONNX Runtime library found (scripts/install_onnxruntime.sh installs it)")
 	}
-	b, err := start("go")
+	b, err := start(GoConfig)
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("the pure-Go backend cannot start: %w", err)
 	}
-	return b, describe(b, "go", "default; "+strings.Join(why, "; ")), nil
+	return b, describe(b, GoConfig, "default; "+strings.Join(why, "; ")), nil
 }
 
 // Must is New for programs and tests that cannot go on without a backend: it panics on error.

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/learnresize/learnresize/internal/backendtest"
 )
 
 func TestExplicitGoBackend(t *testing.T) {
@@ -15,8 +17,25 @@ func TestExplicitGoBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Finalize()
-	if !info.IsGo() || info.Config != "go" || !strings.Contains(info.String(), "set by GOMLX_BACKEND") {
+	if !info.IsGo() || info.Config != GoConfig || !strings.Contains(info.String(), "set by GOMLX_BACKEND") {
 		t.Errorf("info = %+v (%s)", info, info)
+	}
+}
+
+// Options after "go:" are the user's: none is added.
+func TestGoBackendOptionsAsGiven(t *testing.T) {
+	t.Setenv(EnvBackend, "go:ops_parallel")
+	b, info, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Finalize()
+	if !info.IsGo() || info.Config != "go:ops_parallel" {
+		t.Errorf("info = %+v (%s), want the configuration as given", info, info)
+	}
+	t.Setenv(EnvBackend, "go:no_such_option")
+	if _, _, err := New(); err == nil || !strings.Contains(err.Error(), `"go:no_such_option"`) {
+		t.Errorf("unknown option: error = %v, want one naming the configuration", err)
 	}
 }
 
@@ -80,7 +99,7 @@ func TestDefaultWithoutGPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Finalize()
-	if !info.IsGo() || !strings.Contains(info.Reason, "no NVIDIA GPU") || !strings.Contains(info.Reason, "no ONNX Runtime library") {
+	if !info.IsGo() || info.Config != GoConfig || !strings.Contains(info.Reason, "no NVIDIA GPU") || !strings.Contains(info.Reason, "no ONNX Runtime library") {
 		t.Errorf("info = %s, want the go backend because neither a GPU nor ONNX Runtime was found", info)
 	}
 }
@@ -191,5 +210,12 @@ func TestNVIDIAModels(t *testing.T) {
 	}
 	if got := nvidiaModels(filepath.Join(dir, "missing")); len(got) != 0 {
 		t.Errorf("nvidiaModels(missing) = %q, want none", got)
+	}
+}
+
+// The tests' pure-Go backend (internal/backendtest) is configured as users get it.
+func TestBackendtestGoConfig(t *testing.T) {
+	if backendtest.GoConfig != GoConfig {
+		t.Errorf("backendtest.GoConfig %q, backend.GoConfig %q", backendtest.GoConfig, GoConfig)
 	}
 }

@@ -185,7 +185,7 @@ func benchList(b compute.Backend, cfg Config) []bench {
 			return cfg.Pipeline, nil
 		}})
 	}
-	if !layers.NativeStridedOn(b) {
+	if !layers.RunsStridedGradients(b) {
 		// graph.Interpolate's gradient needs ops this backend lacks (interior padding, scatter-add);
 		// the comparison with it is for the backends that run it.
 		all = slices.DeleteFunc(all, func(bn bench) bool { return bn.kind == KindInterpolate })

@@ -139,7 +139,7 @@ func (c *Comparison) Markdown() string {
 			fmt.Fprintf(&b, "| %s | %.6f | %.2f%% |\n", r.Model, float64(r.Params)/1e6, 100*r.Mean)
 		}
 	}
-	run := c.Backend // the one-line report, "backend go [go] on CPU, ..."
+	run := c.Backend // the one-line report, "backend go [go:ops_sequential] on CPU, ..."
 	if run == "" {
 		run = "backend not recorded"
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"iter"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	only := fs.String("only", "", "comma-separated substrings of benchmark names, or kinds (train-step-resizer, eval-step, ...): run only those (e.g. \"resize,train\")")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
 	peerFile := fs.String("peer", "", "output of ../shared/peers/torch_resizer.py (same GPU, same batch): print ours / PyTorch and the 1.25x goal")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the timed runs to this file (go tool pprof): on the go backend it names each kernel")
 	cfg, b, info, err := startCommand(fs, args, cf, stderr)
 	if err != nil {
 		return err
@@ -66,6 +68,13 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		defer data.Close()
 		bc.Pipeline = pipelineReader(data.Train)
 	}
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
 	rep, err := bench.Run(b, bc, stdout)
 	if err != nil {
 		return err
@@ -91,6 +100,24 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "results written to %s\n", *jsonOut)
 	}
 	return nil
+}
+
+// startCPUProfile starts Go's CPU profiler writing to path; the returned function stops it and
+// closes the file. The whole run is profiled, compilation included: pprof's -focus or the
+// kernels' names separate the steps from it.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // pipelineReader returns a function reading the next training batch, cycling through epochs.

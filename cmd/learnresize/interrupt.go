@@ -111,10 +111,10 @@ func interrupted(ctx context.Context, err error, resume string) error {
 }
 
 // Seconds per image of a training step at 300x300 input, with the learnable resizer, on 2 cores,
-// measured 2026-11-26 (docs/BENCHMARKS.md): batch 8 took 26.5 s on the pure-Go backend and 1.74 s on
+// measured 2026-11-26 (docs/BENCHMARKS.md): batch 8 took 17.5 s on the pure-Go backend and 1.74 s on
 // ONNX Runtime. The plain-resize model takes about 0.55 of that on ONNX Runtime.
 const (
-	goSecondsPerImage   = 26.5 / 8
+	goSecondsPerImage   = 17.5 / 8
 	onnxSecondsPerImage = 1.74 / 8
 )
 

@@ -1,15 +1,16 @@
 // Package backendtest gives tests every backend the project trains on, so that numerical tests
 // (values and gradients) run on each of them in one go test run:
 //
-//   - "go": GoMLX's pure-Go backend, with the native strided ops;
-//   - "go-portable": the same backend with internal/layers' portable formulations (the ones ONNX
-//     Runtime runs), so that they are checked even where ONNX Runtime is absent;
+//   - "go": GoMLX's pure-Go backend as package backend starts it, with internal/layers' portable
+//     formulations (its default there, and the ones ONNX Runtime runs, so that they are checked
+//     even where ONNX Runtime is absent);
+//   - "go-native": the same backend with GoMLX's native strided ops, the formulations XLA runs;
 //   - "onnx": ONNX Runtime on the CPU (GoMLX's compute-onnx), when its library is found;
 //   - "xla": only when GOMLX_BACKEND names an XLA configuration (the GPU machine runs the test
-//     binaries with "xla:<cuda plugin>"); then the list is "go" (the reference some tests need)
-//     and "xla", and the CPU-only variants are left out.
+//     binaries with "xla:<cuda plugin>"); then the list is "go-native" (the reference some tests
+//     need, with XLA's formulations) and "xla", and the CPU-only variants are left out.
 //
-// The first backend is always "go".
+// The first backend is always the pure-Go one.
 //
 // With LEARNRESIZE_REQUIRE_ONNX set (CI sets it), a missing ONNX Runtime library fails the test
 // instead of leaving ONNX Runtime out.
@@ -39,12 +40,15 @@ const EnvRequireONNX = "LEARNRESIZE_REQUIRE_ONNX"
 // EnvPortable is internal/layers.EnvPortable (repeated here: layers' own tests use this package).
 const EnvPortable = "LEARNRESIZE_PORTABLE_OPS"
 
+// GoConfig is package backend's GoConfig (repeated here: nothing under internal/ imports backend).
+const GoConfig = "go:ops_sequential"
+
 // Backend is one backend to test on.
 type Backend struct {
 	Name string
 	compute.Backend
-	// Portable: the model code must use the portable formulations here (set by Use).
-	Portable bool
+	// Native: the model code must use GoMLX's native strided ops here, as on XLA (set by Use).
+	Native bool
 }
 
 // Use prepares the test to build graphs for this backend (the formulation switch of
@@ -52,8 +56,8 @@ type Backend struct {
 func (b Backend) Use(t testing.TB) {
 	t.Helper()
 	v := ""
-	if b.Portable {
-		v = "1"
+	if b.Native {
+		v = "0"
 	}
 	t.Setenv(EnvPortable, v)
 }
@@ -81,7 +85,7 @@ func All(t testing.TB) []Backend {
 					xlaErr = fmt.Errorf("%v", r)
 				}
 			}()
-			gob, err := compute.NewWithConfig("go")
+			gob, err := compute.NewWithConfig(GoConfig)
 			if err != nil {
 				xlaErr = err
 				return
@@ -91,7 +95,7 @@ func All(t testing.TB) []Backend {
 				xlaErr = err
 				return
 			}
-			xlaBE = []Backend{{Name: "go", Backend: gob}, {Name: "xla", Backend: b}}
+			xlaBE = []Backend{{Name: "go-native", Backend: gob, Native: true}, {Name: "xla", Backend: b}}
 		})
 		if xlaErr != nil {
 			t.Fatalf("%s=%q does not start: %v", compute.ConfigEnvVar, cfg, xlaErr)
@@ -99,11 +103,11 @@ func All(t testing.TB) []Backend {
 		return xlaBE
 	}
 	once.Do(func() {
-		gob, err := compute.NewWithConfig("go")
+		gob, err := compute.NewWithConfig(GoConfig)
 		if err != nil {
 			panic(err)
 		}
-		backends = []Backend{{Name: "go", Backend: gob}, {Name: "go-portable", Backend: gob, Portable: true}}
+		backends = []Backend{{Name: "go", Backend: gob}, {Name: "go-native", Backend: gob, Native: true}}
 		lib, _ := ortlib.Find()
 		onnxLib = lib
 		if lib == "" {

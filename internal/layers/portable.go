@@ -19,27 +19,41 @@ import (
 // on a 10x10 input. And GoMLX's input gradient of a convolution with an even kernel size is off by
 // one pixel on every backend (4x4: 140% off finite differences; odd sizes agree to 2e-10).
 //
-// So on backends other than "go" and "xla" the functions below use portable formulations built
-// from reshapes, plain slices, pads, transposes, selects and stride-1 convolutions with odd
-// kernels, whose gradients are the same kinds of ops. They compute the same values; tests compare
-// values and gradients on every backend against finite differences in float64.
+// So everywhere but on XLA the functions below use portable formulations built from reshapes, plain
+// slices, pads, transposes, selects and stride-1 convolutions with odd kernels, whose gradients are
+// the same kinds of ops. They compute the same values; tests compare values and gradients on every
+// backend against finite differences in float64. The pure-Go backend runs GoMLX's native ops too,
+// but slower: its ReduceWindow and SelectAndScatter are generic loops (14% of the CPU time of the
+// tutorial's training step in a profile), and with the portable forms that step went from 19.8-20.9 s
+// to 16.4-17.1 s on 2 cores (docs/BENCHMARKS.md).
+// Tests still run the native forms on it ($LEARNRESIZE_PORTABLE_OPS=0): they are what XLA runs.
 
-// EnvPortable, when set to a non-empty value, makes every backend use the portable formulations
-// (for tests and for comparing formulations on the go backend).
+// EnvPortable chooses the formulations: unset or empty, GoMLX's native strided ops on XLA only and
+// the portable ones elsewhere; "0", the native ops on every backend that runs them (the pure-Go
+// backend and XLA: tests use it to check XLA's formulations on the CPU); any other value, the
+// portable ones everywhere (for tests and for comparing formulations on XLA).
 const EnvPortable = "LEARNRESIZE_PORTABLE_OPS"
 
-// NativeStrided reports whether g's backend runs GoMLX's strided ops and their gradients as GoMLX
-// emits them: the pure-Go backend ("go") and XLA ("xla"), unless $LEARNRESIZE_PORTABLE_OPS is set.
-// Elsewhere the portable formulations run.
+// NativeStrided reports whether graphs for g's backend use GoMLX's strided ops and their gradients
+// as GoMLX emits them (see EnvPortable): by default on XLA only. Elsewhere the portable
+// formulations run.
 func NativeStrided(g *Graph) bool { return NativeStridedOn(g.Backend()) }
 
 // NativeStridedOn is NativeStrided for a backend.
 func NativeStridedOn(b compute.Backend) bool {
-	if os.Getenv(EnvPortable) != "" {
-		return false
+	switch os.Getenv(EnvPortable) {
+	case "":
+		return isXLA(b)
+	case "0":
+		return RunsStridedGradients(b)
 	}
-	return isGoBackend(b) || isXLA(b)
+	return false
 }
+
+// RunsStridedGradients reports whether b runs the ops GoMLX's gradients of strided slices,
+// pooling and convolutions need (interior padding, input dilation, adding select-and-scatter): the
+// pure-Go backend and XLA, not ONNX Runtime.
+func RunsStridedGradients(b compute.Backend) bool { return isGoBackend(b) || isXLA(b) }
 
 // isGoBackend reports whether b is GoMLX's pure-Go backend (compute v0.1.14's calls itself
 // "Go Backend"; its String is "go").

@@ -226,7 +226,7 @@ func TestEvenKernelGradientIsWrongInGoMLX(t *testing.T) {
 
 // TestNativeStridedNames: the rule must recognise the backends it means by the names they give.
 func TestNativeStridedNames(t *testing.T) {
-	want := map[string]bool{"go": true, "go-portable": false, "onnx": false, "xla": true}
+	want := map[string]bool{"go": false, "go-native": true, "onnx": false, "xla": true}
 	for _, be := range backendtest.All(t) {
 		be.Use(t)
 		if got := NativeStridedOn(be.Backend); got != want[be.Name] {
