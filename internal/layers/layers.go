@@ -73,11 +73,12 @@ func (c *ConvBuilder) Done() *Node {
 			"strided convs unevenly; use explicit padding and Valid)", c.scope.Scope())
 	}
 	kernel := asDType(kernelVar.NodeValue(g), c.x.DType())
+	training := c.scope.IsTraining(g) // no gradient otherwise: the formulation may differ (convmatmul.go)
 	var y *Node
 	if c.same {
-		y = convSame(c.x, kernel)
+		y = convSame(c.x, kernel, training)
 	} else {
-		y = convValid(c.x, kernel, c.strides)
+		y = convValid(c.x, kernel, c.strides, training)
 	}
 	if c.bias {
 		biasVar := c.scope.WithInitializer(initializer.Zero).VariableWithShape("bias", shapes.Make(dtype, c.filters))

@@ -175,17 +175,21 @@ func AvgPool2D(x *Node, window, stride int) *Node {
 }
 
 // convValid is a valid (unpadded) convolution of NHWC x with kernel [k, k, in, out] and the
-// stride. With a stride above 1 it is convStridedPortable everywhere but on XLA: on the pure-Go
-// backend too, because there, in float32, the tutorial-shaped training graph (a resizer in front
-// of DenseNet's strided stem, so that the stem's input gradient is taken) gave gradients up to 5%
-// off PyTorch's, deterministically, while float64 matched to 3e-9 and the same convolution alone
-// matched to 6e-7 (training/parity_test.go has the case; with the portable form the errors are
-// float32 rounding, as on ONNX Runtime).
-func convValid(x, kernel *Node, stride int) *Node {
-	if stride > 1 && !(NativeStrided(x.Graph()) && isXLA(x.Graph().Backend())) {
-		return convStridedPortable(x, kernel, stride)
+// stride, for a training graph or not. With a stride above 1 it is convStridedPortable everywhere
+// but on XLA and in ONNX Runtime's graphs that are not training (no gradient, and its forward
+// strided convolution is right): on the pure-Go backend too, because there, in float32, the
+// tutorial-shaped training graph (a resizer in front of DenseNet's strided stem, so that the stem's
+// input gradient is taken) gave gradients up to 5% off PyTorch's, deterministically, while float64
+// matched to 3e-9 and the same convolution alone matched to 6e-7 (training/parity_test.go has the
+// case; with the portable form the errors are float32 rounding, as on ONNX Runtime); and its
+// strided convolution is a scalar loop.
+func convValid(x, kernel *Node, stride int, training bool) *Node {
+	b := x.Graph().Backend()
+	native := NativeStrided(x.Graph()) && isXLA(b) || !training && !RunsStridedGradients(b)
+	if stride > 1 && !native {
+		return convStridedPortable(x, kernel, stride, training)
 	}
-	if stride == 1 && MatmulConv(x, kernel.Shape().Dimensions[0]) {
+	if stride == 1 && MatmulConv(x, kernel.Shape().Dimensions[0], training) {
 		return convMatmul(x, kernel, 0)
 	}
 	return Convolve(x, kernel).Strides(stride).NoPadding().Done()
@@ -196,7 +200,7 @@ func convValid(x, kernel *Node, stride int) *Node {
 // pixels becomes one pixel with stride² x in channels, and the kernel, zero-padded to a whole
 // number of blocks, is rearranged the same way. The rearranged kernel has an odd number of blocks
 // per side (one more zero block when needed): GoMLX's input gradient is wrong for even kernels.
-func convStridedPortable(x, kernel *Node, stride int) *Node {
+func convStridedPortable(x, kernel *Node, stride int, training bool) *Node {
 	d := x.Shape().Dimensions
 	k, in, out := kernel.Shape().Dimensions[0], kernel.Shape().Dimensions[2], kernel.Shape().Dimensions[3]
 	s := stride
@@ -212,7 +216,7 @@ func convStridedPortable(x, kernel *Node, stride int) *Node {
 	kernel = fitAxis(fitAxis(kernel, 0, kc*s), 1, kc*s)
 	kernel = Reshape(kernel, kc, s, kc, s, in, out)
 	kernel = Reshape(TransposeAllAxes(kernel, 0, 2, 1, 3, 4, 5), kc, kc, s*s*in, out)
-	if MatmulConv(x, kc) {
+	if MatmulConv(x, kc, training) {
 		return convMatmul(x, kernel, 0)
 	}
 	return Convolve(x, kernel).NoPadding().Done()

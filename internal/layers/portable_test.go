@@ -35,27 +35,27 @@ var opCases = []opCase{
 	{name: "AvgPool2D 2/2 9x8", x: []int{2, 9, 8, 3}, f: func(x, _ *Node) *Node { return AvgPool2D(x, 2, 2) }},
 	{name: "AvgPool2D 3/2 9x9", x: []int{2, 9, 9, 3}, f: func(x, _ *Node) *Node { return AvgPool2D(x, 3, 2) }},
 	{name: "conv 7x7/2 valid 18x18 (last row unread)", x: []int{2, 18, 18, 3}, k: []int{7, 7, 3, 4},
-		f: func(x, k *Node) *Node { return convValid(x, k, 2) }},
+		f: func(x, k *Node) *Node { return convValid(x, k, 2, true) }},
 	{name: "conv 7x7/2 valid 17x16", x: []int{1, 17, 16, 2}, k: []int{7, 7, 2, 3},
-		f: func(x, k *Node) *Node { return convValid(x, k, 2) }},
+		f: func(x, k *Node) *Node { return convValid(x, k, 2, true) }},
 	{name: "conv 3x3/3 valid 11x11", x: []int{2, 11, 11, 2}, k: []int{3, 3, 2, 3},
-		f: func(x, k *Node) *Node { return convValid(x, k, 3) }},
+		f: func(x, k *Node) *Node { return convValid(x, k, 3, true) }},
 	{name: "conv 1x1/2 valid 7x7", x: []int{2, 7, 7, 3}, k: []int{1, 1, 3, 2},
-		f: func(x, k *Node) *Node { return convValid(x, k, 2) }},
+		f: func(x, k *Node) *Node { return convValid(x, k, 2, true) }},
 	// Stride-1 "same" convolutions: im2col + matmul for 1x1 and for 3x3 with >= 16 channels
 	// (convmatmul.go), the backend's convolution otherwise.
 	{name: "conv 3x3 same, 16 channels (matmul)", x: []int{2, 6, 7, 16}, k: []int{3, 3, 16, 5},
-		f: func(x, k *Node) *Node { return convSame(x, k) }},
+		f: func(x, k *Node) *Node { return convSame(x, k, true) }},
 	{name: "conv 1x1 same (matmul)", x: []int{2, 5, 4, 6}, k: []int{1, 1, 6, 3},
-		f: func(x, k *Node) *Node { return convSame(x, k) }},
+		f: func(x, k *Node) *Node { return convSame(x, k, true) }},
 	{name: "conv 3x3 same, 4 channels", x: []int{2, 6, 5, 4}, k: []int{3, 3, 4, 3},
-		f: func(x, k *Node) *Node { return convSame(x, k) }},
+		f: func(x, k *Node) *Node { return convSame(x, k, true) }},
 	{name: "conv 5x5 same, 16 channels", x: []int{1, 7, 6, 16}, k: []int{5, 5, 16, 2},
-		f: func(x, k *Node) *Node { return convSame(x, k) }},
+		f: func(x, k *Node) *Node { return convSame(x, k, true) }},
 	{name: "conv 7x7 same, 3 channels", x: []int{1, 9, 8, 3}, k: []int{7, 7, 3, 2},
-		f: func(x, k *Node) *Node { return convSame(x, k) }},
+		f: func(x, k *Node) *Node { return convSame(x, k, true) }},
 	{name: "conv 5x5/2 valid, 12 channels (stem-like)", x: []int{2, 13, 12, 12}, k: []int{5, 5, 12, 4},
-		f: func(x, k *Node) *Node { return convValid(x, k, 2) }},
+		f: func(x, k *Node) *Node { return convValid(x, k, 2, true) }},
 	{name: "ReLU", x: []int{2, 4, 3, 5}, f: func(x, _ *Node) *Node { return ReLU(x) }},
 }
 
@@ -139,7 +139,14 @@ func finiteDifferences(b compute.Backend, c opCase, xv, kv, rv []float64, ydims 
 // fails on ONNX Runtime (max pooling) and for even kernels (everywhere).
 func TestStridedOpsOnEveryBackend(t *testing.T) {
 	bs := backendtest.All(t)
-	gob := bs[0].Backend
+	ref := bs[0]
+	for _, be := range bs {
+		if be.Native {
+			ref = be // "go-native": GoMLX's own strided ops are the reference
+			break
+		}
+	}
+	gob := ref.Backend
 	for _, c := range opCases {
 		xv := values(numel(c.x), 1, c.ties)
 		var kv []float64
@@ -157,7 +164,7 @@ func TestStridedOpsOnEveryBackend(t *testing.T) {
 			}
 			return rv
 		}
-		bs[0].Use(t)
+		ref.Use(t)
 		refY, refGX, refGK, err := evalCase(gob, c, dtypes.Float64, xv, kv, rOf)
 		if err != nil {
 			t.Fatalf("%s: go float64: %v", c.name, err)
@@ -193,6 +200,46 @@ func TestStridedOpsOnEveryBackend(t *testing.T) {
 				if ey > tol || egx > tol || egk > tol || math.IsNaN(ey+egx+egk) {
 					t.Errorf("%s on %s %s: relative error y %.2g, dx %.2g, dk %.2g (tolerance %g)", c.name, be.Name, dtype, ey, egx, egk, tol)
 				}
+			}
+		}
+	}
+}
+
+// TestConvInferenceFormulation: graphs that are not training may write convolutions differently
+// (ONNX Runtime's own, strided ones included: convmatmul.go); they must compute what the training
+// formulation computes.
+func TestConvInferenceFormulation(t *testing.T) {
+	cases := []struct {
+		name   string
+		x, k   []int
+		stride int
+	}{
+		{"3x3 same, 16 channels", []int{2, 6, 7, 16}, []int{3, 3, 16, 5}, 0},
+		{"7x7 same, 3 channels", []int{1, 9, 8, 3}, []int{7, 7, 3, 2}, 0},
+		{"5x5/2 valid, 12 channels", []int{2, 13, 12, 12}, []int{5, 5, 12, 4}, 2},
+		{"7x7/2 valid", []int{2, 18, 18, 3}, []int{7, 7, 3, 4}, 2},
+	}
+	for _, be := range backendtest.All(t) {
+		be.Use(t)
+		for _, c := range cases {
+			conv := func(x, k *Node, training bool) *Node {
+				if c.stride == 0 {
+					return convSame(x, k, training)
+				}
+				return convValid(x, k, c.stride, training)
+			}
+			x := backendtest.FloatTensor(values(numel(c.x), 1, false), c.x, dtypes.Float32)
+			k := backendtest.FloatTensor(values(numel(c.k), 2, false), c.k, dtypes.Float32)
+			outs := MustNewExec(be.Backend, func(x, k *Node) []*Node {
+				return []*Node{ConvertDType(conv(x, k, true), dtypes.Float64), ConvertDType(conv(x, k, false), dtypes.Float64)}
+			}).MustExec(x, k)
+			train, infer := tensors.MustCopyFlatData[float64](outs[0]), tensors.MustCopyFlatData[float64](outs[1])
+			tol := 1e-6
+			if backendtest.TF32(be.Backend) {
+				tol = 2e-3
+			}
+			if e := backendtest.RelDiff(infer, train); e > tol || math.IsNaN(e) {
+				t.Errorf("%s on %s: inference formulation %.2g off the training one (tolerance %g)", c.name, be.Name, e, tol)
 			}
 		}
 	}
@@ -244,7 +291,7 @@ func TestMatmulConvChoice(t *testing.T) {
 		if be.Name == "xla" { // XLA runs every convolution natively (cuDNN)
 			for _, c := range []int{1, 3, 7} {
 				x := Parameter(g, fmt.Sprintf("xla%d", c), shapes.Make(dtypes.Float32, 1, 8, 8, 16))
-				if MatmulConv(x, c) {
+				if MatmulConv(x, c, true) || MatmulConv(x, c, false) {
 					t.Errorf("xla: MatmulConv(16 channels, %dx%d) = true, want false", c, c)
 				}
 			}
@@ -260,8 +307,13 @@ func TestMatmulConvChoice(t *testing.T) {
 			{64, 300, 3, 7, false}, // im2col would be 3.4 GB
 		} {
 			x := Parameter(g, fmt.Sprintf("x%d", i), shapes.Make(dtypes.Float32, c.batch, c.size, c.size, c.channels))
-			if got := MatmulConv(x, c.k); got != c.want {
-				t.Errorf("%s: MatmulConv(%d channels, %dx%d) = %v, want %v", be.Name, c.channels, c.k, c.k, got, c.want)
+			if got := MatmulConv(x, c.k, true); got != c.want {
+				t.Errorf("%s: MatmulConv(%d channels, %dx%d, training) = %v, want %v", be.Name, c.channels, c.k, c.k, got, c.want)
+			}
+			// Without a gradient, ONNX Runtime's own convolution runs everything but 1x1 kernels.
+			wantInference := c.want && (goBackend || c.k == 1)
+			if got := MatmulConv(x, c.k, false); got != wantInference {
+				t.Errorf("%s: MatmulConv(%d channels, %dx%d, not training) = %v, want %v", be.Name, c.channels, c.k, c.k, got, wantInference)
 			}
 		}
 		g.Finalize()
