@@ -21,6 +21,9 @@
 #   memory      GPU memory of one training step alone (bench -only train-step-resizer, then
 #               train-step-baseline, each in its own process, nvidia-smi sampled every 100 ms): the
 #               bench part's peak holds every row's executables at once.
+#   go-cores    the pure-Go backend on this machine's CPU cores: the tutorial's training step (batch 8,
+#               one timed step) with go:ops_sequential (package backend's default) and with
+#               go:ops_parallel (GoMLX's), alternately, twice: the choice was measured on 2 cores only.
 #   peer, bench, bench-bf16, epoch, compare, peer-accuracy, dump, info: scripts/bench_gpu.sh's parts
 #               (info always runs first).
 #
@@ -156,6 +159,23 @@ part_memory() {
 	done
 }
 
+part_go_cores() {
+	local round cfg budget
+	for round in 1 2; do
+		for cfg in go:ops_sequential go:ops_parallel; do
+			budget=$(($(left) - 15))
+			((budget < 40)) && { log "go-cores: skip $cfg, ${budget}s left"; continue; }
+			log "go-cores: round $round, $cfg (at most ${budget}s)"
+			{
+				echo "== round $round: $cfg, $(nproc) cores"
+				GOMLX_BACKEND="$cfg" timeout -k 5 "$budget" bin/learnresize bench -batch 8 -duration 1s -warmups 0 \
+					-only train-step-resizer 2>&1 | grep -E 'train step.*mean|rror'
+			} >>"$RES/bench/go-cores.log" 2>&1
+		done
+	done
+	cat "$RES/bench/go-cores.log"
+}
+
 bench_part() { # PART: one part of bench_gpu.sh, time-boxed
 	local budget=$(($(left) - 10))
 	if ((budget < 20)); then
@@ -180,6 +200,9 @@ run_one() {
 		;;
 	memory)
 		part_memory
+		;;
+	go-cores)
+		part_go_cores
 		;;
 	*) bench_part "$1" ;;
 	esac
@@ -209,7 +232,7 @@ done
 	echo "== info"
 	grep -E 'NVIDIA|Driver|backend|torch|weights found' "$RES/bench/info.log" 2>/dev/null | head -8
 	[[ -f "$RES/tests/summary.txt" ]] && { echo "== tests"; cat "$RES/tests/summary.txt"; }
-	for p in compile memory peer bench bench-bf16 epoch compare peer-accuracy; do
+	for p in compile memory go-cores peer bench bench-bf16 epoch compare peer-accuracy; do
 		[[ -f "$RES/bench/$p.log" ]] || continue
 		echo "== $p"
 		grep -v -E '^\s*$' "$RES/bench/$p.log" | tail -25
