@@ -54,7 +54,8 @@ type Config struct {
 	TorchvisionLayout bool `json:",omitempty"`
 	// Classes of the classifier (2: cat, dog).
 	Classes int
-	// Checkpoint turns on gradient checkpointing in the DenseNet's dense blocks (DenseNets only).
+	// Checkpoint turns on gradient checkpointing in the DenseNet's dense blocks and in the learnable
+	// resizer (DenseNets only): layers recomputed in the backward pass instead of kept, for less memory.
 	Checkpoint bool
 	// BFloat16 runs the network in bfloat16 (mixed precision): convolutions, resizes and activations in
 	// bfloat16, while weights, batch-norm statistics, logits and the loss stay float32. Worth it on GPUs
@@ -199,7 +200,8 @@ func build(scope *model.Scope, images *Node, cfg Config, rec *summary.Recorder, 
 	}
 	if cfg.Resizer {
 		x = resizer.New(scope, x).Target(cfg.TargetHeight, cfg.TargetWidth).Filters(cfg.Filters).
-			ResBlocks(cfg.ResBlocks).Interpolation(cfg.Interpolation).TrainingInput(cfg.InputHeight, cfg.InputWidth).Done()
+			ResBlocks(cfg.ResBlocks).Interpolation(cfg.Interpolation).TrainingInput(cfg.InputHeight, cfg.InputWidth).
+			Checkpoint(cfg.Checkpoint).Done()
 		rec.Add(resizer.ScopeName, "Functional", x, scope.At(resizer.ScopeName))
 	} else {
 		x = resizer.Resize(x, cfg.TargetHeight, cfg.TargetWidth, cfg.Interpolation)
