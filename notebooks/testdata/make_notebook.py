@@ -28,7 +28,7 @@ library (the same code the `learnresize` command runs): the model code lives in 
 > blocks (2, 2) and growth 8, 8 epochs of 320 training and 160 validation images from the 5,000 development
 > photos), run with `LEARNRESIZE_TINY=1 LEARNRESIZE_EPOCHS=8`. The tutorial's own
 > settings (300 → 150, DenseNet-121, 5 epochs) want a GPU: on two CPU cores with ONNX Runtime one training
-> step of 8 images takes about 1.7 s, so the whole comparison takes hours (30 s a step on the pure-Go
+> step of 8 images takes about 1.7 s, so the whole comparison takes hours (17.5 s a step on the pure-Go
 > backend: days). The cells that build or run a model print the backend and device they ran on.
 """),
 md("""
