@@ -112,6 +112,34 @@ func resizeAxisDense(x *Node, axis int, t *taps) *Node {
 	return TransposeAllAxes(y, perm...)
 }
 
+// meanAsMatmulMaxInner bounds the values after the resized axis (the width axis of NHWC: the
+// channels) for which meanAsMatmul replaces the reduction on backends other than XLA and the
+// pure-Go one (ONNX Runtime).
+const meanAsMatmulMaxInner = 64
+
+// meanAsMatmul is the mean of every q consecutive entries of axis (out groups), followed by inner
+// values per entry, as one matrix product: x as [rows, q*inner] times a [q*inner, inner] matrix of
+// stacked identities divided by q. ONNX Runtime reduces a middle axis followed by few values (the
+// width axis of an image, 3 channels) slowly: [16,32,32,2,3] summed over the pairs took 1.19 ms,
+// the same tensor's height pairs (192 values after them) 0.07 ms. With the matrix product the small
+// baseline training step went from 16.1-24.6 ms to 14.5-15.6 ms and resizer inference [8,300,300,3]
+// -> 150 from 205-225 ms to 188-192 ms (alternating rounds, 2 cores).
+func meanAsMatmul(x *Node, axis, out, q, inner int) *Node {
+	dims := x.Shape().Dimensions
+	m := make([]float64, q*inner*inner)
+	for j := range q {
+		for c := range inner {
+			m[(j*inner+c)*inner+c] = 1 / float64(q)
+		}
+	}
+	w := ConvertDType(Const(x.Graph(), tensors.FromFlatDataAndDimensions(m, q*inner, inner)), x.DType())
+	rows := x.Shape().Size() / (q * inner)
+	y := Dot(Reshape(x, rows, q*inner), w).Product()
+	outDims := slices.Clone(dims)
+	outDims[axis] = out
+	return Reshape(y, outDims...)
+}
+
 // resizeAxisBanded builds the output of one axis as strided slices of the (edge-padded) input.
 // (One piece: the phase decomposition, the padding it needs and the weighted sum share their index
 // arithmetic; split, each part would need all of it.)
@@ -124,6 +152,13 @@ func resizeAxisBanded(x *Node, axis int, t *taps) *Node {
 	// Integer downscale with equal weights and no edge effects: a reshape and a mean (pooling).
 	if p == 1 && t.k == q && uniformWindows(t, q) {
 		dims := slices.Clone(x.Shape().Dimensions)
+		inner := 1
+		for _, n := range dims[axis+1:] {
+			inner *= n
+		}
+		if inner <= meanAsMatmulMaxInner && !layers.RunsStridedGradients(g.Backend()) {
+			return meanAsMatmul(x, axis, out, q, inner)
+		}
 		dims = slices.Insert(dims, axis+1, q)
 		dims[axis] = out
 		return ReduceMean(Reshape(x, dims...), axis+1)
