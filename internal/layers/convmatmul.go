@@ -1,6 +1,8 @@
 package layers
 
 import (
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 )
 
@@ -42,15 +44,19 @@ const (
 // MatmulConv reports whether convSame and convValid write a stride-1 convolution of NHWC x with a
 // k x k kernel as a matrix multiplication, in a training graph or not (see the rules above).
 func MatmulConv(x *Node, k int, training bool) bool {
-	b := x.Graph().Backend()
+	return matmulConvShape(x.Graph().Backend(), x.Shape(), k, training)
+}
+
+// matmulConvShape is MatmulConv for an input of shape s on backend b.
+func matmulConvShape(b compute.Backend, s shapes.Shape, k int, training bool) bool {
 	if isXLA(b) {
 		return false
 	}
 	if k == 1 {
 		return true
 	}
-	d := x.Shape().Dimensions
-	bytes := x.Shape().Size() * k * k * x.DType().Size()
+	d := s.Dimensions
+	bytes := s.Size() * k * k * s.DType.Size()
 	if bytes > matmulConvMaxBytes {
 		return false
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/support/exceptions"
 )
@@ -198,15 +199,19 @@ func convValid(x, kernel *Node, stride int, training bool) *Node {
 // convStridedPortable is a valid (unpadded) convolution of NHWC x with kernel [k, k, in, out] and
 // the stride, written as a stride-1 convolution (space to depth): every stride x stride block of
 // pixels becomes one pixel with stride² x in channels, and the kernel, zero-padded to a whole
-// number of blocks, is rearranged the same way. The rearranged kernel has an odd number of blocks
-// per side (one more zero block when needed): GoMLX's input gradient is wrong for even kernels.
+// number of blocks, is rearranged the same way. Written as a convolution, the rearranged kernel has
+// an odd number of blocks per side (one more zero block when needed): GoMLX's input gradient is wrong
+// for even kernels. As im2col + matmul (convMatmul, whose gradients are slices and matmuls) it keeps
+// the even size: DenseNet's 7x7/2 stem becomes 4x4 blocks instead of 5x5, 192 values per im2col
+// row on 3 channels instead of 300.
 func convStridedPortable(x, kernel *Node, stride int, training bool) *Node {
 	d := x.Shape().Dimensions
 	k, in, out := kernel.Shape().Dimensions[0], kernel.Shape().Dimensions[2], kernel.Shape().Dimensions[3]
 	s := stride
 	oh, ow := (d[1]-k)/s+1, (d[2]-k)/s+1
 	kc := (k + s - 1) / s
-	if kc%2 == 0 {
+	matmul := matmulConvShape(x.Graph().Backend(), shapes.Make(x.DType(), d[0], oh-1+kc, ow-1+kc, s*s*in), kc, training)
+	if kc%2 == 0 && !matmul {
 		kc++
 	}
 	hc, wc := oh-1+kc, ow-1+kc
@@ -216,7 +221,7 @@ func convStridedPortable(x, kernel *Node, stride int, training bool) *Node {
 	kernel = fitAxis(fitAxis(kernel, 0, kc*s), 1, kc*s)
 	kernel = Reshape(kernel, kc, s, kc, s, in, out)
 	kernel = Reshape(TransposeAllAxes(kernel, 0, 2, 1, 3, 4, 5), kc, kc, s*s*in, out)
-	if MatmulConv(x, kc, training) {
+	if matmul {
 		return convMatmul(x, kernel, 0)
 	}
 	return Convolve(x, kernel).NoPadding().Done()
