@@ -57,7 +57,7 @@ func addConfigFlags(fs *flag.FlagSet, groups flagGroup) *configFlags {
 		fs.StringVar(&m.Preset, "preset", m.Preset, "the same as -backbone (its older name)")
 		fs.StringVar(&c.blocks, "blocks", "", "custom dense blocks instead of the preset, e.g. 2,2 (small models)")
 		fs.IntVar(&m.Growth, "growth", 0, "DenseNet growth rate (0: 32)")
-		fs.BoolVar(&m.Checkpoint, "grad-checkpoint", false, "gradient checkpointing in the DenseNet and the resizer (less memory, ~5% slower)")
+		fs.BoolVar(&m.Checkpoint, "grad-checkpoint", false, "gradient checkpointing in the DenseNet and the resizer (less memory; the recomputation cost up to 8% in time)")
 		fs.BoolVar(&m.BFloat16, "bf16", false, "mixed precision: compute in bfloat16, weights and loss in float32")
 		fs.StringVar(&c.normalize, "normalize", "", "the backbone's input normalisation: none, or imagenet (torchvision's "+
 			"pretrained weights expect it; the default with -pretrained)")
