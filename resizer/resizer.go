@@ -125,9 +125,9 @@ func (b *Builder) Formulation(f Formulation) *Builder { b.form = f; return b }
 // Checkpoint turns on gradient checkpointing: the layers before the bottleneck resize (at the input
 // size) and each residual block are recomputed in the backward pass instead of keeping their
 // activations. Same values, gradients equal up to float32 rounding (some are summed in another
-// order), less memory: at the tutorial's shapes these are the
-// largest tensors of the model (batch 64: ~370 MB per 300x300x16 activation, 830 MB per im2col
-// matrix of a 3x3 convolution at 150x150 on the CPU backends). It does not change the variables.
+// order), less memory: at the tutorial's shapes these are the largest tensors of the model (batch
+// 64: ~370 MB per 300x300x16 activation, 830 MB per im2col matrix of a 3x3 convolution at 150x150
+// on the CPU backends). It does not change the variables.
 func (b *Builder) Checkpoint(v bool) *Builder { b.checkpoint = v; return b }
 
 // Config returns the configuration Done will build.
