@@ -54,12 +54,9 @@ func Compare(ctx context.Context, b compute.Backend, cfg Config, data Data, seed
 	if opt.ResumeFrom != "" {
 		return nil, errors.New("training: compare: ResumeFrom names one run's checkpoint: resume that run with Fit, then the comparison")
 	}
-	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("training: compare: %w", err)
-	}
-	lock, err := fileutil.TryLock(filepath.Join(opt.Dir, LockFile), "comparison "+opt.Dir)
+	lock, err := lockDir(opt.Dir, "comparison", "training: compare")
 	if err != nil {
-		return nil, fmt.Errorf("training: compare: %w: wait for it to finish or choose another output directory", err)
+		return nil, err
 	}
 	defer func() { _ = lock.Unlock() }()
 	cmp := &Comparison{Config: cfg, Backend: opt.BackendInfo, Seeds: seeds}

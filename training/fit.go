@@ -142,17 +142,30 @@ func (p runPool) key(cfg Config) string {
 	return string(b)
 }
 
+// lockDir creates dir and takes its LockFile for this process's training run or experiment (what
+// names it to a process that tries next, e.g. "training run"). One per directory: two would
+// interleave checkpoints and histories, and one's results would be lost. The lock goes with the
+// process, however it ends. Errors begin with prefix ("training", "training: compare", ...).
+func lockDir(dir, what, prefix string) (*fileutil.Lock, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("%s: %w", prefix, err)
+	}
+	lock, err := fileutil.TryLock(filepath.Join(dir, LockFile), what+" "+dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: wait for it to finish or choose another output directory", prefix, err)
+	}
+	return lock, nil
+}
+
 // fit is Fit, reusing a run of pool (when not nil) for a new run of an already-seen configuration.
 func fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Options, pool runPool) (*History, error) {
 	opt, err := checkFit(b, cfg, data, opt)
 	if err != nil {
 		return nil, err
 	}
-	// One run per directory: two would interleave checkpoints and histories, and one's results would
-	// be lost. The lock goes with the process, however it ends.
-	lock, err := fileutil.TryLock(filepath.Join(opt.Dir, LockFile), "training run "+opt.Dir)
+	lock, err := lockDir(opt.Dir, "training run", "training")
 	if err != nil {
-		return nil, fmt.Errorf("training: %w: wait for it to finish or choose another output directory", err)
+		return nil, err
 	}
 	defer func() { _ = lock.Unlock() }()
 

@@ -12,7 +12,6 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/model/checkpoint"
 
-	"github.com/learnresize/learnresize/internal/fileutil"
 	"github.com/learnresize/learnresize/internal/rundir"
 	"github.com/learnresize/learnresize/internal/torchfile"
 )
@@ -75,12 +74,9 @@ func WarmStart(ctx context.Context, b compute.Backend, cfg Config, data Data, se
 			return nil, fmt.Errorf("training: warm start: %w", err)
 		}
 	}
-	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("training: warm start: %w", err)
-	}
-	lock, err := fileutil.TryLock(filepath.Join(opt.Dir, LockFile), "warm-start experiment "+opt.Dir)
+	lock, err := lockDir(opt.Dir, "warm-start experiment", "training: warm start")
 	if err != nil {
-		return nil, fmt.Errorf("training: warm start: %w: wait for it to finish or choose another output directory", err)
+		return nil, err
 	}
 	defer func() { _ = lock.Unlock() }()
 
