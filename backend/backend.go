@@ -24,6 +24,9 @@
 // The pure-Go backend runs as "go:ops_sequential" ([GoConfig]) when picked by rule 5 or named as a
 // plain GOMLX_BACKEND=go; any option after "go:" (for example "go:ops_parallel") is used as given.
 //
+// XLA on a GPU gets an on-disk cache of its autotuning results ([AutotuneCacheFlag],
+// [EnvAutotuneCache]), which the report line names.
+//
 // New returns the backend and an [Info] whose String method is the one-line report entry points
 // print ("backend go [go:ops_sequential] on CPU, 2 cores (default; no NVIDIA GPU found; ...)").
 package backend
@@ -52,7 +55,21 @@ const (
 	EnvPlugin = "LEARNRESIZE_PJRT_PLUGIN"
 	// EnvONNXRuntime is compute-onnx's variable naming the ONNX Runtime shared library to load.
 	EnvONNXRuntime = ortlib.EnvLibrary
+	// EnvAutotuneCache names the folder where XLA on a GPU keeps its autotuning results between
+	// processes, or "off" for none (see [AutotuneCacheFlag]). Default: learnresize/xla-autotune under
+	// the user's cache folder (~/.cache, a volume in docker/compose.yaml).
+	EnvAutotuneCache = "LEARNRESIZE_XLA_AUTOTUNE_CACHE"
 )
+
+// AutotuneCacheFlag is XLA's flag for an on-disk cache of GPU autotuning results (which convolution
+// algorithm, which fusion tiling is fastest for each shape). Compiling the tutorial's training step
+// on an H100 took 56 s with a cold cache and 31 s with a warm one, for the same step time (44-45 ms):
+// XLA times the candidates of every convolution on the GPU while it compiles. Autotuning cannot just
+// be turned off: with --xla_gpu_autotune_level=0 the compile took 35 s and the step 1.8 s, 40 times
+// slower (docs/BENCHMARKS.md). New sets it for XLA on a GPU unless XLA_FLAGS already names it or
+// [EnvAutotuneCache] is "off". The results are keyed by GPU model and XLA version, so one folder can
+// serve several machines and plugin versions.
+const AutotuneCacheFlag = "--xla_gpu_per_fusion_autotune_cache_dir"
 
 // GoConfig is the pure-Go backend's configuration here. GoMLX's default runs independent graph
 // nodes concurrently, each taking part of the worker pool when it starts; "ops_sequential" runs one
@@ -266,7 +283,49 @@ func start(cfg string) (b compute.Backend, err error) {
 	if strings.HasPrefix(cfg, "xla:/") {
 		prepareCUDAEnv(strings.SplitN(strings.TrimPrefix(cfg, "xla:"), ",", 2)[0])
 	}
+	if name, plugin, _ := strings.Cut(cfg, ":"); name == "xla" && plugin != "" && !strings.HasPrefix(plugin, "cpu") {
+		prepareAutotuneCache()
+	}
 	return compute.NewWithConfig(cfg)
+}
+
+// prepareAutotuneCache adds [AutotuneCacheFlag] to XLA_FLAGS (see prepareCUDAEnv for why the
+// environment) with the folder autotuneCacheDir chooses, creating it; a folder that cannot be
+// created only costs the cache, so it is skipped silently (the report line then names no cache).
+func prepareAutotuneCache() {
+	flags := os.Getenv("XLA_FLAGS")
+	dir := autotuneCacheDir(flags, os.Getenv(EnvAutotuneCache), os.UserCacheDir)
+	if dir == "" || os.MkdirAll(dir, 0o755) != nil {
+		return
+	}
+	_ = os.Setenv("XLA_FLAGS", strings.TrimSpace(flags+" "+AutotuneCacheFlag+"="+dir))
+}
+
+// autotuneCacheDir returns the autotune cache folder to add to XLA_FLAGS, or "" for none: none when
+// the flags already name one (the user's choice wins) or env is "off"; env's folder when set;
+// otherwise learnresize/xla-autotune in userCache's folder.
+func autotuneCacheDir(flags, env string, userCache func() (string, error)) string {
+	if strings.Contains(flags, AutotuneCacheFlag) || strings.EqualFold(env, "off") {
+		return ""
+	}
+	if env != "" {
+		return env
+	}
+	base, err := userCache()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(base, "learnresize", "xla-autotune")
+}
+
+// autotuneCacheInUse returns the folder XLA_FLAGS gives AutotuneCacheFlag, or "".
+func autotuneCacheInUse() string {
+	for _, f := range strings.Fields(os.Getenv("XLA_FLAGS")) {
+		if v, ok := strings.CutPrefix(f, AutotuneCacheFlag+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func describe(b compute.Backend, cfg, reason string) Info {
@@ -283,6 +342,9 @@ func describe(b compute.Backend, cfg, reason string) Info {
 		// PJRT describes the device as "cuda:0 [processId=0]"; the report should name the GPU.
 		if models := nvidiaModels("/proc/driver/nvidia/gpus"); len(models) > 0 {
 			info.Device = fmt.Sprintf("%s, %s", dev, strings.Join(models, ", "))
+		}
+		if dir := autotuneCacheInUse(); dir != "" {
+			info.Reason += "; XLA autotuning cached in " + dir
 		}
 	}
 	return info

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -190,6 +191,59 @@ func TestPrepareCUDAEnv(t *testing.T) {
 		if os.Getenv("GOPJRT_CUDA_CHECKS") != "0" {
 			t.Error("GOPJRT_CUDA_CHECKS not set")
 		}
+	}
+}
+
+// The autotune cache goes to the user's cache folder unless the user named one in XLA_FLAGS or
+// LEARNRESIZE_XLA_AUTOTUNE_CACHE, or turned it off; no cache folder, no flag.
+func TestAutotuneCacheDir(t *testing.T) {
+	home := func() (string, error) { return "/home/me/.cache", nil }
+	none := func() (string, error) { return "", errors.New("$HOME is not defined") }
+	for _, c := range []struct {
+		flags, env string
+		cache      func() (string, error)
+		want       string
+	}{
+		{"", "", home, "/home/me/.cache/learnresize/xla-autotune"},
+		{"--xla_gpu_cuda_data_dir=/x", "", home, "/home/me/.cache/learnresize/xla-autotune"},
+		{"", "/data/tune", home, "/data/tune"},
+		{"", "off", home, ""},
+		{"", "OFF", home, ""},
+		{AutotuneCacheFlag + "=/mine", "/data/tune", home, ""},
+		{"", "", none, ""},
+		{"", "/data/tune", none, "/data/tune"},
+	} {
+		if got := autotuneCacheDir(c.flags, c.env, c.cache); got != c.want {
+			t.Errorf("autotuneCacheDir(%q, %q) = %q, want %q", c.flags, c.env, got, c.want)
+		}
+	}
+}
+
+// prepareAutotuneCache appends the flag after the user's own and creates the folder; the report
+// reads the folder back from XLA_FLAGS.
+func TestPrepareAutotuneCache(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tune")
+	t.Setenv(EnvAutotuneCache, dir)
+	t.Setenv("XLA_FLAGS", "--xla_dump_to=/tmp/d")
+	prepareAutotuneCache()
+	if got, want := os.Getenv("XLA_FLAGS"), "--xla_dump_to=/tmp/d "+AutotuneCacheFlag+"="+dir; got != want {
+		t.Errorf("XLA_FLAGS = %q, want %q", got, want)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Errorf("cache folder not created: %v", err)
+	}
+	if got := autotuneCacheInUse(); got != dir {
+		t.Errorf("autotuneCacheInUse() = %q, want %q", got, dir)
+	}
+	prepareAutotuneCache() // a second backend in the same process adds nothing
+	if n := strings.Count(os.Getenv("XLA_FLAGS"), AutotuneCacheFlag); n != 1 {
+		t.Errorf("XLA_FLAGS has the flag %d times: %q", n, os.Getenv("XLA_FLAGS"))
+	}
+	t.Setenv("XLA_FLAGS", "")
+	t.Setenv(EnvAutotuneCache, "off")
+	prepareAutotuneCache()
+	if got := os.Getenv("XLA_FLAGS"); got != "" {
+		t.Errorf("with %s=off, XLA_FLAGS = %q", EnvAutotuneCache, got)
 	}
 }
 
