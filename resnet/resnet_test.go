@@ -204,12 +204,16 @@ func TestTrainingGradients(t *testing.T) {
 					scale = max(scale, math.Abs(x))
 				}
 			}
-			// Float32 rounding in another order: 7.6e-6 measured on ONNX Runtime. TF32 (XLA on a GPU)
-			// rounds the convolutions' inputs to 10 bits.
+			// Float32 rounding in another order: 7.6e-6 measured on ONNX Runtime. With TF32 (XLA on a
+			// GPU, by default) the convolutions round their inputs to 10 bits, and nearly every weight
+			// here feeds a batch norm in training mode, which makes the loss blind to the weight's
+			// scale: such a gradient is orthogonal to its weight, a sum that cancels, and TF32's
+			// rounding shows in it undamped. An H100 measured up to 0.21 relative on a convolution
+			// kernel and 1.9 on a batch norm's gamma (2026-11-26, docs/BENCHMARKS.md). No tolerance
+			// separates that from a wrong formula, so with TF32 the differences are logged and the
+			// formulas are checked by the same test with TF32 off (scripts/gpu_session.sh runs both).
 			tol := 1e-4
-			if backendtest.TF32(be.Backend) {
-				tol = 2e-2
-			}
+			tf32 := backendtest.TF32(be.Backend)
 			worstDiff, worstBias := 0.0, 0.0
 			for path, g := range grads {
 				largest := 0.0
@@ -231,14 +235,18 @@ func TestTrainingGradients(t *testing.T) {
 				}
 				if ref != nil && !convBias {
 					d := backendtest.RelDiff(g, ref[path])
-					if d > tol || math.IsNaN(d) {
+					if math.IsNaN(d) || d > tol && !tf32 {
 						t.Errorf("%s on %s: %s gradient %.2g relatively off the go backend's", v, be.Name, path, d)
 					}
 					worstDiff = max(worstDiff, d)
 				}
 			}
-			t.Logf("%s on %s: %d gradients, worst relative difference from go %.2g, conv biases' gradients up to %.2g of the largest",
-				v, be.Name, len(grads), worstDiff, worstBias)
+			note := ""
+			if tf32 && ref != nil {
+				note = " (TF32 on: not checked)"
+			}
+			t.Logf("%s on %s: %d gradients, worst relative difference from go %.2g%s, conv biases' gradients up to %.2g of the largest",
+				v, be.Name, len(grads), worstDiff, note, worstBias)
 			if ref == nil {
 				ref = grads
 			}
