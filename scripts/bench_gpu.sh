@@ -23,6 +23,8 @@
 #   DATA          cats_vs_dogs PetImages folder or zip (default: ../shared/data/petimages-dev)
 #   OUT           results folder (default: bench-results/<UTC date and time>)
 #   BATCH         batch size (64); DURATION of each benchmark (10s); SEEDS (3); EPOCHS (5)
+#   BF16_ONLY     the rows bench-bf16 runs (bench's -only; default "train step,eval step": four
+#                 DenseNet-121 compilations, ~200 s on an H200)
 #   BENCH_FLAGS   extra flags for learnresize bench, train and compare (e.g. smaller shapes for a try-out)
 #   GOMLX_BACKEND as for learnresize (default: found automatically; see package backend)
 set -euo pipefail
@@ -110,7 +112,7 @@ run_part() {
 	bench | bench-bf16)
 		local flags=(-batch "$BATCH" -duration "$DURATION" -json "$OUT/$1.json")
 		[[ -s "$OUT/peer.txt" ]] && flags+=(-peer "$OUT/peer.txt")
-		[[ "$1" == bench-bf16 ]] && flags+=(-bf16 -only "train step,eval step")
+		[[ "$1" == bench-bf16 ]] && flags+=(-bf16 -only "${BF16_ONLY:-train step,eval step}")
 		[[ "$1" == bench && -e "$DATA" ]] && flags+=(-data "$DATA" -data-dir "$OUT/data")
 		with_gpu_memory "$1" "$LEARNRESIZE" bench "${flags[@]}" "${extra[@]}"
 		;;
