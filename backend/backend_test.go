@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/gomlx/core/graph"
+
 	"github.com/learnresize/learnresize/internal/backendtest"
 )
 
@@ -72,6 +74,9 @@ func TestDefaultPicksGPU(t *testing.T) {
 	}
 	t.Setenv(EnvBackend, "")
 	t.Setenv(EnvPlugin, "")
+	cache := filepath.Join(t.TempDir(), "autotune")
+	t.Setenv(EnvAutotuneCache, cache)
+	t.Setenv("XLA_FLAGS", os.Getenv("XLA_FLAGS")) // restored after the test: New adds the cache flag
 	b, info, err := New()
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +86,18 @@ func TestDefaultPicksGPU(t *testing.T) {
 	if info.Name != "xla" || !strings.Contains(info.Reason, "NVIDIA GPU found") || strings.Contains(strings.ToLower(info.Device), "cpu") {
 		t.Errorf("info = %s, want XLA on the NVIDIA GPU", info)
 	}
+	if !strings.Contains(info.Reason, "XLA autotuning cached in "+cache) {
+		t.Errorf("info = %s, want it to name the autotune cache %s", info, cache)
+	}
+	// XLA reads the flag when it compiles (and aborts on flags it does not know): a matmul, which XLA
+	// autotunes on a GPU, compiles and runs with it.
+	got := graph.MustExecOnce(b, func(x *graph.Node) *graph.Node { return graph.Dot(x, x).Product() },
+		[][]float32{{1, 2}, {3, 4}})
+	if want := [][]float32{{7, 10}, {15, 22}}; fmt.Sprint(got.Value()) != fmt.Sprint(want) {
+		t.Errorf("x·x = %v, want %v", got.Value(), want)
+	}
+	files, _ := filepath.Glob(filepath.Join(cache, "*", "*"))
+	t.Logf("autotune cache: %d files", len(files))
 }
 
 // Without a GPU and without an ONNX Runtime library, the pure-Go backend runs and says why.
