@@ -16,7 +16,8 @@
 #               the GPU by itself). Without a GPU plugin (a dry run) they run on the default backend.
 #   compile     XLA compile time of the resizer model's training step (56 s on an H100, twice per
 #               model in compare: the last partial batch is a second graph) without package backend's
-#               on-disk autotune cache, then with it cold and warm (each in its own process).
+#               on-disk autotune cache, then with it cold and warm (each in its own process);
+#               COMPILE_VARIANTS picks others (no-triton-gemm), COMPILE_FLAGS adds bench flags (-bf16).
 #   memory      GPU memory of one training step alone (bench -only train-step-resizer, then
 #               train-step-baseline, each in its own process, nvidia-smi sampled every 100 ms): the
 #               bench part's peak holds every row's executables at once.
@@ -117,21 +118,32 @@ part_compile() {
 	# algorithms). package backend keeps those results in an on-disk cache (LEARNRESIZE_XLA_AUTOTUNE_CACHE;
 	# default ~/.cache/learnresize/xla-autotune): compile without it, then cold and warm in a fresh
 	# folder. Measured on an H100 with the cache flag in XLA_FLAGS: 56 s, 54 s cold, 31 s warm;
-	# without autotuning (--xla_gpu_autotune_level=0) 35 s but a 40x slower step.
-	local cache="$RES/autotune-cache" variant budget
+	# without autotuning (--xla_gpu_autotune_level=0) 35 s but a 40x slower step. no-triton-gemm
+	# (cache off) asks whether Triton's GEMM tilings, which XLA autotunes per fusion, are what the
+	# bf16 step's 128 s compile spends its time on (COMPILE_FLAGS=-bf16).
+	local cache="$RES/autotune-cache" variant budget flags
 	rm -rf "$cache"
-	for variant in no-cache cache-cold cache-warm; do
+	for variant in ${COMPILE_VARIANTS:-no-cache cache-cold cache-warm}; do
 		budget=$(($(left) - 15))
 		if ((budget < 40)); then
 			log "compile: skip $variant, ${budget}s left"
 			continue
 		fi
-		log "compile: $variant (at most ${budget}s)"
+		case "$variant" in
+		no-cache | cache-cold | cache-warm) flags="" ;;
+		no-triton-gemm) flags="--xla_gpu_enable_triton_gemm=false" ;;
+		*)
+			log "compile: unknown variant $variant (no-cache, cache-cold, cache-warm, no-triton-gemm)"
+			continue
+			;;
+		esac
+		log "compile: $variant ${COMPILE_FLAGS:-} (at most ${budget}s)"
 		{
-			echo "== $variant"
-			LEARNRESIZE_XLA_AUTOTUNE_CACHE="$([[ $variant == no-cache ]] && echo off || echo "$cache")" \
+			echo "== $variant ${COMPILE_FLAGS:-} ${flags:+XLA_FLAGS+=$flags}"
+			XLA_FLAGS="${XLA_FLAGS:-} $flags" \
+				LEARNRESIZE_XLA_AUTOTUNE_CACHE="$([[ $variant == cache-* ]] && echo "$cache" || echo off)" \
 				timeout -k 5 "$budget" bin/learnresize bench -batch "${BATCH:-64}" -duration 3s -only train-step-resizer \
-				${BENCH_FLAGS:-} 2>&1 | grep -E '^backend|first call|train step.*mean|rror|nknown|abort|F[0-9]{4}'
+				${COMPILE_FLAGS:-} ${BENCH_FLAGS:-} 2>&1 | grep -E '^backend|first call|train step.*mean|rror|nknown|abort|F[0-9]{4}'
 			echo "exit ${PIPESTATUS[0]}; cache files: $(find "$cache" -type f 2>/dev/null | wc -l)"
 		} >>"$RES/bench/compile.log" 2>&1
 	done
