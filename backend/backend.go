@@ -67,8 +67,9 @@ const (
 // XLA times the candidates of every convolution on the GPU while it compiles. Autotuning cannot just
 // be turned off: with --xla_gpu_autotune_level=0 the compile took 35 s and the step 1.8 s, 40 times
 // slower (docs/BENCHMARKS.md). New sets it for XLA on a GPU unless XLA_FLAGS already names it or
-// [EnvAutotuneCache] is "off". The results are keyed by GPU model and XLA version, so one folder can
-// serve several machines and plugin versions.
+// [EnvAutotuneCache] is "off". XLA keys each result by the GPU's description, the fusion's HLO and
+// a version it bumps whenever results may change (Triton upgrades included), so one folder can
+// serve several GPU models and plugin versions.
 const AutotuneCacheFlag = "--xla_gpu_per_fusion_autotune_cache_dir"
 
 // GoConfig is the pure-Go backend's configuration here. GoMLX's default runs independent graph
