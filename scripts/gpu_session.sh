@@ -20,7 +20,9 @@
 #               COMPILE_VARIANTS picks others (no-triton-gemm), COMPILE_FLAGS adds bench flags (-bf16).
 #   memory      GPU memory of one training step alone (bench -only train-step-resizer, then
 #               train-step-baseline, each in its own process, nvidia-smi sampled every 100 ms): the
-#               bench part's peak holds every row's executables at once.
+#               bench part's peak holds every row's executables at once. Then the PyTorch peer's
+#               same steps (torch_resizer.py, PEER_MEMORY_MODE, default fp32, with and without
+#               the resizer), measured the same way. MEMORY_KINDS picks among the four.
 #   go-cores    the pure-Go backend on this machine's CPU cores: the tutorial's training step (batch 8,
 #               one timed step) with go:ops_sequential (package backend's default) and with
 #               go:ops_parallel (GoMLX's), alternately, twice: the choice was measured on 2 cores only.
@@ -156,14 +158,25 @@ part_memory() {
 		log "memory: no nvidia-smi"
 		return
 	fi
-	for kind in train-step-resizer train-step-baseline; do
+	local cmd
+	for kind in ${MEMORY_KINDS:-train-step-resizer train-step-baseline peer-resizer peer-baseline}; do
 		budget=$(($(left) - 15))
 		((budget < 40)) && { log "memory: skip $kind, ${budget}s left"; continue; }
+		case "$kind" in
+		train-step-*) cmd=(bin/learnresize bench -batch "${BATCH:-64}" -duration 3s -only "$kind" ${BENCH_FLAGS:-}) ;;
+		# the PyTorch peer's same step (batch 64, 300 -> 150, SGD), float32 eager as ours is float32
+		peer-resizer) cmd=(python3 devdata/peers/torch_resizer.py --modes "${PEER_MEMORY_MODE:-fp32}" --batch "${BATCH:-64}") ;;
+		peer-baseline) cmd=(python3 devdata/peers/torch_resizer.py --modes "${PEER_MEMORY_MODE:-fp32}" --batch "${BATCH:-64}" --no-resizer) ;;
+		*)
+			log "memory: unknown kind $kind (train-step-resizer, train-step-baseline, peer-resizer, peer-baseline)"
+			continue
+			;;
+		esac
+		log "memory: $kind (at most ${budget}s)"
 		idle="$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i 0 | head -1)"
 		nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i 0 -lms 100 >"$RES/bench/memory.$kind.csv" &
 		sampler=$!
-		timeout -k 5 "$budget" bin/learnresize bench -batch "${BATCH:-64}" -duration 3s -only "$kind" ${BENCH_FLAGS:-} \
-			>"$RES/bench/memory.$kind.log" 2>&1
+		timeout -k 5 "$budget" "${cmd[@]}" >"$RES/bench/memory.$kind.log" 2>&1
 		kill "$sampler" 2>/dev/null
 		wait "$sampler" 2>/dev/null
 		awk -v idle="$idle" -v k="$kind" 'BEGIN{m=0} {if ($1+0>m) m=$1+0} END{printf "%s: peak GPU memory %d MiB (%d above the idle %d)\n", k, m, m-idle, idle}' \
