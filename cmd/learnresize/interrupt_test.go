@@ -30,7 +30,8 @@ func TestMain(m *testing.M) {
 
 // startTraining starts `learnresize train` on tiny shapes for many epochs in a child process and
 // returns it once its stderr shows the line want after the second epoch began (a checkpoint
-// exists), with the lines so far and a channel closed when stderr ends.
+// exists), with the lines so far and a channel closed when stderr ends. Receive from that channel
+// before calling cmd.Wait: Wait closes the pipe, and what the reader had not read yet is lost.
 func startTraining(t *testing.T, out string, stepDelay time.Duration, want string) (*exec.Cmd, *strings.Builder, chan struct{}) {
 	t.Helper()
 	dir := t.TempDir()
@@ -86,8 +87,10 @@ func TestInterruptStopsAfterTheStep(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	err := cmd.Wait()
+	// stderr to its end first: Wait closes the pipe once the process has exited, and lines still
+	// unread then are lost (the last line, the one that says how to continue, went missing in CI).
 	<-done
+	err := cmd.Wait()
 	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
 		t.Errorf("exit status %d (%v), want %d\n%s", code, err, exitInterrupted, log)
 	}
@@ -118,8 +121,8 @@ func TestSecondInterruptExitsAtOnce(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	start := time.Now()
 	_ = cmd.Process.Signal(syscall.SIGINT)
+	<-done // before Wait, which closes the pipe (see TestInterruptStopsAfterTheStep)
 	_ = cmd.Wait()
-	<-done
 	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted || !strings.Contains(log.String(), "exiting at once") {
 		t.Errorf("exit status %d, want %d with 'exiting at once':\n%s", code, exitInterrupted, log)
 	}
