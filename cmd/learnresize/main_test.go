@@ -189,7 +189,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"train", "-target", "16"}, 2, "below DenseNet's minimum"},
 		{[]string{"train", "-interpolation", "lanczos"}, 2, "unknown interpolation"},
 		{[]string{"compare", "-seeds", "0"}, 2, "-seeds"},
-		{[]string{"train", "-data", "/nonexistent/images"}, 1, "no such file"},
+		{[]string{"train", "-data", "/nonexistent/images"}, 1, "leave -data out to download"},
 		{[]string{"summary", "extra"}, 2, "unexpected arguments"},
 		{[]string{"resize", "x.jpg"}, 2, "-checkpoint is required"},
 		{[]string{"resize", "-checkpoint", "/nonexistent", "x.jpg"}, 1, "no such file"},

@@ -108,7 +108,8 @@ func (d *dataFlags) check() error {
 	}
 	if d.path != "" {
 		if _, err := os.Stat(d.path); err != nil {
-			return fmt.Errorf("-data: %w", err)
+			return fmt.Errorf("-data: %w; give the cats_vs_dogs zip, a PetImages folder or an image folder with one "+
+				"sub-folder per class, or leave -data out to download cats_vs_dogs", err)
 		}
 	}
 	return nil
