@@ -165,8 +165,10 @@ part_memory() {
 		case "$kind" in
 		train-step-*) cmd=(bin/learnresize bench -batch "${BATCH:-64}" -duration 3s -only "$kind" ${BENCH_FLAGS:-}) ;;
 		# the PyTorch peer's same step (batch 64, 300 -> 150, SGD), float32 eager as ours is float32
-		peer-resizer) cmd=(python3 devdata/peers/torch_resizer.py --modes "${PEER_MEMORY_MODE:-fp32}" --batch "${BATCH:-64}") ;;
-		peer-baseline) cmd=(python3 devdata/peers/torch_resizer.py --modes "${PEER_MEMORY_MODE:-fp32}" --batch "${BATCH:-64}" --no-resizer) ;;
+		peer-resizer | peer-baseline)
+			cmd=(python3 devdata/peers/torch_resizer.py --modes "${PEER_MEMORY_MODE:-fp32}" --batch "${BATCH:-64}")
+			[[ "$kind" == peer-baseline ]] && cmd+=(--no-resizer)
+			;;
 		*)
 			log "memory: unknown kind $kind (train-step-resizer, train-step-baseline, peer-resizer, peer-baseline)"
 			continue
