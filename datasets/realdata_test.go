@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,8 +13,12 @@ import (
 // ../shared/data/petimages-dev next to the repository).
 const PetImagesDevEnv = "LEARNRESIZE_PETIMAGES_DEV"
 
+// RequirePhotosEnv, when set (CI sets it), and likewise CI, make missing photos a failure: CI has
+// ../shared, so a skip there would mean the tests that read photos silently stopped running.
+const RequirePhotosEnv = "LEARNRESIZE_REQUIRE_PHOTOS"
+
 // petImagesDev returns the folder holding PetImages, or skips the test, saying how to point it at
-// the images, when there is none (a user's clone has no ../shared).
+// the images, when there is none (a user's clone has no ../shared); under CI it fails instead.
 func petImagesDev(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv(PetImagesDevEnv)
@@ -24,7 +29,11 @@ func petImagesDev(t testing.TB) string {
 		dir = filepath.Dir(filepath.Clean(dir))
 	}
 	if info, err := os.Stat(filepath.Join(dir, "PetImages")); err != nil || !info.IsDir() {
-		t.Skipf("no PetImages folder at %s: set %s=/path/to/PetImages (the extracted cats_vs_dogs zip) to run it", dir, PetImagesDevEnv)
+		msg := fmt.Sprintf("no PetImages folder at %s: set %s=/path/to/PetImages (the extracted cats_vs_dogs zip) to run it", dir, PetImagesDevEnv)
+		if os.Getenv(RequirePhotosEnv) != "" || os.Getenv("CI") != "" {
+			t.Fatal(msg + " (" + RequirePhotosEnv + " or CI is set: the photos are required)")
+		}
+		t.Skip(msg)
 	}
 	return dir
 }
