@@ -2,8 +2,10 @@ package layers
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -15,48 +17,96 @@ import (
 	"github.com/learnresize/learnresize/internal/backendtest"
 )
 
-// opCase is a differentiable function of x and (optionally) k, checked on every backend.
+// opCase is a differentiable function of x and (optionally) k, checked on every backend against
+// ref, a host-side float64 loop (hostref_test.go) that shares no formulation with the graphs.
 type opCase struct {
-	name   string
-	x, k   []int // shapes; k nil when f ignores it
-	ties   bool  // inputs with many equal values (checked against the native go backend, not finite differences)
-	f      func(x, k *Node) *Node
-	native bool // the native form (for the finite-difference reference), set by the test
+	name string
+	x, k []int // shapes; k nil when f ignores it
+	ties bool  // inputs with many equal values: the gradient reference is tieGrad, not finite differences
+	f    func(x, k *Node) *Node
+	// ref computes f's values on the host; gradients are its central finite differences.
+	ref func(x, k []float64) ([]float64, []int)
+	// tieGrad, for ties, is the gradient of sum(f*r) wrt x written out by hand (no k).
+	tieGrad func(x, r []float64) []float64
 }
 
 func strided(x, k *Node) *Node { return SliceAxisStrided(SliceAxisStrided(x, 1, 1, 4, 3), 2, 0, 3, 2) }
 
+// hostMaxPoolGrad is the gradient of sum(r*MaxPool(x)) wrt x with PyTorch's convention on ties:
+// each output's r goes to the first maximum of its window in row-major order.
+func hostMaxPoolGrad(x []float64, xd []int, window, stride int, r []float64) []float64 {
+	_, _, arg := hostMaxPool(x, xd, window, stride)
+	g := make([]float64, len(x))
+	for o, i := range arg {
+		g[i] += r[o]
+	}
+	return g
+}
+
+// convCase is a convolution case: valid with the stride (stride > 0) or "same" (stride 0).
+func convCase(name string, x, k []int, stride int) opCase {
+	pad, s := 0, stride
+	if stride == 0 {
+		pad, s = k[0]/2, 1
+	}
+	return opCase{name: name, x: x, k: k,
+		f: func(xn, kn *Node) *Node {
+			if stride == 0 {
+				return convSame(xn, kn, true)
+			}
+			return convValid(xn, kn, stride, true)
+		},
+		ref: func(xv, kv []float64) ([]float64, []int) { return hostConv(xv, x, kv, k, s, pad) },
+	}
+}
+
+func maxPoolCase(name string, x []int, window, stride int, ties bool) opCase {
+	c := opCase{name: name, x: x, ties: ties,
+		f:   func(xn, _ *Node) *Node { return MaxPool2D(xn, window, stride) },
+		ref: func(xv, _ []float64) ([]float64, []int) { y, yd, _ := hostMaxPool(xv, x, window, stride); return y, yd },
+	}
+	if ties {
+		c.tieGrad = func(xv, r []float64) []float64 { return hostMaxPoolGrad(xv, x, window, stride, r) }
+	}
+	return c
+}
+
+func avgPoolCase(name string, x []int, window, stride int) opCase {
+	return opCase{name: name, x: x,
+		f:   func(xn, _ *Node) *Node { return AvgPool2D(xn, window, stride) },
+		ref: func(xv, _ []float64) ([]float64, []int) { return hostAvgPool(xv, x, window, stride) },
+	}
+}
+
 // opCases are the ops whose formulation depends on the backend.
 var opCases = []opCase{
-	{name: "SliceAxisStrided past the end", x: []int{2, 12, 7, 3}, f: strided},
-	{name: "MaxPool2D 3/2 10x10", x: []int{2, 10, 10, 3}, f: func(x, _ *Node) *Node { return MaxPool2D(x, 3, 2) }},
-	{name: "MaxPool2D 3/2 11x9", x: []int{2, 11, 9, 3}, f: func(x, _ *Node) *Node { return MaxPool2D(x, 3, 2) }},
-	{name: "MaxPool2D 3/2 ties", x: []int{2, 10, 10, 3}, ties: true, f: func(x, _ *Node) *Node { return MaxPool2D(x, 3, 2) }},
-	{name: "AvgPool2D 2/2 9x8", x: []int{2, 9, 8, 3}, f: func(x, _ *Node) *Node { return AvgPool2D(x, 2, 2) }},
-	{name: "AvgPool2D 3/2 9x9", x: []int{2, 9, 9, 3}, f: func(x, _ *Node) *Node { return AvgPool2D(x, 3, 2) }},
-	{name: "conv 7x7/2 valid 18x18 (last row unread)", x: []int{2, 18, 18, 3}, k: []int{7, 7, 3, 4},
-		f: func(x, k *Node) *Node { return convValid(x, k, 2, true) }},
-	{name: "conv 7x7/2 valid 17x16", x: []int{1, 17, 16, 2}, k: []int{7, 7, 2, 3},
-		f: func(x, k *Node) *Node { return convValid(x, k, 2, true) }},
-	{name: "conv 3x3/3 valid 11x11", x: []int{2, 11, 11, 2}, k: []int{3, 3, 2, 3},
-		f: func(x, k *Node) *Node { return convValid(x, k, 3, true) }},
-	{name: "conv 1x1/2 valid 7x7", x: []int{2, 7, 7, 3}, k: []int{1, 1, 3, 2},
-		f: func(x, k *Node) *Node { return convValid(x, k, 2, true) }},
+	{name: "SliceAxisStrided past the end", x: []int{2, 12, 7, 3}, f: strided,
+		ref: func(xv, _ []float64) ([]float64, []int) { return hostSlice2D(xv, []int{2, 12, 7, 3}, 1, 4, 3, 0, 3, 2) }},
+	maxPoolCase("MaxPool2D 3/2 10x10", []int{2, 10, 10, 3}, 3, 2, false),
+	maxPoolCase("MaxPool2D 3/2 11x9", []int{2, 11, 9, 3}, 3, 2, false),
+	maxPoolCase("MaxPool2D 3/2 ties", []int{2, 10, 10, 3}, 3, 2, true),
+	avgPoolCase("AvgPool2D 2/2 9x8", []int{2, 9, 8, 3}, 2, 2),
+	avgPoolCase("AvgPool2D 3/2 9x9", []int{2, 9, 9, 3}, 3, 2),
+	convCase("conv 7x7/2 valid 18x18 (last row unread)", []int{2, 18, 18, 3}, []int{7, 7, 3, 4}, 2),
+	convCase("conv 7x7/2 valid 17x16", []int{1, 17, 16, 2}, []int{7, 7, 2, 3}, 2),
+	convCase("conv 3x3/3 valid 11x11", []int{2, 11, 11, 2}, []int{3, 3, 2, 3}, 3),
+	convCase("conv 1x1/2 valid 7x7", []int{2, 7, 7, 3}, []int{1, 1, 3, 2}, 2),
 	// Stride-1 "same" convolutions: im2col + matmul for 1x1 and for 3x3 with >= 16 channels
 	// (convmatmul.go), the backend's convolution otherwise.
-	{name: "conv 3x3 same, 16 channels (matmul)", x: []int{2, 6, 7, 16}, k: []int{3, 3, 16, 5},
-		f: func(x, k *Node) *Node { return convSame(x, k, true) }},
-	{name: "conv 1x1 same (matmul)", x: []int{2, 5, 4, 6}, k: []int{1, 1, 6, 3},
-		f: func(x, k *Node) *Node { return convSame(x, k, true) }},
-	{name: "conv 3x3 same, 4 channels", x: []int{2, 6, 5, 4}, k: []int{3, 3, 4, 3},
-		f: func(x, k *Node) *Node { return convSame(x, k, true) }},
-	{name: "conv 5x5 same, 16 channels", x: []int{1, 7, 6, 16}, k: []int{5, 5, 16, 2},
-		f: func(x, k *Node) *Node { return convSame(x, k, true) }},
-	{name: "conv 7x7 same, 3 channels", x: []int{1, 9, 8, 3}, k: []int{7, 7, 3, 2},
-		f: func(x, k *Node) *Node { return convSame(x, k, true) }},
-	{name: "conv 5x5/2 valid, 12 channels (stem-like)", x: []int{2, 13, 12, 12}, k: []int{5, 5, 12, 4},
-		f: func(x, k *Node) *Node { return convValid(x, k, 2, true) }},
-	{name: "ReLU", x: []int{2, 4, 3, 5}, f: func(x, _ *Node) *Node { return ReLU(x) }},
+	convCase("conv 3x3 same, 16 channels (matmul)", []int{2, 6, 7, 16}, []int{3, 3, 16, 5}, 0),
+	convCase("conv 1x1 same (matmul)", []int{2, 5, 4, 6}, []int{1, 1, 6, 3}, 0),
+	convCase("conv 3x3 same, 4 channels", []int{2, 6, 5, 4}, []int{3, 3, 4, 3}, 0),
+	convCase("conv 5x5 same, 16 channels", []int{1, 7, 6, 16}, []int{5, 5, 16, 2}, 0),
+	convCase("conv 7x7 same, 3 channels", []int{1, 9, 8, 3}, []int{7, 7, 3, 2}, 0),
+	convCase("conv 5x5/2 valid, 12 channels (stem-like)", []int{2, 13, 12, 12}, []int{5, 5, 12, 4}, 2),
+	{name: "ReLU", x: []int{2, 4, 3, 5}, f: func(x, _ *Node) *Node { return ReLU(x) },
+		ref: func(xv, _ []float64) ([]float64, []int) {
+			y := make([]float64, len(xv))
+			for i, v := range xv {
+				y[i] = max(v, 0)
+			}
+			return y, []int{2, 4, 3, 5}
+		}},
 }
 
 func values(n int, seed uint64, ties bool) []float64 {
@@ -81,7 +131,7 @@ func numel(dims []int) int {
 }
 
 // evalCase returns y and the gradients of sum(y*r) with respect to x and k, as float64.
-func evalCase(b compute.Backend, c opCase, dtype dtypes.DType, xv, kv []float64, r func([]int) []float64) (y, gx, gk []float64, err error) {
+func evalCase(b compute.Backend, c opCase, dtype dtypes.DType, xv, kv, rv []float64, ydims []int) (y, gx, gk []float64, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%v", p)
@@ -92,18 +142,20 @@ func evalCase(b compute.Backend, c opCase, dtype dtypes.DType, xv, kv []float64,
 		kdims = []int{1}
 	}
 	x, k := backendtest.FloatTensor(xv, c.x, dtype), backendtest.FloatTensor(kv, kdims, dtype)
-	yt := MustNewExec(b, c.f).MustExec1(x, k)
-	rv := r(yt.Shape().Dimensions)
 	outs := MustNewExec(b, func(x, k, r *Node) []*Node {
 		y := c.f(x, k)
 		g := Gradient(ReduceAllSum(Mul(y, r)), x, k)
 		return []*Node{ConvertDType(y, dtypes.Float64), ConvertDType(g[0], dtypes.Float64), ConvertDType(g[1], dtypes.Float64)}
-	}).MustExec(x, k, backendtest.FloatTensor(rv, yt.Shape().Dimensions, dtype))
+	}).MustExec(x, k, backendtest.FloatTensor(rv, ydims, dtype))
+	if got := outs[0].Shape().Dimensions; fmt.Sprint(got) != fmt.Sprint(ydims) {
+		return nil, nil, nil, fmt.Errorf("output shape %v, want %v", got, ydims)
+	}
 	return tensors.MustCopyFlatData[float64](outs[0]), tensors.MustCopyFlatData[float64](outs[1]),
 		tensors.MustCopyFlatData[float64](outs[2]), nil
 }
 
-// finiteDifferences returns the gradient of sum(f(x,k)*r) by central differences in float64.
+// finiteDifferences returns the gradient of sum(f(x,k)*r) by central differences in float64 of
+// the graph's forward pass on b (no autodiff).
 func finiteDifferences(b compute.Backend, c opCase, xv, kv, rv []float64, ydims []int) (gx, gk []float64) {
 	kdims := c.k
 	if kdims == nil {
@@ -114,39 +166,40 @@ func finiteDifferences(b compute.Backend, c opCase, xv, kv, rv []float64, ydims 
 		out := exec.MustExec1(backendtest.FloatTensor(x, c.x, dtypes.Float64), backendtest.FloatTensor(k, kdims, dtypes.Float64), backendtest.FloatTensor(rv, ydims, dtypes.Float64))
 		return tensors.MustCopyFlatData[float64](out)[0]
 	}
-	const eps = 1e-6
-	diff := func(v []float64, at func(p []float64) float64) []float64 {
-		g := make([]float64, len(v))
-		for i := range v {
-			p := append([]float64(nil), v...)
-			p[i] += eps
-			up := at(p)
-			p[i] -= 2 * eps
-			g[i] = (up - at(p)) / (2 * eps)
-		}
-		return g
-	}
-	gx = diff(xv, func(p []float64) float64 { return loss(p, kv) })
+	gx = hostFiniteDiff(xv, 1e-6, func(p []float64) float64 { return loss(p, kv) })
 	if c.k != nil {
-		gk = diff(kv, func(p []float64) float64 { return loss(xv, p) })
+		gk = hostFiniteDiff(kv, 1e-6, func(p []float64) float64 { return loss(xv, p) })
 	}
 	return gx, gk
 }
 
-// TestStridedOpsOnEveryBackend checks the strided ops' and convolutions' values and gradients on every backend (backendtest.All)
-// (native and portable formulations, ONNX Runtime when installed) against the native pure-Go
-// forward in float64 and its finite differences: independent of GoMLX's autodiff, which is what
-// fails on ONNX Runtime (max pooling) and for even kernels (everywhere).
+// hostReference returns c.ref's values and the gradients of sum(ref*r): central finite
+// differences of the host loops, or c.tieGrad at ties. The step, 1e-4, is far below the smallest
+// gap between the random inputs at the kinks these ops have (max pooling, ReLU: seeds fixed, and a
+// step across a kink would show as an O(1) error), and large enough that rounding of the float64
+// loss (~1e-14) costs under 1e-10; the ops are piecewise linear, so the differences are otherwise
+// exact.
+func hostReference(c opCase, xv, kv, rv []float64) (y, gx, gk []float64) {
+	y, _ = c.ref(xv, kv)
+	if c.ties {
+		return y, c.tieGrad(xv, rv), nil
+	}
+	const eps = 1e-4
+	gx = hostFiniteDiff(xv, eps, func(p []float64) float64 { v, _ := c.ref(p, kv); return hostDot(v, rv) })
+	if c.k != nil {
+		gk = hostFiniteDiff(kv, eps, func(p []float64) float64 { v, _ := c.ref(xv, p); return hostDot(v, rv) })
+	}
+	return y, gx, gk
+}
+
+// TestStridedOpsOnEveryBackend checks the strided ops' and convolutions' values and gradients on
+// every backend (backendtest.All: native and portable formulations, ONNX Runtime when installed)
+// against host float64 loops and their finite differences (hostref_test.go): independent of any
+// graph formulation and of GoMLX's autodiff, which is what fails on ONNX Runtime (max pooling) and
+// for even kernels (everywhere). Ties in max pooling are checked against the first-maximum rule.
 func TestStridedOpsOnEveryBackend(t *testing.T) {
 	bs := backendtest.All(t)
-	ref := bs[0]
-	for _, be := range bs {
-		if be.Native {
-			ref = be // "go-native": GoMLX's own strided ops are the reference
-			break
-		}
-	}
-	gob := ref.Backend
+	worst := map[string]float64{}
 	for _, c := range opCases {
 		xv := values(numel(c.x), 1, c.ties)
 		var kv []float64
@@ -155,30 +208,16 @@ func TestStridedOpsOnEveryBackend(t *testing.T) {
 		} else {
 			kv = []float64{0}
 		}
-		var rv []float64
-		var ydims []int
-		rOf := func(dims []int) []float64 {
-			if rv == nil {
-				ydims = dims
-				rv = values(numel(dims), 3, false)
-			}
-			return rv
-		}
-		ref.Use(t)
-		refY, refGX, refGK, err := evalCase(gob, c, dtypes.Float64, xv, kv, rOf)
-		if err != nil {
-			t.Fatalf("%s: go float64: %v", c.name, err)
-		}
-		if !c.ties {
-			refGX, refGK = finiteDifferences(gob, c, xv, kv, rv, ydims)
-		}
+		_, ydims := c.ref(xv, kv)
+		rv := values(numel(ydims), 3, false)
+		refY, refGX, refGK := hostReference(c, xv, kv, rv)
 		for _, be := range bs {
 			be.Use(t)
 			for _, dtype := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
 				if be.Name == "onnx" && dtype == dtypes.Float64 && c.k != nil {
 					continue // compute-onnx runs float64 convolutions in float32: checked in float32.
 				}
-				y, gx, gk, err := evalCase(be.Backend, c, dtype, xv, kv, rOf)
+				y, gx, gk, err := evalCase(be.Backend, c, dtype, xv, kv, rv, ydims)
 				if err != nil {
 					t.Errorf("%s on %s %s: %v", c.name, be.Name, dtype, err)
 					continue
@@ -200,14 +239,21 @@ func TestStridedOpsOnEveryBackend(t *testing.T) {
 				if ey > tol || egx > tol || egk > tol || math.IsNaN(ey+egx+egk) {
 					t.Errorf("%s on %s %s: relative error y %.2g, dx %.2g, dk %.2g (tolerance %g)", c.name, be.Name, dtype, ey, egx, egk, tol)
 				}
+				key := be.Name + " " + dtype.String()
+				worst[key] = max(worst[key], ey, egx, egk)
 			}
 		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(worst)) {
+		t.Logf("%s: worst relative error %.2g", k, worst[k])
 	}
 }
 
 // TestConvInferenceFormulation: graphs that are not training may write convolutions differently
-// (ONNX Runtime's own, strided ones included: convmatmul.go); they must compute what the training
-// formulation computes.
+// (ONNX Runtime's own, strided ones included: convmatmul.go); both the training and the inference
+// formulation must compute the direct convolution, a host float64 loop (hostConv) on the same
+// float32-rounded inputs. On the pure-Go backends both formulations are im2col, so only the host
+// reference can catch a shared mistake.
 func TestConvInferenceFormulation(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -221,6 +267,7 @@ func TestConvInferenceFormulation(t *testing.T) {
 	}
 	for _, be := range backendtest.All(t) {
 		be.Use(t)
+		worst := 0.0
 		for _, c := range cases {
 			conv := func(x, k *Node, training bool) *Node {
 				if c.stride == 0 {
@@ -228,21 +275,45 @@ func TestConvInferenceFormulation(t *testing.T) {
 				}
 				return convValid(x, k, c.stride, training)
 			}
-			x := backendtest.FloatTensor(values(numel(c.x), 1, false), c.x, dtypes.Float32)
-			k := backendtest.FloatTensor(values(numel(c.k), 2, false), c.k, dtypes.Float32)
+			xv, kv := roundToFloat32(values(numel(c.x), 1, false)), roundToFloat32(values(numel(c.k), 2, false))
+			stride, pad := c.stride, 0
+			if stride == 0 {
+				stride, pad = 1, c.k[0]/2
+			}
+			want, _ := hostConv(xv, c.x, kv, c.k, stride, pad)
+			x := backendtest.FloatTensor(xv, c.x, dtypes.Float32)
+			k := backendtest.FloatTensor(kv, c.k, dtypes.Float32)
 			outs := MustNewExec(be.Backend, func(x, k *Node) []*Node {
 				return []*Node{ConvertDType(conv(x, k, true), dtypes.Float64), ConvertDType(conv(x, k, false), dtypes.Float64)}
 			}).MustExec(x, k)
-			train, infer := tensors.MustCopyFlatData[float64](outs[0]), tensors.MustCopyFlatData[float64](outs[1])
+			// Float32 sums of up to 300 products of unit normals: rounding gives ~1e-7 relative
+			// (measured 1.3e-7 to 3.1e-7 on go, go-native and onnx); 1e-6 leaves room for another summation order, and a
+			// wrong tap or padding is O(1).
 			tol := 1e-6
 			if backendtest.TF32(be.Backend) {
 				tol = 2e-3
 			}
-			if e := backendtest.RelDiff(infer, train); e > tol || math.IsNaN(e) {
-				t.Errorf("%s on %s: inference formulation %.2g off the training one (tolerance %g)", c.name, be.Name, e, tol)
+			for i, name := range []string{"training", "inference"} {
+				got := tensors.MustCopyFlatData[float64](outs[i])
+				e := backendtest.RelDiff(got, want)
+				worst = max(worst, e)
+				if e > tol || math.IsNaN(e) {
+					t.Errorf("%s on %s: %s formulation %.2g off the host convolution (tolerance %g)", c.name, be.Name, name, e, tol)
+				}
 			}
 		}
+		t.Logf("%s: worst relative error %.2g against the host convolution", be.Name, worst)
 	}
+}
+
+// roundToFloat32 rounds v to float32 values (so that a float64 host reference sees the inputs a
+// float32 graph sees).
+func roundToFloat32(v []float64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(float32(x))
+	}
+	return out
 }
 
 // TestEvenKernelGradientIsWrongInGoMLX documents why Conv refuses even kernels and why the
@@ -254,12 +325,9 @@ func TestEvenKernelGradientIsWrongInGoMLX(t *testing.T) {
 	c := opCase{name: "conv 4x4 valid", x: []int{1, 7, 7, 2}, k: []int{4, 4, 2, 3},
 		f: func(x, k *Node) *Node { return Convolve(x, k).NoPadding().Done() }}
 	xv, kv := values(numel(c.x), 1, false), values(numel(c.k), 2, false)
-	var rv []float64
-	var ydims []int
-	_, gx, _, err := evalCase(gob, c, dtypes.Float64, xv, kv, func(d []int) []float64 {
-		ydims, rv = d, values(numel(d), 3, false)
-		return rv
-	})
+	ydims := []int{1, 4, 4, 3}
+	rv := values(numel(ydims), 3, false)
+	_, gx, _, err := evalCase(gob, c, dtypes.Float64, xv, kv, rv, ydims)
 	if err != nil {
 		t.Fatal(err)
 	}
