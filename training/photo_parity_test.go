@@ -284,18 +284,25 @@ func float32Values(t *testing.T, tt *tensors.Tensor) []float64 {
 // Kinks: the model is only piecewise smooth (ReLU, LeakyReLU, max pooling), and real photos put some
 // ReLU inputs within float32's rounding of 0 (1.7e-7 of their layer's largest at the small
 // configuration): such an input may land on either side of 0 in any float32 implementation, and the
-// gradients then differ by that element's whole contribution, in every layer below it. At the
-// tutorial's shapes, the baseline on the go backend once had 3 of DenseNet-121's ReLU inputs on the
-// other side of PyTorch float64's (1 of 720,000 in the stem, 1 of 369,664, 1 of 92,416: -2.19e-6
-// against 6.93e-7), and which ones flip changes with summation order alone: the gradients of the
-// layers below moved by up to 0.94% (82 of 382 variables above the strict limit for the resizer
-// model on the go backend, none on ONNX Runtime; 12 to 18 for the baseline), while PyTorch float32,
-// lucky on these inputs, stays within 3e-5. float64 has no such luck to need: at the
-// same shapes, the same code matches PyTorch float64 to 1e-9. So the tutorial-shape gate has a kink
-// floor (photoKinkFloor) and logs every variable above the strict limit; the small configuration's
-// gate has none (no input of its batch lands on the other side on any of the three backends), and
-// the float64 check (photoFloat64Tolerance) holds everywhere. A semantic slip fails both: the
-// LeakyReLU derivative at 0 put every resizer variable 32-35% off.
+// gradients then differ by that element's whole contribution, in every layer below it, and most in
+// the deepest batch norms, which at batch 2 sum only 32 positions. At the tutorial's shapes, which
+// inputs flip changes with summation order alone: across three versions of our batch norm (each
+// within float32's accuracy, TestBatchNormLargeOffset) the gradients of the layers below moved by up
+// to 0.94% (go backend), 0.26% and 3.2% (ONNX Runtime, 311 of 365 variables above the strict limit,
+// the worst /densenet121/conv5_block9_1_bn/beta), or not at all, while PyTorch float32, lucky on
+// these inputs, stays within 3e-5; the baseline on the go backend once had 3 of DenseNet-121's ReLU
+// inputs on the other side of PyTorch float64's (1 of 720,000 in the stem, 1 of 369,664, 1 of 92,416:
+// -2.19e-6 against 6.93e-7). float64 needs no such luck: at the same shapes the same code matches
+// PyTorch float64 to 1e-9.
+//
+// So at the tutorial's shapes (kinkFloor > 0) a variable above the strict limit is logged, and fails
+// only beyond kinkFloor (a lost term or a wrong sign moves a gradient by 100%); the loss and the
+// logits, which kinks do not move, keep the strict limit, and float64 (photoFloat64Tolerance) checks
+// every variable. (The whole gradient as one vector is no better a measure: it is dominated by a few
+// large, cancelling batch-norm gradients, 2.3% off in PyTorch float32's own.) The small
+// configuration's gate has no kink floor: no input of its batch lands on the other side on any of
+// the three backends, and every variable is held to 3x PyTorch float32's error there. A semantic
+// slip fails both: the LeakyReLU derivative at 0 put every resizer variable 32-35% off.
 type float32Gate struct {
 	t               *testing.T
 	what            string
@@ -312,9 +319,9 @@ const (
 	// values themselves, where a ratio to PyTorch's (which can be 1e-8 by chance) says nothing.
 	photoFloorLoss = 1e-6 // the loss (absolute; the losses are ~0.5-0.9)
 	photoFloorGrad = 1e-5 // gradients, logits and moving statistics (relative)
-	// photoKinkFloor bounds, at the tutorial's shapes, what a kink may move a variable by
-	// (float32Gate; measured worst 0.94%).
-	photoKinkFloor = 3e-2
+	// photoKinkFloor bounds, at the tutorial's shapes, what a kink may move one variable by
+	// (float32Gate; measured worst 3.2%; one term of 32 can move a sum by ~1/sqrt(32) = 18%).
+	photoKinkFloor = 0.25
 	// photoTrajectoryFloor is the limit on every weight's change after three free-running SGD steps
 	// (measured worst: 5.1e-4, a batch norm's beta on ONNX Runtime): once a kink has moved one step's
 	// gradient, the next steps start from other weights, so every later variable inherits it. The
