@@ -157,6 +157,80 @@ func (s SplitSpec) Len(n int) (int, error) {
 	return total, nil
 }
 
+// SelectsNothing reports whether the expression selects no examples whatever the number of examples,
+// as its boundaries alone tell: every part ends at the first example (train[:0], train[:-100%]),
+// starts at the last (train[100%:]), has equal boundaries (train[5:5]), or ends at or before its
+// start with both boundaries counted from the start (train[90%:10%]) or both in examples from the
+// end (train[-5:-10]). Other parts depend on the number of examples (train[1000:], train[60%:-50%],
+// and train[-10%:-50%], which selects one of 2 examples: -10% of 2 rounds to 0, the first): Len
+// tells once it is known.
+func (s SplitSpec) SelectsNothing() bool {
+	if len(s.parts) == 0 {
+		return false
+	}
+	for _, p := range s.parts {
+		if !p.selectsNothing() {
+			return false
+		}
+	}
+	return true
+}
+
+// selectsNothing is SelectsNothing for one part. A position is a non-decreasing function of its
+// boundary among non-negative boundaries and among negative absolute ones (Ranges), so from >= to
+// within one of these is empty for every n. A negative percentage is not: it is the first example
+// while it rounds to 0.
+func (p splitPart) selectsNothing() bool {
+	if p.to == nil && !p.percent {
+		return false // [a:] with an absolute a: empty only when n <= a.
+	}
+	from, to := 0.0, 100.0 // open ends: the first example; the end (percent parts only, see above)
+	if p.from != nil {
+		from = *p.from
+	}
+	if p.to != nil {
+		to = *p.to
+	}
+	if p.percent { // -100% is the first example, like 0%
+		from, to = fromStart(from), fromStart(to)
+	}
+	switch {
+	case to == 0, p.percent && from == 100, from == to:
+		return true
+	case from >= 0 && to >= 0, from < 0 && to < 0 && !p.percent:
+		return from >= to
+	}
+	return false
+}
+
+// fromStart writes the percent boundary -100% (the first example) as 0%.
+func fromStart(pct float64) float64 {
+	if pct == -100 {
+		return 0
+	}
+	return pct
+}
+
+// Overlap is the number of examples that both expressions select from a split of n examples
+// (counted once per pair of overlapping parts).
+func Overlap(a, b SplitSpec, n int) (int, error) {
+	ar, err := a.Ranges(n)
+	if err != nil {
+		return 0, err
+	}
+	br, err := b.Ranges(n)
+	if err != nil {
+		return 0, err
+	}
+	shared := 0
+	for _, x := range ar {
+		for _, y := range br {
+			shared += Range{From: max(x.From, y.From), To: min(x.To, y.To)}.Len()
+		}
+	}
+	return shared, nil
+}
+
 // boundary converts a parsed boundary to an example position (before negative wrap-around and
 // clamping). Percentages use TFDS's "closest" rounding: int(round(v*n/100.)), where Python 3's round
 // of a float rounds halves to even; the float operations are the same as Python's, in the same order.

@@ -102,3 +102,65 @@ func TestPermutationIsStable(t *testing.T) {
 		t.Error("seeds 7 and 8 give the same permutation")
 	}
 }
+
+// TestSelectsNothing checks SelectsNothing against Len for every size up to 2,000: an expression it
+// reports never selects an example, and the others select some for at least one size.
+func TestSelectsNothing(t *testing.T) {
+	for expr, want := range map[string]bool{
+		"train[90%:10%]": true, "train[5:5]": true, "train[8:3]": true, "train[-5:-10]": true, "train[-10%:-10%]": true,
+		"train[:0]": true, "train[:0%]": true, "train[:-0]": true, "train[:-100%]": true, "train[-50%:-100%]": true,
+		"train[100%:]": true, "train[100%:-20%]": true, "train[-3:0]": true, "train[5:5]+train[90%:10%]": true,
+		"train": false, "train[:]": false, "train[:40%]": false, "train[40%:50%]": false, "train[1000:]": false,
+		"train[-3:5]": false, "train[5:-3]": false, "train[-100%:-50%]": false, "train[-10%:]": false, "train[90%:-10%]": false,
+		"train[:-5]": false, "train[-0:5]": false, "train[5:5]+train[:1]": false, "train[-10%:-50%]": false,
+	} {
+		spec, err := ParseSplit(expr)
+		if err != nil {
+			t.Fatalf("ParseSplit(%q): %v", expr, err)
+		}
+		if got := spec.SelectsNothing(); got != want {
+			t.Errorf("%q.SelectsNothing() = %v, want %v", expr, got, want)
+		}
+		some := false
+		for n := range 2001 {
+			k, err := spec.Len(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			some = some || k > 0
+		}
+		if some == want {
+			t.Errorf("%q: Len > 0 for some size up to 2000: %v; SelectsNothing() = %v", expr, some, want)
+		}
+	}
+}
+
+func TestOverlap(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		n    int
+		want int
+	}{
+		{"train[:40%]", "train[40%:50%]", 23262, 0},
+		{"train[:50%]", "train[40%:]", 100, 10},
+		{"train[:10%]+train[-10%:]", "train[5:95]", 100, 10},
+		{"train[1000:]", "train", 500, 0},
+	} {
+		a, err := ParseSplit(tc.a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := ParseSplit(tc.b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := Overlap(a, b, tc.n); err != nil || got != tc.want {
+			t.Errorf("Overlap(%s, %s, %d) = %d, %v; want %d", tc.a, tc.b, tc.n, got, err, tc.want)
+		}
+	}
+	a, _ := ParseSplit("test[:10%]")
+	b, _ := ParseSplit("train")
+	if _, err := Overlap(a, b, 10); err == nil {
+		t.Error(`"test" split: no error`)
+	}
+}

@@ -117,34 +117,58 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// checkDisjoint refuses splits that share examples when the source has n of them: validation
-// accuracy on training examples is not a validation accuracy.
-func (c Config) checkDisjoint(n int) error {
-	train, err := datasets.ParseSplit(c.TrainSplit)
-	if err != nil {
-		return err
+// SplitError is a training or validation split that does not fit the data: it selects none of its
+// examples, or the two share some. It shows once the data is listed, before any image is decoded
+// (OpenData); the command reports it as a bad flag, naming its flags (Describe).
+type SplitError struct {
+	// Which split is wrong: "train", "val", or "both" (they overlap).
+	Which string
+	// Train and Val are the two split expressions.
+	Train, Val string
+	// Problem is what is wrong, written to follow the split's name(s).
+	Problem string
+}
+
+func (e *SplitError) Error() string { return e.Describe("the training split", "the validation split") }
+
+// Describe writes the error with the given names of the two splits (a command's flags, say).
+func (e *SplitError) Describe(trainName, valName string) string {
+	switch e.Which {
+	case "train":
+		return fmt.Sprintf("%s %q %s", trainName, e.Train, e.Problem)
+	case "val":
+		return fmt.Sprintf("%s %q %s", valName, e.Val, e.Problem)
 	}
-	val, err := datasets.ParseSplit(c.ValSplit)
-	if err != nil {
-		return err
-	}
-	tr, err := train.Ranges(n)
-	if err != nil {
-		return err
-	}
-	vr, err := val.Ranges(n)
-	if err != nil {
-		return err
-	}
-	shared := 0
-	for _, a := range tr {
-		for _, b := range vr {
-			shared += datasets.Range{From: max(a.From, b.From), To: min(a.To, b.To)}.Len()
+	return fmt.Sprintf("%s %q and %s %q %s", trainName, e.Train, valName, e.Val, e.Problem)
+}
+
+// checkSplitsFit refuses, as *SplitError, splits that select none of the n examples of the source at
+// root, or that share some (validation accuracy on training examples is not a validation accuracy).
+func (c Config) checkSplitsFit(n int, root string) error {
+	exprs := [2]string{c.TrainSplit, c.ValSplit}
+	var specs [2]datasets.SplitSpec
+	for i, which := range [2]string{"train", "val"} {
+		spec, err := datasets.ParseSplit(exprs[i])
+		if err != nil {
+			return err // Validate has refused it already
 		}
+		k, err := spec.Len(n)
+		if err != nil {
+			return err
+		}
+		if k == 0 {
+			return &SplitError{Which: which, Train: c.TrainSplit, Val: c.ValSplit,
+				Problem: fmt.Sprintf("selects none of the %d examples of %s: give a range within them, e.g. train[:40%%]", n, root)}
+		}
+		specs[i] = spec
+	}
+	shared, err := datasets.Overlap(specs[0], specs[1], n)
+	if err != nil {
+		return err
 	}
 	if shared > 0 {
-		return fmt.Errorf("the training split %s and the validation split %s share %d of the %d examples: choose disjoint splits",
-			train, val, shared, n)
+		return &SplitError{Which: "both", Train: c.TrainSplit, Val: c.ValSplit,
+			Problem: fmt.Sprintf("share %d of the %d examples of %s: choose disjoint splits (validation on training examples measures memorisation)", shared, n, root)}
 	}
 	return nil
 }

@@ -74,7 +74,7 @@ func OpenData(ctx context.Context, cfg Config, opt DataOptions) (*OpenedData, er
 		return nil, err
 	}
 	defer func() { _ = src.Close() }()
-	if err := cfg.checkDisjoint(src.Len()); err != nil {
+	if err := cfg.checkSplitsFit(src.Len(), src.Root()); err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}
 	if len(src.Classes()) != cfg.Model.Classes {

@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/compute"
 
 	"github.com/learnresize/learnresize/backend"
+	"github.com/learnresize/learnresize/datasets"
 	"github.com/learnresize/learnresize/models"
 	"github.com/learnresize/learnresize/resizer"
 	"github.com/learnresize/learnresize/training"
@@ -138,10 +139,53 @@ func (c *configFlags) resolve() (training.Config, error) {
 			return cfg, usagef("-pretrained: %v", err)
 		}
 	}
+	for _, f := range splitFlagsOf(cfg) {
+		if _, err := parseSplitFlag(f.name, f.expr); err != nil {
+			return cfg, err
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usagef("%v", err)
 	}
 	return cfg, nil
+}
+
+// splitFlag is a split expression and the flag that sets it.
+type splitFlag struct{ name, expr string }
+
+// splitFlagsOf is cfg's splits with their flags' names.
+func splitFlagsOf(cfg training.Config) []splitFlag {
+	return []splitFlag{{"-train-split", cfg.TrainSplit}, {"-val-split", cfg.ValSplit}}
+}
+
+// parseSplitFlag parses the split expression of the flag name and refuses what is wrong whatever
+// the data: bad syntax, split names other than "train", and slices that select nothing.
+func parseSplitFlag(name, expr string) (datasets.SplitSpec, error) {
+	spec, err := datasets.ParseSplit(expr)
+	if err != nil {
+		return spec, usagef("%s: %v", name, err)
+	}
+	if _, err := spec.Ranges(0); err != nil { // the split names, before any data is opened
+		return spec, usagef("%s: %v", name, err)
+	}
+	if spec.SelectsNothing() {
+		return spec, usagef("%s %q selects no examples (it ends where or before it starts): give a slice such as train[:40%%] or train[40%%:50%%]",
+			name, expr)
+	}
+	return spec, nil
+}
+
+// checkSplitLen refuses a split (set by the flag name) that selects none of the n examples of the
+// source at root.
+func checkSplitLen(name string, spec datasets.SplitSpec, n int, root string) error {
+	k, err := spec.Len(n)
+	if err != nil {
+		return usagef("%s: %v", name, err)
+	}
+	if k == 0 {
+		return usagef("%s %q selects none of the %d examples of %s: give a range within them, e.g. train[:40%%]", name, spec, n, root)
+	}
+	return nil
 }
 
 // wantsSmall reports whether args hold -small (checked before parsing, so that the small

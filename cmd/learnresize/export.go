@@ -25,12 +25,9 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	if *split == "" || *out == "" {
 		return usagef("-split and -out are required")
 	}
-	spec, err := datasets.ParseSplit(*split)
+	spec, err := parseSplitFlag("-split", *split)
 	if err != nil {
-		return usagef("-split: %v", err)
-	}
-	if _, err := spec.Ranges(0); err != nil { // checks the split names before opening anything
-		return usagef("-split: %v", err)
+		return err
 	}
 	if err := df.check(); err != nil {
 		return err
@@ -43,6 +40,9 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		return interrupted(ctx, err, "")
 	}
 	defer src.Close()
+	if err := checkSplitLen("-split", spec, src.Len(), src.Root()); err != nil {
+		return err
+	}
 	res, err := datasets.ExportSplit(ctx, src, *split, *out)
 	if err != nil {
 		return interrupted(ctx, err, "run it again")

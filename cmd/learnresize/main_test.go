@@ -178,6 +178,8 @@ func TestTrainResume(t *testing.T) {
 }
 
 func TestBadCommandLines(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "images") // 8 images: splits that fit no example of it are bad flags too
+	writeFolder(t, data, 4)
 	cases := []struct {
 		args []string
 		code int
@@ -207,7 +209,25 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"train", "-backbone", "resnet50", "-growth", "8"}, 2, "DenseNet settings"},
 		{[]string{"train", "-backbone", "vgg16"}, 2, "unknown backbone preset"},
 		{[]string{"train", "-train-split", "train[:10%]", "-val-split", "train[:10%]"}, 2, "splits are the same"},
-		{[]string{"train", "-train-split", "train[:50%"}, 2, "training split"},
+		{[]string{"train", "-train-split", "train[:50%"}, 2, "-train-split: split \"train[:50%\": cannot parse"},
+		// Splits that select nothing whatever the data, refused before the data is opened (these have no
+		// -data: reaching the data would download cats_vs_dogs).
+		{[]string{"train", "-train-split", "train[90%:10%]"}, 2, "-train-split \"train[90%:10%]\" selects no examples"},
+		{[]string{"compare", "-val-split", "train[5:5]"}, 2, "-val-split \"train[5:5]\" selects no examples"},
+		{[]string{"warmstart", "-val-split", "train[:-100%]"}, 2, "-val-split \"train[:-100%]\" selects no examples"},
+		{[]string{"bench", "-train-split", "train[100%:]"}, 2, "-train-split \"train[100%:]\" selects no examples"},
+		{[]string{"train", "-val-split", "validation"}, 2, "-val-split: split \"validation\": unknown split"},
+		{[]string{"compare", "-val-split", ""}, 2, "-val-split: empty split expression"},
+		{[]string{"export", "-split", "train[-5:-10]", "-out", "x"}, 2, "-split \"train[-5:-10]\" selects no examples"},
+		{[]string{"export", "-split", "train[:40", "-out", "x"}, 2, "-split: split \"train[:40\": cannot parse"},
+		// Splits that select none of the data's examples, or overlap in it: refused once the source is
+		// listed, before any image is decoded.
+		{[]string{"train", "-data", data, "-val-split", "train[100:]"}, 2, "-val-split \"train[100:]\" selects none of the 8 examples"},
+		{[]string{"compare", "-small", "-data", data}, 2, "-val-split \"train[320:480]\" selects none of the 8 examples"},
+		{[]string{"warmstart", "-data", data, "-train-split", "train[:-9]"}, 2, "-train-split \"train[:-9]\" selects none of the 8 examples"},
+		{[]string{"train", "-data", data, "-train-split", "train[:50%]", "-val-split", "train[25%:]"}, 2,
+			"-train-split \"train[:50%]\" and -val-split \"train[25%:]\" share 2 of the 8 examples"},
+		{[]string{"export", "-data", data, "-split", "train[8:]", "-out", "x"}, 2, "-split \"train[8:]\" selects none of the 8 examples"},
 		{[]string{"compare", "-seeds", "1,1"}, 2, "listed twice"},
 		{[]string{"train", "-resume-from", "epoch-0001"}, 2, "-resume-from needs -resume"},
 		{[]string{"train", "-normalize", "cifar"}, 2, "-normalize \"cifar\""},

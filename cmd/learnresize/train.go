@@ -83,11 +83,16 @@ func (d *dataFlags) options(stderr io.Writer) training.DataOptions {
 }
 
 // openData checks the data flags, opens the images as cfg wants them and reports what was opened.
+// Splits that do not fit the data (training.SplitError, known once the source is listed, before any
+// image is decoded) are bad flags.
 func openData(ctx context.Context, cfg training.Config, df *dataFlags, stderr io.Writer) (*training.OpenedData, error) {
 	if err := df.check(); err != nil {
 		return nil, err
 	}
 	data, err := training.OpenData(ctx, cfg, df.options(stderr))
+	if se := (*training.SplitError)(nil); errors.As(err, &se) {
+		return nil, usagef("%s", se.Describe("-train-split", "-val-split"))
+	}
 	if err != nil {
 		return nil, err
 	}
