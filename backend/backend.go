@@ -16,7 +16,8 @@
 //  4. Otherwise (no GPU, or no GPU backend started), ONNX Runtime on the CPU when its library is
 //     found (see [FindONNXRuntime]): GoMLX's compute-onnx backend, "onnx:cpu,<library>", the fast
 //     CPU path (10-30x the pure-Go backend on convolutions). The learnresize models choose
-//     formulations it runs exactly (internal/layers). A library named by
+//     formulations whose gradients it computes correctly (internal/layers; checked against PyTorch in
+//     training/parity_test.go and photo_parity_test.go). A library named by
 //     ONNXRUNTIME_SHARED_LIBRARY_PATH that cannot start is an error; one found on disk that cannot
 //     start gives way to the pure-Go backend, and the report says why.
 //  5. Otherwise the pure-Go backend ("go"), which needs no downloads and runs everywhere.

@@ -37,7 +37,7 @@ func readmeLoad(img image.Image) error {
 func readmeLayer(scope *model.Scope, images *Node) (*Node, *Node) {
 	y := resizer.New(scope, images).Target(150, 150).Filters(16).ResBlocks(1).
 		Interpolation(resizer.Bilinear).Done() // images: [batch, H, W, 3], any H and W
-	z := resizer.Resize(images, 150, 150, resizer.Bicubic) // exact tf.image.resize, differentiable
+	z := resizer.Resize(images, 150, 150, resizer.Bicubic) // tf.image.resize (bicubic), differentiable
 	return y, z
 }
 

@@ -54,6 +54,13 @@ func (f Formulation) String() string {
 // antialias=False, float output. It is differentiable with respect to images and works for any
 // float dtype, up or down, with any aspect ratio. The formulation is chosen for the backend (Auto).
 //
+// What resize_test.go checks, for both formulations: in float32, every method within 1e-5 of
+// per-pixel references written from TensorFlow's kernels (computed in float64), and bilinear within
+// 1e-5 of PyTorch's F.interpolate(bilinear, align_corners=False, antialias=False) on
+// testdata/bilinear_golden.json (gen_bilinear.py); 3e-3 on XLA with TF32 matmuls. Gradients match
+// float64 central differences to 1e-7, and bfloat16 (bilinear, bicubic, area) matches float32 to
+// 3e-2.
+//
 // Like GoMLX layers, it panics (inside graph building) on invalid arguments.
 func Resize(images *Node, height, width int, method Method) *Node {
 	return ResizeWith(images, height, width, method, Auto)

@@ -47,8 +47,9 @@ from the same initial DenseNet weights.
 md("""
 ## Setup
 
-The first cell makes the notebook use the `learnresize` module it lives in (a Go workspace), the second
-imports the packages.
+The first cell makes the notebook use the `learnresize` module it lives in: a Go workspace, and the `replace`
+rule that `go get` needs (what GoNB's `%goworkfix` adds, here without printing the folder's path). The second
+cell imports the packages.
 
 Without a GPU, install ONNX Runtime's CPU library once before starting Jupyter (it is already in the Docker
 image): `scripts/install_onnxruntime.sh` from the repository root puts the pinned library, taken from npm's
@@ -57,7 +58,7 @@ image): `scripts/install_onnxruntime.sh` from the repository root puts the pinne
 """),
 code("""
 !*rm -f go.work && go work init && go work use . "${GONB_DIR}/.."
-%goworkfix
+!*go mod edit -replace "github.com/learnresize/learnresize=${GONB_DIR}/.."
 """),
 code("""
 import (
@@ -157,9 +158,10 @@ md("""
 
 TFDS serves cats_vs_dogs from Microsoft's zip after dropping the files without a JFIF header (23,262 of
 25,000 remain); `train[:40%]` gives 9,305 training images and `train[40%:50%]` 2,326 validation images.
-`training.OpenData` does the same, decodes every image once, resizes it to `INP_SIZE` with the exact
-`tf.image.resize` bilinear rule and keeps the result in an on-disk cache. Training batches are shuffled with a
-buffer of `BATCH_SIZE*100` images; labels are one-hot; pixels stay 8-bit until they reach the device.
+`training.OpenData` does the same, decodes every image once, resizes it to `INP_SIZE` with `tf.image.resize`'s
+bilinear weights, rounds to 8 bits (within half a level of the float64 result) and keeps that in an on-disk cache.
+Training batches are shuffled with a buffer of `BATCH_SIZE*100` images; labels are one-hot; pixels stay 8-bit
+until they reach the device.
 """),
 code("""
 %%
@@ -175,8 +177,9 @@ The resizer (package `resizer`) computes a naive resize of the input and adds to
 learns: a 7x7 and a 1x1 convolution with LeakyReLU(0.2) and batch norm, a *bottleneck* resize of these
 features to the target size, residual blocks (two 3x3 convolutions with batch norm), a 3x3 projection with a
 skip connection from the bottleneck, and a final 7x7 convolution back to 3 channels. With 16 filters and one
-residual block it has 12,163 parameters, as in Keras. Its resizes are an exact, differentiable
-`tf.image.resize` written as dense matrix products on XLA and as strided slices on the Go backend.
+residual block it has 12,163 parameters, as in Keras. Its resizes are a differentiable `tf.image.resize`
+(within 1e-5 in float32 of references written from TensorFlow's kernels, `resizer/resize_test.go`), written
+as dense matrix products on XLA and as strided slices on the CPU backends.
 """),
 code("""
 %%
@@ -335,8 +338,8 @@ md("""
   noise; compare several seeds before concluding.
 * The learnable resizer is not tied to DenseNet or to this dataset: `resizer.New(scope, images)` is a layer
   for any GoMLX model, and `resizer.Load` + `ResizeImage` apply a trained one to Go `image.Image`s.
-* Differences from the Keras code are listed in the repository's README (chained residual blocks, the
-  `filters` argument honoured everywhere, logits with the softmax inside the loss).
+* Differences from the Keras code are listed in the repository's README (the `filters` argument honoured
+  in the residual blocks too, logits with the softmax inside the loss).
 * **Why validation accuracy can sit at 50% in short runs.** Batch normalisation (momentum 0.99, as Keras)
   validates with moving averages of the batch statistics, which need a few hundred steps to catch up with the
   network. In the short CPU runs saved here, training accuracy climbs while validation stays at the majority
