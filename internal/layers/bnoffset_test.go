@@ -15,21 +15,29 @@ import (
 	"github.com/learnresize/learnresize/internal/backendtest"
 )
 
-// bnTrainFloat32 runs BatchNorm in a training graph on float32 x and returns its output and the
-// gradient of sum(r*BN(x)) wrt x, as float64.
-func bnTrainFloat32(b compute.Backend, x, r []float32, dims []int) (y, g []float64, err error) {
+// bnTrainFloat32 runs BatchNorm in a training graph on float32 x and returns, as float64, its output,
+// the gradient of sum(r*BN(x)) wrt x, and the gradients wrt gamma and beta (per channel).
+func bnTrainFloat32(b compute.Backend, x, r []float32, dims []int) (y, g, gGamma, gBeta []float64, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%v", p)
 		}
 	}()
-	exec := model.MustNewExec(b, model.NewStore(), func(scope *model.Scope, x, r *Node) (*Node, *Node) {
-		scope.Store().SetTraining(x.Graph(), true)
+	store := model.NewStore()
+	exec := model.MustNewExec(b, store, func(scope *model.Scope, x, r *Node) []*Node {
+		g := x.Graph()
+		scope.Store().SetTraining(g, true)
 		y := BatchNorm(scope.In("bn"), x).Done()
-		return ConvertDType(y, dtypes.Float64), ConvertDType(Gradient(ReduceAllSum(Mul(y, r)), x)[0], dtypes.Float64)
+		grads := Gradient(ReduceAllSum(Mul(y, r)), x, store.GetVariable("/bn/gamma").NodeValue(g), store.GetVariable("/bn/beta").NodeValue(g))
+		out := []*Node{ConvertDType(y, dtypes.Float64)}
+		for _, gr := range grads {
+			out = append(out, ConvertDType(gr, dtypes.Float64))
+		}
+		return out
 	})
 	outs := exec.MustExec(tensors.FromFlatDataAndDimensions(x, dims...), tensors.FromFlatDataAndDimensions(r, dims...))
-	return tensors.MustCopyFlatData[float64](outs[0]), tensors.MustCopyFlatData[float64](outs[1]), nil
+	v := func(i int) []float64 { return tensors.MustCopyFlatData[float64](outs[i]) }
+	return v(0), v(1), v(2), v(3), nil
 }
 
 func maxAbsDiff(got, want []float64) float64 {
@@ -84,8 +92,12 @@ func TestBatchNormLargeOffset(t *testing.T) {
 			x[i], r[i] = float64(x32[i]), float64(r32[i])
 		}
 		wantY, wantG, _ := hostBatchNorm(x, 2, 1e-3, r)
+		wantGamma, wantBeta := hostBatchNormParamGrads(x, r, 2, 1e-3)
 		tolY := (2*offset/std + 16) * 0x1p-24
 		const tolG = 4 * 0x1p-24
+		// tolParam: 16 half-ulps for beta's gradient (a sum of float32 values, exact in float64) and
+		// at least that for gamma's, else 3x what float32 achieves (tolGamma below).
+		const tolParam = 16 * 0x1p-24
 		check := func(who string, y, g []float64) {
 			ey, eg := maxAbsDiff(y, wantY), backendtest.RelDiff(g, wantG)
 			t.Logf("offset %g, %s: output max |error| %.3g (tolerance %.3g), gradient relative error %.3g (tolerance %.3g)",
@@ -97,14 +109,30 @@ func TestBatchNormLargeOffset(t *testing.T) {
 		}
 		hy, hg := hostBatchNormFloat32(x32, r32, 2, 1e-3)
 		check("accurate host float32", hy, hg)
+		// What float32 achieves for gamma's gradient: the terms r*y rounded to float32 (y from the
+		// accurate float32 implementation), summed exactly.
+		hostGamma := make([]float64, 2)
+		for i := range hy {
+			hostGamma[i%2] += float64(r32[i] * float32(hy[i]))
+		}
+		tolGamma := max(tolParam, 3*backendtest.RelDiff(hostGamma, wantGamma))
 		for _, be := range backendtest.All(t) {
 			be.Use(t)
-			y, g, err := bnTrainFloat32(be.Backend, x32, r32, dims)
+			y, g, gGamma, gBeta, err := bnTrainFloat32(be.Backend, x32, r32, dims)
 			if err != nil {
 				t.Errorf("offset %g on %s: %v", offset, be.Name, err)
 				continue
 			}
 			check("BatchNorm on "+be.Name, y, g)
+			// gamma's and beta's gradients are sums of 307,200 terms per channel: summed at once in
+			// float32 they were 1.5e-6 to 1.3e-5 off, split over N, H and W 2.2e-7 to 4.3e-7.
+			eg, eb := backendtest.RelDiff(gGamma, wantGamma), backendtest.RelDiff(gBeta, wantBeta)
+			t.Logf("offset %g, BatchNorm on %s: gamma's gradient relative error %.3g (tolerance %.3g), beta's %.3g (tolerance %.3g)",
+				offset, be.Name, eg, tolGamma, eb, tolParam)
+			if !(eg <= tolGamma) || !(eb <= tolParam) {
+				t.Errorf("offset %g, BatchNorm on %s: gamma's gradient relative error %.3g (tolerance %.3g), beta's %.3g (tolerance %.3g)",
+					offset, be.Name, eg, tolGamma, eb, tolParam)
+			}
 		}
 	}
 }
@@ -145,4 +173,23 @@ func hostBatchNormFloat32(x, r []float32, c int, eps float32) (y, grad []float64
 		grad[i] = float64(inv[ch]*(r[i]-meanR[ch]) - d[i]*(inv[ch]*inv[ch]*inv[ch])*meanRD[ch])
 	}
 	return y, grad
+}
+
+// hostBatchNormParamGrads is the gradient of sum(r*BN(x)) wrt gamma and beta (per channel: sum of
+// r*xhat and of r), in float64, for gamma 1 and beta 0.
+func hostBatchNormParamGrads(x, r []float64, c int, eps float64) (gGamma, gBeta []float64) {
+	n := float64(len(x) / c)
+	mean, variance := make([]float64, c), make([]float64, c)
+	for i, v := range x {
+		mean[i%c] += v / n
+	}
+	for i, v := range x {
+		variance[i%c] += (v - mean[i%c]) * (v - mean[i%c]) / n
+	}
+	gGamma, gBeta = make([]float64, c), make([]float64, c)
+	for i, v := range x {
+		gGamma[i%c] += r[i] * (v - mean[i%c]) / math.Sqrt(variance[i%c]+eps)
+		gBeta[i%c] += r[i]
+	}
+	return gGamma, gBeta
 }
