@@ -65,6 +65,83 @@ func (fx *trainStepFixture) oneHot(dtype dtypes.DType) *tensors.Tensor {
 	return backendtest.FloatTensor(v, []int{len(fx.Labels), 2}, dtype)
 }
 
+// modelConfig is the fixture's model: small, with every layer kind of the tutorial's.
+func (fx *trainStepFixture) modelConfig(withResizer bool) models.Config {
+	c := fx.Config
+	return models.Config{InputHeight: c.Input[0], InputWidth: c.Input[1], Config: resizer.Config{TargetHeight: c.Target, TargetWidth: c.Target,
+		Interpolation: resizer.Bilinear, Filters: c.Filters, ResBlocks: c.ResBlocks}, Resizer: withResizer,
+		Preset: "densenet121", Blocks: c.Blocks, Growth: c.Growth, Classes: 2}
+}
+
+// pixelTensor is the fixture's batch, uint8 NHWC.
+func (fx *trainStepFixture) pixelTensor() *tensors.Tensor {
+	c := fx.Config
+	return tensors.FromFlatDataAndDimensions(slices.Clone(fx.Pixels), c.Batch, c.Input[0], c.Input[1], 3)
+}
+
+// trainStepOutputs runs cfg's model on pixels in a training graph, in dtype, with the weights of store,
+// and returns the loss (SmoothedCrossEntropy with labels, one-hot), the logits and the gradients of
+// the variables at paths. Float32 is the model as the library builds it (models.Build); float64
+// assembles the same layers in float64 (models.Build computes in float32).
+func trainStepOutputs(t *testing.T, be backendtest.Backend, store *model.Store, cfg models.Config, smoothing float64, paths []string,
+	dtype dtypes.DType, pixels, labels *tensors.Tensor) (loss float64, logits []float64, grads [][]float64) {
+	t.Helper()
+	exec, err := model.NewExec(be.Backend, store, func(scope *model.Scope, x, y *Node) []*Node {
+		g := x.Graph()
+		scope.Store().SetTraining(g, true)
+		var logits *Node
+		if dtype == dtypes.Float32 {
+			logits = models.Build(scope, x, cfg, nil)
+		} else {
+			img := MulScalar(ConvertDType(x, dtype), 1.0/255)
+			if cfg.Resizer {
+				img = resizer.New(scope, img).Target(cfg.TargetHeight, cfg.TargetWidth).Filters(cfg.Filters).ResBlocks(cfg.ResBlocks).Done()
+			} else {
+				img = resizer.Resize(img, cfg.TargetHeight, cfg.TargetWidth, resizer.Bilinear)
+			}
+			b := densenet.New(scope, img).Classes(2)
+			if len(cfg.Blocks) > 0 {
+				b = b.Blocks(cfg.Blocks...).Growth(cfg.Growth).Name(cfg.BackboneScope())
+			} else {
+				b = b.Preset(cfg.Preset)
+			}
+			logits = b.Done()
+		}
+		loss := SmoothedCrossEntropy(ConvertDType(y, dtype), logits, smoothing)
+		vars := make([]*Node, len(paths))
+		for i, p := range paths {
+			vars[i] = store.GetVariable(p).NodeValue(g)
+		}
+		return append([]*Node{loss, logits}, Gradient(loss, vars...)...)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exec.Finalize()
+	outs, err := exec.Exec(pixels, labels)
+	if err != nil {
+		t.Fatalf("%s on %s: %v", cfg.Name(), be.Name, err)
+	}
+	values := func(tt *tensors.Tensor) []float64 {
+		if tt.DType() != dtype {
+			t.Fatalf("%s on %s: output dtype %s, want %s", cfg.Name(), be.Name, tt.DType(), dtype)
+		}
+		if dtype == dtypes.Float64 {
+			return tensors.MustCopyFlatData[float64](tt)
+		}
+		v := tensors.MustCopyFlatData[float32](tt)
+		out := make([]float64, len(v))
+		for i := range v {
+			out[i] = float64(v[i])
+		}
+		return out
+	}
+	for _, o := range outs[2:] {
+		grads = append(grads, values(o))
+	}
+	return values(outs[0])[0], values(outs[1]), grads
+}
+
 // store returns a store holding the fixture's weights in dtype.
 func (fx *trainStepFixture) store(t *testing.T, dtype dtypes.DType) *model.Store {
 	t.Helper()
@@ -104,41 +181,9 @@ func TestTrainStepParityWithPyTorch(t *testing.T) {
 		be.Use(t)
 		for _, name := range []string{"resizer", "baseline"} {
 			want := fx.Models[name]
-			cfg := models.Config{InputHeight: c.Input[0], InputWidth: c.Input[1], Config: resizer.Config{TargetHeight: c.Target, TargetWidth: c.Target,
-				Interpolation: resizer.Bilinear, Filters: c.Filters, ResBlocks: c.ResBlocks}, Resizer: name == "resizer",
-				Preset: "densenet121", Blocks: c.Blocks, Growth: c.Growth, Classes: 2}
-			store := fx.store(t, dtypes.Float32)
 			paths := fx.gradientPaths(name)
-			exec, err := model.NewExec(be.Backend, store, func(scope *model.Scope, x, y *Node) []*Node {
-				g := x.Graph()
-				scope.Store().SetTraining(g, true)
-				logits := models.Build(scope, x, cfg, nil)
-				loss := SmoothedCrossEntropy(y, logits, c.LabelSmoothing)
-				vars := make([]*Node, len(paths))
-				for i, p := range paths {
-					vars[i] = store.GetVariable(p).NodeValue(g)
-				}
-				return append([]*Node{loss, logits}, Gradient(loss, vars...)...)
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			outs, err := exec.Exec(tensors.FromFlatDataAndDimensions(slices.Clone(fx.Pixels), c.Batch, c.Input[0], c.Input[1], 3),
-				fx.oneHot(dtypes.Float32))
-			if err != nil {
-				t.Fatalf("%s on %s: %v", name, be.Name, err)
-			}
-			f64 := func(tt *tensors.Tensor) []float64 {
-				if tt.DType() != dtypes.Float32 {
-					t.Fatalf("%s on %s: output dtype %s", name, be.Name, tt.DType())
-				}
-				v := tensors.MustCopyFlatData[float32](tt)
-				out := make([]float64, len(v))
-				for i := range v {
-					out[i] = float64(v[i])
-				}
-				return out
-			}
+			loss, logits, grads := trainStepOutputs(t, be, fx.store(t, dtypes.Float32), fx.modelConfig(name == "resizer"), c.LabelSmoothing, paths, dtypes.Float32,
+				fx.pixelTensor(), fx.oneHot(dtypes.Float32))
 			// Tolerances: float32 against float64, through ~20 layers with batch norm over 4 images. The
 			// worst relative gradient error (per variable) measured on every backend is 8.7e-5, on
 			// /densenet/conv1_bn/gamma; the float64 test below shows the formulas are exact.
@@ -152,15 +197,15 @@ func TestTrainStepParityWithPyTorch(t *testing.T) {
 			if backendtest.TF32(be.Backend) {
 				tolLoss, tolLogits, tolGrad = 1e-3, 5e-3, 0.5
 			}
-			if d := math.Abs(f64(outs[0])[0] - want.Loss); d > tolLoss {
-				t.Errorf("%s on %s: loss %.7f, PyTorch %.7f", name, be.Name, f64(outs[0])[0], want.Loss)
+			if d := math.Abs(loss - want.Loss); d > tolLoss {
+				t.Errorf("%s on %s: loss %.7f, PyTorch %.7f", name, be.Name, loss, want.Loss)
 			}
-			if e := backendtest.RelDiff(f64(outs[1]), want.Logits); e > tolLogits {
+			if e := backendtest.RelDiff(logits, want.Logits); e > tolLogits {
 				t.Errorf("%s on %s: logits relative error %.2g", name, be.Name, e)
 			}
 			worst, worstPath := 0.0, ""
 			for i, p := range paths {
-				e := backendtest.RelDiff(f64(outs[2+i]), want.Gradients[p])
+				e := backendtest.RelDiff(grads[i], want.Gradients[p])
 				if e > worst || math.IsNaN(e) {
 					worst, worstPath = e, p
 				}
@@ -169,8 +214,7 @@ func TestTrainStepParityWithPyTorch(t *testing.T) {
 				}
 			}
 			t.Logf("%-8s on %-11s: loss %.7f (PyTorch %.7f); %d gradients, worst relative error %.2g (%s)",
-				name, be.Name, f64(outs[0])[0], want.Loss, len(paths), worst, worstPath)
-			exec.Finalize()
+				name, be.Name, loss, want.Loss, len(paths), worst, worstPath)
 		}
 	}
 }
@@ -189,35 +233,15 @@ func TestTrainStepParityFloat64(t *testing.T) {
 		be.Use(t)
 		for _, name := range []string{"resizer", "baseline"} {
 			want := fx.Models[name]
-			store := fx.store(t, dtypes.Float64)
 			paths := fx.gradientPaths(name)
-			outs, err := model.CallOnceN(be.Backend, store, func(scope *model.Scope, x, y *Node) []*Node {
-				g := x.Graph()
-				scope.Store().SetTraining(g, true)
-				img := MulScalar(ConvertDType(x, dtypes.Float64), 1.0/255)
-				if name == "resizer" {
-					img = resizer.New(scope, img).Target(c.Target, c.Target).Filters(c.Filters).ResBlocks(c.ResBlocks).Done()
-				} else {
-					img = resizer.Resize(img, c.Target, c.Target, resizer.Bilinear)
-				}
-				logits := densenet.New(scope, img).Blocks(c.Blocks...).Growth(c.Growth).Name("densenet").Classes(2).Done()
-				loss := SmoothedCrossEntropy(y, logits, c.LabelSmoothing)
-				vars := make([]*Node, len(paths))
-				for i, p := range paths {
-					vars[i] = store.GetVariable(p).NodeValue(g)
-				}
-				return append([]*Node{loss}, Gradient(loss, vars...)...)
-			}, tensors.FromFlatDataAndDimensions(slices.Clone(fx.Pixels), c.Batch, c.Input[0], c.Input[1], 3),
-				fx.oneHot(dtypes.Float64))
-			if err != nil {
-				t.Fatalf("%s on %s: %v", name, be.Name, err)
-			}
-			if got := tensors.MustCopyFlatData[float64](outs[0])[0]; math.Abs(got-want.Loss) > 1e-9 {
-				t.Errorf("%s on %s: loss %.12f, PyTorch %.12f", name, be.Name, got, want.Loss)
+			loss, _, grads := trainStepOutputs(t, be, fx.store(t, dtypes.Float64), fx.modelConfig(name == "resizer"), c.LabelSmoothing, paths,
+				dtypes.Float64, fx.pixelTensor(), fx.oneHot(dtypes.Float32))
+			if math.Abs(loss-want.Loss) > 1e-9 {
+				t.Errorf("%s on %s: loss %.12f, PyTorch %.12f", name, be.Name, loss, want.Loss)
 			}
 			worst := 0.0
 			for i, p := range paths {
-				e := backendtest.RelDiff(tensors.MustCopyFlatData[float64](outs[1+i]), want.Gradients[p])
+				e := backendtest.RelDiff(grads[i], want.Gradients[p])
 				worst = max(worst, e)
 				if e > 1e-7 || math.IsNaN(e) {
 					t.Errorf("%s on %s: gradient of %s: relative error %.2g", name, be.Name, p, e)

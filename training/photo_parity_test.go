@@ -16,13 +16,11 @@ import (
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
-	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/train"
 	"github.com/nlpodyssey/safetensors"
 
-	"github.com/learnresize/learnresize/densenet"
 	"github.com/learnresize/learnresize/internal/backendtest"
 	"github.com/learnresize/learnresize/models"
 	"github.com/learnresize/learnresize/resizer"
@@ -368,59 +366,11 @@ func checkLoss(t *testing.T, what string, loss, ref, torch float64) {
 	}
 }
 
-// stepGradients runs model name's training graph once on the fixture's batch, in dtype, and returns
-// loss, logits and the gradients of paths. Float32 is the model as the library builds it
-// (models.Build); float64 assembles the same layers in float64 (models.Build computes in float32).
+// stepGradients runs model name's training graph once on the fixture's batch, in dtype, from the
+// fixture's initial weights (trainStepOutputs).
 func stepGradients(t *testing.T, be backendtest.Backend, fx *photoFixture, name string, paths []string, dtype dtypes.DType) (loss float64, logits []float64, grads [][]float64) {
 	t.Helper()
-	store := fx.store(t, name, dtype)
-	cfg := fx.modelConfig(name == "resizer")
-	exec, err := model.NewExec(be.Backend, store, func(scope *model.Scope, x, y *Node) []*Node {
-		g := x.Graph()
-		scope.Store().SetTraining(g, true)
-		var logits *Node
-		if dtype == dtypes.Float32 {
-			logits = models.Build(scope, x, cfg, nil)
-		} else {
-			img := MulScalar(ConvertDType(x, dtype), 1.0/255)
-			if cfg.Resizer {
-				img = resizer.New(scope, img).Target(cfg.TargetHeight, cfg.TargetWidth).Filters(cfg.Filters).ResBlocks(cfg.ResBlocks).Done()
-			} else {
-				img = resizer.Resize(img, cfg.TargetHeight, cfg.TargetWidth, resizer.Bilinear)
-			}
-			b := densenet.New(scope, img).Classes(2)
-			if len(cfg.Blocks) > 0 {
-				b = b.Blocks(cfg.Blocks...).Growth(cfg.Growth).Name(cfg.BackboneScope())
-			} else {
-				b = b.Preset(cfg.Preset)
-			}
-			logits = b.Done()
-		}
-		loss := SmoothedCrossEntropy(ConvertDType(y, dtype), logits, fx.LabelSmoothing)
-		vars := make([]*Node, len(paths))
-		for i, p := range paths {
-			vars[i] = store.GetVariable(p).NodeValue(g)
-		}
-		return append([]*Node{loss, logits}, Gradient(loss, vars...)...)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer exec.Finalize()
-	outs, err := exec.Exec(fx.pixels(t), fx.oneHot())
-	if err != nil {
-		t.Fatalf("%s on %s: %v", name, be.Name, err)
-	}
-	values := func(tt *tensors.Tensor) []float64 {
-		if dtype == dtypes.Float64 {
-			return tensors.MustCopyFlatData[float64](tt)
-		}
-		return float32Values(t, tt)
-	}
-	for _, o := range outs[2:] {
-		grads = append(grads, values(o))
-	}
-	return values(outs[0])[0], values(outs[1]), grads
+	return trainStepOutputs(t, be, fx.store(t, name, dtype), fx.modelConfig(name == "resizer"), fx.LabelSmoothing, paths, dtype, fx.pixels(t), fx.oneHot())
 }
 
 // sampled returns the fixture's sampled entries of a gradient (all of it in the small fixture).

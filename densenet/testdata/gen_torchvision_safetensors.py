@@ -23,11 +23,13 @@ import torchvision
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def save_safetensors(tensors, path):
-    header, blobs, offset = {}, [], 0
+def save_safetensors(tensors, path, metadata=None):
+    """The safetensors format: 8 bytes of header length (little endian), a JSON header (with
+    metadata, a dict of strings, as its __metadata__), the raw data."""
+    header, blobs, offset = ({"__metadata__": metadata} if metadata else {}), [], 0
     for name in sorted(tensors):
         t = tensors[name].contiguous()
-        dtype = {torch.float32: "F32", torch.int64: "I64"}[t.dtype]
+        dtype = {torch.float32: "F32", torch.float64: "F64", torch.int32: "I32", torch.int64: "I64"}[t.dtype]
         raw = t.numpy().tobytes()
         header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
         blobs.append(raw)

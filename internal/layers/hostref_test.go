@@ -68,6 +68,11 @@ func hostSlice2D(x []float64, xd []int, r0, rn, rs, c0, cn, cs int) ([]float64, 
 // the flat input index of the first maximum of its window in row-major order (PyTorch's and XLA's
 // choice on ties: a later element replaces the running maximum only when strictly greater).
 func hostMaxPool(x []float64, xd []int, window, stride int) (y []float64, yd []int, arg []int) {
+	return hostMaxPoolTies(x, xd, window, stride, false)
+}
+
+// hostMaxPoolTies is hostMaxPool, with arg on the last maximum of each window when last is set.
+func hostMaxPoolTies(x []float64, xd []int, window, stride int, last bool) (y []float64, yd []int, arg []int) {
 	oh, ow := (xd[1]-window)/stride+1, (xd[2]-window)/stride+1
 	yd = []int{xd[0], oh, ow, xd[3]}
 	for b := range xd[0] {
@@ -78,7 +83,7 @@ func hostMaxPool(x []float64, xd []int, window, stride int) (y []float64, yd []i
 					for di := range window {
 						for dj := range window {
 							idx := nhwc(xd, b, oi*stride+di, oj*stride+dj, c)
-							if best < 0 || x[idx] > x[best] {
+							if best < 0 || x[idx] > x[best] || last && x[idx] == x[best] {
 								best = idx
 							}
 						}

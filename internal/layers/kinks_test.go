@@ -277,29 +277,8 @@ func TestMaxPool2DTies(t *testing.T) {
 // hostMaxPoolGradLast is hostMaxPoolGrad with the other convention (the last maximum of each
 // window), to make sure the inputs tell the two apart.
 func hostMaxPoolGradLast(x []float64, xd []int, window, stride int, r []float64) []float64 {
-	oh, ow := (xd[1]-window)/stride+1, (xd[2]-window)/stride+1
-	g := make([]float64, len(x))
-	o := 0
-	for b := range xd[0] {
-		for oi := range oh {
-			for oj := range ow {
-				for c := range xd[3] {
-					best := -1
-					for di := range window {
-						for dj := range window {
-							idx := nhwc(xd, b, oi*stride+di, oj*stride+dj, c)
-							if best < 0 || x[idx] >= x[best] {
-								best = idx
-							}
-						}
-					}
-					g[best] += r[o]
-					o++
-				}
-			}
-		}
-	}
-	return g
+	_, _, arg := hostMaxPoolTies(x, xd, window, stride, true)
+	return scatterAdd(arg, len(x), r)
 }
 
 // padTies counts the windows of a max pooling over z (x zero-padded by pad) whose maximum is 0

@@ -36,7 +36,12 @@ func strided(x, k *Node) *Node { return SliceAxisStrided(SliceAxisStrided(x, 1, 
 // each output's r goes to the first maximum of its window in row-major order.
 func hostMaxPoolGrad(x []float64, xd []int, window, stride int, r []float64) []float64 {
 	_, _, arg := hostMaxPool(x, xd, window, stride)
-	g := make([]float64, len(x))
+	return scatterAdd(arg, len(x), r)
+}
+
+// scatterAdd adds r[o] at index arg[o] of n zeros.
+func scatterAdd(arg []int, n int, r []float64) []float64 {
+	g := make([]float64, n)
 	for o, i := range arg {
 		g[i] += r[o]
 	}

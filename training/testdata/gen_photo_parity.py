@@ -38,7 +38,6 @@ with Debian's python3-torch, python3-pil and python3-numpy, from the repository 
 """
 import json
 import os
-import struct
 import sys
 
 import numpy as np
@@ -46,6 +45,9 @@ import torch
 from PIL import Image
 
 import tutorial_torch as tt
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "densenet", "testdata"))
+from gen_torchvision_safetensors import save_safetensors as write_safetensors  # noqa: E402  (the same writer)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PHOTOS = [("Dog", 2868), ("Cat", 1500), ("Cat", 2835), ("Cat", 947), ("Cat", 1063), ("Dog", 2352), ("Dog", 1773), ("Dog", 5)]
@@ -230,24 +232,9 @@ def tutorial_fixture(root):
 
 
 def save_safetensors(tensors, meta, path):
-    """The safetensors format (8-byte header length, JSON header, raw little-endian data); the
-    configuration goes in the header's __metadata__ as JSON."""
-    header, blobs, offset = {"__metadata__": {"fixture": json.dumps(meta, separators=(",", ":")),
-                                              "generator": "gen_photo_parity.py", "torch": torch.__version__}}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].contiguous()
-        dtype = {torch.float64: "F64", torch.float32: "F32", torch.int32: "I32"}[t.dtype]
-        raw = t.numpy().tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+    """densenet/testdata's safetensors writer, with the configuration in the header's __metadata__."""
+    write_safetensors(tensors, path, {"fixture": json.dumps(meta, separators=(",", ":")),
+                                      "generator": "gen_photo_parity.py", "torch": torch.__version__})
     print("wrote", path, f"{os.path.getsize(path)} bytes")
 
 
