@@ -18,19 +18,36 @@ import (
 	"github.com/learnresize/learnresize/resizer"
 )
 
+// fixtureConfig is the model configuration of a training-step fixture, as the generators in
+// testdata write it (gen_train_step_parity.py, gen_photo_parity.py).
+type fixtureConfig struct {
+	Input          []int   `json:"input"` // [height, width]
+	Target         int     `json:"target"`
+	Batch          int     `json:"batch"`
+	Blocks         []int   `json:"blocks"`
+	Growth         int     `json:"growth"`
+	Filters        int     `json:"filters"`
+	ResBlocks      int     `json:"res_blocks"`
+	LabelSmoothing float64 `json:"label_smoothing"` // the noise fixture's (the photo fixtures give it beside the configuration)
+	// Scope is the backbone's scope: "densenet121" for the preset, else (or when absent) a custom
+	// DenseNet of Blocks and Growth named "densenet".
+	Scope string `json:"scope"`
+}
+
+// model is the configuration as the Go model's, with the learnable resizer or the plain resize.
+func (c fixtureConfig) model(withResizer bool) models.Config {
+	cfg := models.Config{InputHeight: c.Input[0], InputWidth: c.Input[1], Config: resizer.Config{TargetHeight: c.Target, TargetWidth: c.Target,
+		Interpolation: resizer.Bilinear, Filters: c.Filters, ResBlocks: c.ResBlocks}, Resizer: withResizer, Preset: "densenet121", Classes: 2}
+	if c.Scope != "densenet121" {
+		cfg.Blocks, cfg.Growth = c.Blocks, c.Growth
+	}
+	return cfg
+}
+
 type trainStepFixture struct {
-	Config struct {
-		Input          []int   `json:"input"`
-		Target         int     `json:"target"`
-		Batch          int     `json:"batch"`
-		Blocks         []int   `json:"blocks"`
-		Growth         int     `json:"growth"`
-		Filters        int     `json:"filters"`
-		ResBlocks      int     `json:"res_blocks"`
-		LabelSmoothing float64 `json:"label_smoothing"`
-	} `json:"config"`
-	Pixels    []uint8 `json:"pixels"`
-	Labels    []int   `json:"labels"`
+	Config    fixtureConfig `json:"config"`
+	Pixels    []uint8       `json:"pixels"`
+	Labels    []int         `json:"labels"`
 	Variables map[string]struct {
 		Shape []int     `json:"shape"`
 		Data  []float32 `json:"data"`
@@ -63,14 +80,6 @@ func (fx *trainStepFixture) oneHot(dtype dtypes.DType) *tensors.Tensor {
 		v[i*2+l] = 1
 	}
 	return backendtest.FloatTensor(v, []int{len(fx.Labels), 2}, dtype)
-}
-
-// modelConfig is the fixture's model: small, with every layer kind of the tutorial's.
-func (fx *trainStepFixture) modelConfig(withResizer bool) models.Config {
-	c := fx.Config
-	return models.Config{InputHeight: c.Input[0], InputWidth: c.Input[1], Config: resizer.Config{TargetHeight: c.Target, TargetWidth: c.Target,
-		Interpolation: resizer.Bilinear, Filters: c.Filters, ResBlocks: c.ResBlocks}, Resizer: withResizer,
-		Preset: "densenet121", Blocks: c.Blocks, Growth: c.Growth, Classes: 2}
 }
 
 // pixelTensor is the fixture's batch, uint8 NHWC.
@@ -182,7 +191,7 @@ func TestTrainStepParityWithPyTorch(t *testing.T) {
 		for _, name := range []string{"resizer", "baseline"} {
 			want := fx.Models[name]
 			paths := fx.gradientPaths(name)
-			loss, logits, grads := trainStepOutputs(t, be, fx.store(t, dtypes.Float32), fx.modelConfig(name == "resizer"), c.LabelSmoothing, paths, dtypes.Float32,
+			loss, logits, grads := trainStepOutputs(t, be, fx.store(t, dtypes.Float32), fx.Config.model(name == "resizer"), c.LabelSmoothing, paths, dtypes.Float32,
 				fx.pixelTensor(), fx.oneHot(dtypes.Float32))
 			// Tolerances: float32 against float64, through ~20 layers with batch norm over 4 images. The
 			// worst relative gradient error (per variable) measured on every backend is 8.7e-5, on
@@ -234,7 +243,7 @@ func TestTrainStepParityFloat64(t *testing.T) {
 		for _, name := range []string{"resizer", "baseline"} {
 			want := fx.Models[name]
 			paths := fx.gradientPaths(name)
-			loss, _, grads := trainStepOutputs(t, be, fx.store(t, dtypes.Float64), fx.modelConfig(name == "resizer"), c.LabelSmoothing, paths,
+			loss, _, grads := trainStepOutputs(t, be, fx.store(t, dtypes.Float64), fx.Config.model(name == "resizer"), c.LabelSmoothing, paths,
 				dtypes.Float64, fx.pixelTensor(), fx.oneHot(dtypes.Float32))
 			if math.Abs(loss-want.Loss) > 1e-9 {
 				t.Errorf("%s on %s: loss %.12f, PyTorch %.12f", name, be.Name, loss, want.Loss)

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
-	"image"
-	"image/png"
 	"maps"
 	"math"
 	"os"
@@ -21,8 +19,8 @@ import (
 	"github.com/gomlx/gomlx/ml/train"
 	"github.com/nlpodyssey/safetensors"
 
+	"github.com/learnresize/learnresize/datasets"
 	"github.com/learnresize/learnresize/internal/backendtest"
-	"github.com/learnresize/learnresize/models"
 	"github.com/learnresize/learnresize/resizer"
 )
 
@@ -30,16 +28,7 @@ import (
 // tutorial's models on real photos from Keras' initial weights, computed by PyTorch in float64 (the
 // reference, "...64/...") and float32 ("...32/...", PyTorch's own rounding error).
 type photoFixture struct {
-	Config struct {
-		Input     int    `json:"input"`
-		Target    int    `json:"target"`
-		Batch     int    `json:"batch"`
-		Blocks    []int  `json:"blocks"`
-		Growth    int    `json:"growth"`
-		Filters   int    `json:"filters"`
-		ResBlocks int    `json:"res_blocks"`
-		Scope     string `json:"scope"` // the backbone's: "densenet" (Blocks) or "densenet121"
-	} `json:"config"`
+	Config         fixtureConfig    `json:"config"`
 	Photos         []string         `json:"photos"`
 	Labels         []int            `json:"labels"`
 	Seed           uint64           `json:"seed"`
@@ -49,6 +38,7 @@ type photoFixture struct {
 	Shapes         map[string][]int `json:"shapes"` // the tutorial fixture's trainable variables
 	tensors        map[string][]float64
 	dims           map[string][]int
+	pix            []uint8 // the photos, decoded (pixels)
 }
 
 // loadPhotoFixture reads testdata/<name>. A missing fixture is a failure: it is committed.
@@ -112,53 +102,27 @@ func (fx *photoFixture) get(t *testing.T, key string) []float64 {
 	return v
 }
 
-// pixels decodes the committed photos (testdata/photos/<class>_<n>_<size>.png) into a uint8
-// [batch, size, size, 3] tensor.
+// pixels is a fresh uint8 [batch, height, width, 3] tensor of the committed photos (a Trainer takes
+// ownership of its batches), decoded once (testdata/photos/<class>_<n>_<size>.png).
 func (fx *photoFixture) pixels(t *testing.T) *tensors.Tensor {
 	t.Helper()
-	size := fx.Config.Input
-	var pix []uint8
-	for _, p := range fx.Photos { // "Dog/2868.jpg"
-		cls, file, _ := strings.Cut(p, "/")
-		name := fmt.Sprintf("%s_%s_%d.png", strings.ToLower(cls), strings.TrimSuffix(file, ".jpg"), size)
-		f, err := os.Open(filepath.Join("testdata", "photos", name))
-		if err != nil {
-			t.Fatalf("a committed photo is missing: %v", err)
-		}
-		img, err := png.Decode(f)
-		_ = f.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		rgba, ok := img.(*image.NRGBA)
-		if !ok || rgba.Rect.Dx() != size || rgba.Rect.Dy() != size {
-			if rgb, isRGB := imageRGB(img); isRGB && img.Bounds().Dx() == size && img.Bounds().Dy() == size {
-				pix = append(pix, rgb...)
-				continue
+	h, w := fx.Config.Input[0], fx.Config.Input[1]
+	if fx.pix == nil {
+		for _, p := range fx.Photos { // "Dog/2868.jpg"
+			cls, file, _ := strings.Cut(p, "/")
+			name := fmt.Sprintf("%s_%s_%d.png", strings.ToLower(cls), strings.TrimSuffix(file, ".jpg"), h)
+			data, err := os.ReadFile(filepath.Join("testdata", "photos", name))
+			if err != nil {
+				t.Fatalf("a committed photo is missing: %v", err)
 			}
-			t.Fatalf("%s: want a %dx%d RGB image, got %T %v", name, size, size, img, img.Bounds())
-		}
-		for i := 0; i < len(rgba.Pix); i += 4 {
-			pix = append(pix, rgba.Pix[i], rgba.Pix[i+1], rgba.Pix[i+2])
+			pix, pw, ph, err := datasets.DecodeRGB(data, 0)
+			if err != nil || pw != w || ph != h {
+				t.Fatalf("%s: want a %dx%d image, got %dx%d (%v)", name, w, h, pw, ph, err)
+			}
+			fx.pix = append(fx.pix, pix...)
 		}
 	}
-	return tensors.FromFlatDataAndDimensions(pix, len(fx.Photos), size, size, 3)
-}
-
-// imageRGB returns the pixels of an opaque image as RGB bytes, row-major.
-func imageRGB(img image.Image) ([]uint8, bool) {
-	b := img.Bounds()
-	out := make([]uint8, 0, b.Dx()*b.Dy()*3)
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bl, a := img.At(x, y).RGBA()
-			if a != 0xffff {
-				return nil, false
-			}
-			out = append(out, uint8(r>>8), uint8(g>>8), uint8(bl>>8))
-		}
-	}
-	return out, true
+	return tensors.FromFlatDataAndDimensions(slices.Clone(fx.pix), len(fx.Photos), h, w, 3)
 }
 
 // oneHot is the labels one-hot, float32 [batch, 2].
@@ -168,17 +132,6 @@ func (fx *photoFixture) oneHot() *tensors.Tensor {
 		v[2*i+l] = 1
 	}
 	return tensors.FromFlatDataAndDimensions(v, len(fx.Labels), 2)
-}
-
-// modelConfig is the fixture's configuration as the Go model's.
-func (fx *photoFixture) modelConfig(withResizer bool) models.Config {
-	c := fx.Config
-	cfg := models.Config{InputHeight: c.Input, InputWidth: c.Input, Config: resizer.Config{TargetHeight: c.Target, TargetWidth: c.Target,
-		Interpolation: resizer.Bilinear, Filters: c.Filters, ResBlocks: c.ResBlocks}, Resizer: withResizer, Preset: "densenet121", Classes: 2}
-	if c.Scope == "densenet" {
-		cfg.Blocks, cfg.Growth = c.Blocks, c.Growth
-	}
-	return cfg
 }
 
 // trainableShapes lists the trainable variables of model name ("resizer" or "baseline") with their
@@ -370,7 +323,7 @@ func checkLoss(t *testing.T, what string, loss, ref, torch float64) {
 // fixture's initial weights (trainStepOutputs).
 func stepGradients(t *testing.T, be backendtest.Backend, fx *photoFixture, name string, paths []string, dtype dtypes.DType) (loss float64, logits []float64, grads [][]float64) {
 	t.Helper()
-	return trainStepOutputs(t, be, fx.store(t, name, dtype), fx.modelConfig(name == "resizer"), fx.LabelSmoothing, paths, dtype, fx.pixels(t), fx.oneHot())
+	return trainStepOutputs(t, be, fx.store(t, name, dtype), fx.Config.model(name == "resizer"), fx.LabelSmoothing, paths, dtype, fx.pixels(t), fx.oneHot())
 }
 
 // sampled returns the fixture's sampled entries of a gradient (all of it in the small fixture).
@@ -447,7 +400,7 @@ func trainSteps(t *testing.T, be backendtest.Backend, fx *photoFixture, name str
 	t.Helper()
 	what := fmt.Sprintf("%s on %s", name, be.Name)
 	store := fx.store(t, name, dtypes.Float32)
-	cfg := Config{Model: fx.modelConfig(name == "resizer"), LearningRate: fx.LearningRate, LabelSmoothing: fx.LabelSmoothing}
+	cfg := Config{Model: fx.Config.model(name == "resizer"), LearningRate: fx.LearningRate, LabelSmoothing: fx.LabelSmoothing}
 	r := newRun(be.Backend, store, cfg, Options{})
 	refLoss, torchLoss := fx.get(t, name+"/loss64"), fx.get(t, name+"/loss32")
 	for k := range fx.Steps {

@@ -183,9 +183,15 @@ def step(models, name, pixels, labels):
     return float(loss), logits.detach().double(), grads
 
 
+def described(cfg):
+    """The configuration as the fixtures' metadata gives it: the input as [height, width], as the noise
+    fixture (gen_train_step_parity.py) does, so that the Go tests read both alike."""
+    return dict(cfg, input=[cfg["input"], cfg["input"]])
+
+
 def small_fixture(root):
     pixels, labels = load_photos(root, PHOTOS, SMALL["input"])
-    out, meta = {}, {"config": SMALL, "photos": [f"{c}/{n}.jpg" for c, n in PHOTOS], "labels": labels.tolist(),
+    out, meta = {}, {"config": described(SMALL), "photos": [f"{c}/{n}.jpg" for c, n in PHOTOS], "labels": labels.tolist(),
                      "seed": SEED, "steps": STEPS, "learning_rate": LR, "label_smoothing": SMOOTHING}
     for name in ("resizer", "baseline"):
         for dtype, bits in ((torch.float64, "64"), (torch.float32, "32")):
@@ -210,7 +216,7 @@ def small_fixture(root):
 
 def tutorial_fixture(root):
     pixels, labels = load_photos(root, TUTORIAL_PHOTOS, TUTORIAL["input"])
-    out, meta = {}, {"config": TUTORIAL, "photos": [f"{c}/{n}.jpg" for c, n in TUTORIAL_PHOTOS],
+    out, meta = {}, {"config": described(TUTORIAL), "photos": [f"{c}/{n}.jpg" for c, n in TUTORIAL_PHOTOS],
                      "labels": labels.tolist(), "seed": SEED, "label_smoothing": SMOOTHING, "samples": SAMPLES}
     shapes = {}
     for name in ("resizer", "baseline"):
