@@ -211,6 +211,20 @@ func fromStart(pct float64) float64 {
 	return pct
 }
 
+// CheckSelects refuses an expression that selects none of the n examples of the source at root,
+// with an error worded to follow the split's name (the command line names its flag, training its
+// role).
+func (s SplitSpec) CheckSelects(n int, root string) error {
+	k, err := s.Len(n)
+	if err != nil {
+		return err
+	}
+	if k == 0 {
+		return fmt.Errorf("selects none of the %d examples of %s: give a range within them, e.g. train[:40%%]", n, root)
+	}
+	return nil
+}
+
 // Overlap is the number of examples that both expressions select from a split of n examples
 // (counted once per pair of overlapping parts).
 func Overlap(a, b SplitSpec, n int) (int, error) {

@@ -152,13 +152,8 @@ func (c Config) checkSplitsFit(n int, root string) error {
 		if err != nil {
 			return err // Validate has refused it already
 		}
-		k, err := spec.Len(n)
-		if err != nil {
-			return err
-		}
-		if k == 0 {
-			return &SplitError{Which: which, Train: c.TrainSplit, Val: c.ValSplit,
-				Problem: fmt.Sprintf("selects none of the %d examples of %s: give a range within them, e.g. train[:40%%]", n, root)}
+		if err := spec.CheckSelects(n, root); err != nil {
+			return &SplitError{Which: which, Train: c.TrainSplit, Val: c.ValSplit, Problem: err.Error()}
 		}
 		specs[i] = spec
 	}

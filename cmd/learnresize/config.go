@@ -139,23 +139,16 @@ func (c *configFlags) resolve() (training.Config, error) {
 			return cfg, usagef("-pretrained: %v", err)
 		}
 	}
-	for _, f := range splitFlagsOf(cfg) {
-		if _, err := parseSplitFlag(f.name, f.expr); err != nil {
-			return cfg, err
-		}
+	if _, err := parseSplitFlag("-train-split", cfg.TrainSplit); err != nil {
+		return cfg, err
+	}
+	if _, err := parseSplitFlag("-val-split", cfg.ValSplit); err != nil {
+		return cfg, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usagef("%v", err)
 	}
 	return cfg, nil
-}
-
-// splitFlag is a split expression and the flag that sets it.
-type splitFlag struct{ name, expr string }
-
-// splitFlagsOf is cfg's splits with their flags' names.
-func splitFlagsOf(cfg training.Config) []splitFlag {
-	return []splitFlag{{"-train-split", cfg.TrainSplit}, {"-val-split", cfg.ValSplit}}
 }
 
 // parseSplitFlag parses the split expression of the flag name and refuses what is wrong whatever
@@ -173,19 +166,6 @@ func parseSplitFlag(name, expr string) (datasets.SplitSpec, error) {
 			name, expr)
 	}
 	return spec, nil
-}
-
-// checkSplitLen refuses a split (set by the flag name) that selects none of the n examples of the
-// source at root.
-func checkSplitLen(name string, spec datasets.SplitSpec, n int, root string) error {
-	k, err := spec.Len(n)
-	if err != nil {
-		return usagef("%s: %v", name, err)
-	}
-	if k == 0 {
-		return usagef("%s %q selects none of the %d examples of %s: give a range within them, e.g. train[:40%%]", name, spec, n, root)
-	}
-	return nil
 }
 
 // wantsSmall reports whether args hold -small (checked before parsing, so that the small

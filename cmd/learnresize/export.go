@@ -40,8 +40,8 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		return interrupted(ctx, err, "")
 	}
 	defer src.Close()
-	if err := checkSplitLen("-split", spec, src.Len(), src.Root()); err != nil {
-		return err
+	if err := spec.CheckSelects(src.Len(), src.Root()); err != nil {
+		return usagef("-split %q %v", spec, err)
 	}
 	res, err := datasets.ExportSplit(ctx, src, *split, *out)
 	if err != nil {
