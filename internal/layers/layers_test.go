@@ -53,28 +53,6 @@ func bnInputGradient(t *testing.T, b compute.Backend, build func(scope *model.Sc
 	return loss, grad
 }
 
-func numericGrad(loss func([]float64) float64, x []float64) []float64 {
-	const eps = 1e-5
-	out := make([]float64, len(x))
-	for i := range x {
-		xp := append([]float64(nil), x...)
-		xm := append([]float64(nil), x...)
-		xp[i] += eps
-		xm[i] -= eps
-		out[i] = (loss(xp) - loss(xm)) / (2 * eps)
-	}
-	return out
-}
-
-func relErr(got, want []float64) float64 {
-	var num, den float64
-	for i := range got {
-		num += (got[i] - want[i]) * (got[i] - want[i])
-		den += want[i] * want[i]
-	}
-	return math.Sqrt(num / den)
-}
-
 // TestBatchNormTrueGradient proves our batch norm back-propagates through the batch statistics
 // (finite differences and the closed form of hostBatchNorm), and that GoMLX's decomposed batch
 // norm does not: its gradient is the one with the statistics held constant. If a GoMLX upgrade
@@ -90,13 +68,13 @@ func TestBatchNormTrueGradient(t *testing.T) {
 	// 1e-10 per element, truncation ~1e-10 (measured 3.4e-10 to 5e-10 overall): 1e-7 is 300x that, while
 	// leaving out the statistics is a 47% error here.
 	loss, grad := bnInputGradient(t, b, func(s *model.Scope, x *Node) *Node { return BatchNorm(s, x).Done() }, x, r, dims)
-	numeric := numericGrad(loss, x)
-	if e := relErr(grad, numeric); e > 1e-7 {
+	numeric := hostFiniteDiff(x, 1e-5, loss)
+	if e := backendtest.RelDiff(grad, numeric); e > 1e-7 {
 		t.Errorf("batch norm input gradient: relative error %.3g vs finite differences (want < 1e-7)", e)
 	}
 	// The closed form, evaluated in float64 on the host, has only float64 rounding (1e-15 relative
 	// per operation over 60 rows).
-	if e := relErr(grad, closed); e > 1e-12 {
+	if e := backendtest.RelDiff(grad, closed); e > 1e-12 {
 		t.Errorf("batch norm input gradient: relative error %.3g vs the closed form (want < 1e-12)", e)
 	}
 	// The per-channel sum of dL/dx of a batch-normalised input is zero.
@@ -113,11 +91,11 @@ func TestBatchNormTrueGradient(t *testing.T) {
 	gLoss, gGrad := bnInputGradient(t, b, func(s *model.Scope, x *Node) *Node {
 		return norm.BatchNorm(s, x, -1).UseBackendInference(false).Done()
 	}, x, r, dims)
-	gErr := relErr(gGrad, numericGrad(gLoss, x))
-	want := relErr(stopGrad, closed) // what leaving out the statistics costs, on the host
+	gErr := backendtest.RelDiff(gGrad, hostFiniteDiff(x, 1e-5, gLoss))
+	want := backendtest.RelDiff(stopGrad, closed) // what leaving out the statistics costs, on the host
 	t.Logf("GoMLX v0.28 decomposed batch norm: input-gradient relative error %.1f%% (statistics held constant: %.1f%%; ours: %.2g)",
-		100*gErr, 100*want, relErr(grad, numeric))
-	if e := relErr(gGrad, stopGrad); e > 1e-12 || gErr < 0.1 {
+		100*gErr, 100*want, backendtest.RelDiff(grad, numeric))
+	if e := backendtest.RelDiff(gGrad, stopGrad); e > 1e-12 || gErr < 0.1 {
 		t.Errorf("GoMLX's decomposed batch norm: gradient %.3g off the stop-gradient form and %.3g off finite differences: "+
 			"it no longer holds the statistics constant; update the package doc (layers.go) and GOMLX.md", e, gErr)
 	}
