@@ -281,15 +281,7 @@ func TestGradientsFiniteDifferences(t *testing.T) {
 					o := lossAndGrad.MustExec(tensors.FromFlatDataAndDimensions(xv, shape...), rT)
 					return tensors.MustCopyFlatData[float64](o[0])[0]
 				}
-				const eps = 1e-4
-				numeric := make([]float64, len(x))
-				for i := range x {
-					xp := append([]float64(nil), x...)
-					xm := append([]float64(nil), x...)
-					xp[i] += eps
-					xm[i] -= eps
-					numeric[i] = (lossAt(xp) - lossAt(xm)) / (2 * eps)
-				}
+				numeric := backendtest.CentralDifferences(x, 1e-4, lossAt)
 				assertClose(t, fmt.Sprintf("grad %s/%v->%dx%d/%s", m, shape, s.oh, s.ow, f), grad, numeric, 1e-7)
 				lossAndGrad.Finalize()
 			}

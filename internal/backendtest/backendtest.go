@@ -189,6 +189,21 @@ func RelDiff(got, want []float64) float64 {
 	return math.Sqrt(num / den)
 }
 
+// CentralDifferences is the gradient of loss at v by central differences with step eps (the
+// reference the numerical tests hold gradients to). v is not modified.
+func CentralDifferences(v []float64, eps float64, loss func([]float64) float64) []float64 {
+	g := make([]float64, len(v))
+	p := append([]float64(nil), v...)
+	for i := range v {
+		p[i] = v[i] + eps
+		up := loss(p)
+		p[i] = v[i] - eps
+		g[i] = (up - loss(p)) / (2 * eps)
+		p[i] = v[i]
+	}
+	return g
+}
+
 // FloatTensor makes a float64 or float32 tensor (by dtype) of the values v shaped dims.
 func FloatTensor(v []float64, dims []int, dtype dtypes.DType) *tensors.Tensor {
 	if dtype == dtypes.Float64 {

@@ -145,20 +145,6 @@ func hostDot(a, b []float64) float64 {
 	return s
 }
 
-// hostFiniteDiff is the gradient of loss at v by central differences with step eps.
-func hostFiniteDiff(v []float64, eps float64, loss func([]float64) float64) []float64 {
-	g := make([]float64, len(v))
-	p := append([]float64(nil), v...)
-	for i := range v {
-		p[i] = v[i] + eps
-		up := loss(p)
-		p[i] = v[i] - eps
-		g[i] = (up - loss(p)) / (2 * eps)
-		p[i] = v[i]
-	}
-	return g
-}
-
 // hostBatchNorm is a training-mode batch normalisation over the last axis (c channels) of x in
 // float64, gamma 1 and beta 0: y = (x - mean) / sqrt(var + eps) with the batch mean and biased
 // variance. grad is the gradient of sum(r*y) wrt x through the statistics,

@@ -68,7 +68,7 @@ func TestBatchNormTrueGradient(t *testing.T) {
 	// 1e-10 per element, truncation ~1e-10 (measured 3.4e-10 to 5e-10 overall): 1e-7 is 300x that, while
 	// leaving out the statistics is a 47% error here.
 	loss, grad := bnInputGradient(t, b, func(s *model.Scope, x *Node) *Node { return BatchNorm(s, x).Done() }, x, r, dims)
-	numeric := hostFiniteDiff(x, 1e-5, loss)
+	numeric := backendtest.CentralDifferences(x, 1e-5, loss)
 	if e := backendtest.RelDiff(grad, numeric); e > 1e-7 {
 		t.Errorf("batch norm input gradient: relative error %.3g vs finite differences (want < 1e-7)", e)
 	}
@@ -91,7 +91,7 @@ func TestBatchNormTrueGradient(t *testing.T) {
 	gLoss, gGrad := bnInputGradient(t, b, func(s *model.Scope, x *Node) *Node {
 		return norm.BatchNorm(s, x, -1).UseBackendInference(false).Done()
 	}, x, r, dims)
-	gErr := backendtest.RelDiff(gGrad, hostFiniteDiff(x, 1e-5, gLoss))
+	gErr := backendtest.RelDiff(gGrad, backendtest.CentralDifferences(x, 1e-5, gLoss))
 	want := backendtest.RelDiff(stopGrad, closed) // what leaving out the statistics costs, on the host
 	t.Logf("GoMLX v0.28 decomposed batch norm: input-gradient relative error %.1f%% (statistics held constant: %.1f%%; ours: %.2g)",
 		100*gErr, 100*want, backendtest.RelDiff(grad, numeric))

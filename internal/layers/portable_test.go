@@ -171,9 +171,9 @@ func finiteDifferences(b compute.Backend, c opCase, xv, kv, rv []float64, ydims 
 		out := exec.MustExec1(backendtest.FloatTensor(x, c.x, dtypes.Float64), backendtest.FloatTensor(k, kdims, dtypes.Float64), backendtest.FloatTensor(rv, ydims, dtypes.Float64))
 		return tensors.MustCopyFlatData[float64](out)[0]
 	}
-	gx = hostFiniteDiff(xv, 1e-6, func(p []float64) float64 { return loss(p, kv) })
+	gx = backendtest.CentralDifferences(xv, 1e-6, func(p []float64) float64 { return loss(p, kv) })
 	if c.k != nil {
-		gk = hostFiniteDiff(kv, 1e-6, func(p []float64) float64 { return loss(xv, p) })
+		gk = backendtest.CentralDifferences(kv, 1e-6, func(p []float64) float64 { return loss(xv, p) })
 	}
 	return gx, gk
 }
@@ -190,9 +190,9 @@ func hostReference(c opCase, xv, kv, rv []float64) (y, gx, gk []float64) {
 		return y, c.tieGrad(xv, rv), nil
 	}
 	const eps = 1e-4
-	gx = hostFiniteDiff(xv, eps, func(p []float64) float64 { v, _ := c.ref(p, kv); return hostDot(v, rv) })
+	gx = backendtest.CentralDifferences(xv, eps, func(p []float64) float64 { v, _ := c.ref(p, kv); return hostDot(v, rv) })
 	if c.k != nil {
-		gk = hostFiniteDiff(kv, eps, func(p []float64) float64 { v, _ := c.ref(xv, p); return hostDot(v, rv) })
+		gk = backendtest.CentralDifferences(kv, eps, func(p []float64) float64 { v, _ := c.ref(xv, p); return hostDot(v, rv) })
 	}
 	return y, gx, gk
 }
