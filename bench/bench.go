@@ -28,6 +28,7 @@ import (
 	"github.com/janpfeifer/go-benchmarks"
 
 	"github.com/learnresize/learnresize/internal/layers"
+	"github.com/learnresize/learnresize/internal/resources"
 	"github.com/learnresize/learnresize/models"
 	"github.com/learnresize/learnresize/resizer"
 	"github.com/learnresize/learnresize/training"
@@ -59,6 +60,16 @@ type Result struct {
 	P95Ms       float64 `json:"p95_ms"`
 	ImagesPerS  float64 `json:"images_per_s,omitempty"`
 	ImagesPerIt int     `json:"images_per_iteration,omitempty"`
+	// PeakRSSBytes is the process's peak resident memory during one call after the first (the
+	// first compiles; the arenas it grows are kept and counted): memory earlier rows still hold is
+	// in it, so run a row alone (-only) for its own figure. 0 where unknown (off Linux).
+	PeakRSSBytes uint64 `json:"peak_rss_bytes,omitempty"`
+	// FirstCallPeakRSSBytes is the same during the first call (compilation included).
+	FirstCallPeakRSSBytes uint64 `json:"first_call_peak_rss_bytes,omitempty"`
+	// For the training steps, training.EstimateMemory's figures: the planned peak of the step's
+	// values and the process estimate the up-front check uses (0 where there is none).
+	PlannedValuesBytes int64 `json:"planned_values_bytes,omitempty"`
+	EstimatedBytes     int64 `json:"estimated_bytes,omitempty"`
 }
 
 // Report is the JSON document Run returns.
@@ -95,6 +106,7 @@ type bench struct {
 	name, shape string
 	images      int
 	setup       func() (run func() error, err error)
+	model       *models.Config // the training steps' model, for their memory estimate
 }
 
 // Run executes the benchmarks on b and prints their statistics to w. (A sequence: set up and time the
@@ -123,12 +135,30 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bench %q: %w", bn.name, err)
 		}
+		_ = resources.ResetPeakRSS()
 		t0 := time.Now()
 		if err := run(); err != nil {
 			return nil, fmt.Errorf("bench %q: %w", bn.name, err)
 		}
 		first := time.Since(t0)
-		fmt.Fprintf(w, "%-58s first call (build+compile+run) %s\n", bn.name, first.Round(time.Millisecond))
+		firstPeak, _ := resources.PeakRSS()
+		peak, err := peakOfCall(run)
+		if err != nil {
+			return nil, fmt.Errorf("bench %q: %w", bn.name, err)
+		}
+		res := Result{Name: bn.name, Kind: bn.kind, Shape: bn.shape, FirstCallS: first.Seconds(), ImagesPerIt: bn.images,
+			PeakRSSBytes: peak, FirstCallPeakRSSBytes: firstPeak}
+		estimate := ""
+		if bn.model != nil {
+			est, err := training.EstimateMemory(b, training.Config{Model: *bn.model, BatchSize: cfg.Batch, LabelSmoothing: benchSmoothing})
+			if err != nil {
+				return nil, fmt.Errorf("bench %q: %w", bn.name, err)
+			}
+			res.PlannedValuesBytes, res.EstimatedBytes = est.Values, est.Process
+			estimate = fmt.Sprintf("; values %s, estimate %s", rssString(uint64(est.Values)), rssString(uint64(est.Process)))
+		}
+		fmt.Fprintf(w, "%-58s first call (build+compile+run) %s, peak memory %s (first call %s%s)\n", bn.name,
+			first.Round(time.Millisecond), rssString(peak), rssString(firstPeak), estimate)
 		idx := len(samples)
 		samples = append(samples, nil)
 		errs = append(errs, nil)
@@ -139,7 +169,7 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 			}
 			samples[idx] = append(samples[idx], time.Since(s))
 		}})
-		rep.Results = append(rep.Results, Result{Name: bn.name, Kind: bn.kind, Shape: bn.shape, FirstCallS: first.Seconds(), ImagesPerIt: bn.images})
+		rep.Results = append(rep.Results, res)
 	}
 	// go-benchmarks runs the warm-ups and the timed calls; its own table (approximate quantiles, a
 	// 99th percentile) is not printed: the statistics reported are the exact ones of the recorded
@@ -157,11 +187,30 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 		}
 		rep.Results[i].setStatistics(s)
 	}
-	fmt.Fprintf(w, "%-58s %10s %10s %10s %10s %7s\n", "benchmark", "mean", "median", "5%", "95%", "runs")
+	fmt.Fprintf(w, "%-58s %10s %10s %10s %10s %7s %11s\n", "benchmark", "mean", "median", "5%", "95%", "runs", "peak memory")
 	for _, r := range rep.Results {
-		fmt.Fprintf(w, "%-58s %10s %10s %10s %10s %7d\n", r.Name, ms(r.MeanMs), ms(r.MedianMs), ms(r.P5Ms), ms(r.P95Ms), r.Runs)
+		fmt.Fprintf(w, "%-58s %10s %10s %10s %10s %7d %11s\n", r.Name, ms(r.MeanMs), ms(r.MedianMs), ms(r.P5Ms), ms(r.P95Ms), r.Runs, rssString(r.PeakRSSBytes))
 	}
 	return rep, nil
+}
+
+// peakOfCall runs one untimed call of run and returns the process's peak resident memory during it
+// (0 where unknown).
+func peakOfCall(run func() error) (uint64, error) {
+	_ = resources.ResetPeakRSS()
+	if err := run(); err != nil {
+		return 0, err
+	}
+	peak, _ := resources.PeakRSS()
+	return peak, nil
+}
+
+// rssString formats a peak for the command's lines ("unknown" off Linux).
+func rssString(b uint64) string {
+	if b == 0 {
+		return "unknown"
+	}
+	return resources.Size(b)
 }
 
 // benchList is every benchmark this backend runs, in the table's order (graph.Interpolate's
@@ -169,21 +218,23 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 func benchList(b compute.Backend, cfg Config) []bench {
 	m := cfg.Model
 	inH, inW, tH, tW, B := m.InputHeight, m.InputWidth, m.TargetHeight, m.TargetWidth, cfg.Batch
+	withResizer, baseline := m, m.Baseline()
+	withResizer.Resizer = true
 	all := []bench{
 		{KindInterpolate, fmt.Sprintf("resize fwd+bwd, graph.Interpolate %s", m.Interpolation), fmt.Sprintf("[%d,%d,%d,%d]->%dx%d", B, inH, inW, cfg.Channels, tH, tW), 0,
-			resizeBench(b, cfg, func(x *Node) *Node { return Interpolate(x, -1, tH, tW, -1).Bilinear().Done() })},
+			resizeBench(b, cfg, func(x *Node) *Node { return Interpolate(x, -1, tH, tW, -1).Bilinear().Done() }), nil},
 		{KindResize, fmt.Sprintf("resize fwd+bwd, resizer.Resize %s", m.Interpolation), fmt.Sprintf("[%d,%d,%d,%d]->%dx%d", B, inH, inW, cfg.Channels, tH, tW), 0,
-			resizeBench(b, cfg, func(x *Node) *Node { return resizer.Resize(x, tH, tW, m.Interpolation) })},
-		{KindResizerInfer, "resizer forward (inference)", fmt.Sprintf("[%d,%d,%d,3]->%dx%d", B, inH, inW, tH, tW), B, resizerBench(b, cfg, false)},
-		{KindResizerTrain, "resizer forward+backward (training)", fmt.Sprintf("[%d,%d,%d,3]->%dx%d", B, inH, inW, tH, tW), B, resizerBench(b, cfg, true)},
-		{KindTrainResizer, "train step, " + m.Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, true)},
-		{KindTrainBaseline, "train step, " + m.Baseline().Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, false)},
-		{KindEval, "eval step, " + m.Title(), fmt.Sprintf("batch %d", B), B, evalBench(b, cfg)},
+			resizeBench(b, cfg, func(x *Node) *Node { return resizer.Resize(x, tH, tW, m.Interpolation) }), nil},
+		{KindResizerInfer, "resizer forward (inference)", fmt.Sprintf("[%d,%d,%d,3]->%dx%d", B, inH, inW, tH, tW), B, resizerBench(b, cfg, false), nil},
+		{KindResizerTrain, "resizer forward+backward (training)", fmt.Sprintf("[%d,%d,%d,3]->%dx%d", B, inH, inW, tH, tW), B, resizerBench(b, cfg, true), nil},
+		{KindTrainResizer, "train step, " + m.Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, true), &withResizer},
+		{KindTrainBaseline, "train step, " + m.Baseline().Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, false), &baseline},
+		{KindEval, "eval step, " + m.Title(), fmt.Sprintf("batch %d", B), B, evalBench(b, cfg), nil},
 	}
 	if cfg.Pipeline != nil {
 		all = append(all, bench{KindPipeline, "input pipeline from cache", fmt.Sprintf("batch %d, %dx%d uint8", B, inH, inW), B, func() (func() error, error) {
 			return cfg.Pipeline, nil
-		}})
+		}, nil})
 	}
 	if !layers.RunsStridedGradients(b) {
 		// graph.Interpolate's gradient needs ops this backend lacks (interior padding, scatter-add);
@@ -337,13 +388,16 @@ func batchTensors(cfg Config) (*tensors.Tensor, *tensors.Tensor) {
 	return x, tensors.FromFlatDataAndDimensions(labels, cfg.Batch, m.Classes)
 }
 
+// benchSmoothing is the training steps' label smoothing (the tutorial's).
+const benchSmoothing = 0.1
+
 func trainBench(b compute.Backend, cfg Config, withResizer bool) func() (func() error, error) {
 	return func() (func() error, error) {
 		mc := cfg.Model
 		mc.Resizer = withResizer
 		store := model.NewStore()
 		store.SetParam(model.ParamInitialSeed, int64(1))
-		trainer := train.NewTrainer(b, store, models.ModelFn(mc), training.LossFn(0.1),
+		trainer := train.NewTrainer(b, store, models.ModelFn(mc), training.LossFn(benchSmoothing),
 			optimizer.StochasticGradientDescent().WithDecay(false).WithLearningRate(0.01).Done(), nil, nil)
 		// Host-side batch built once; each step gets fresh tensors (the trainer takes ownership and
 		// donates them). As in training.Fit, the next batch's tensors are created and copied to the

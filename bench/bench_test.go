@@ -2,6 +2,7 @@ package bench
 
 import (
 	"io"
+	"runtime"
 	"testing"
 	"time"
 
@@ -28,6 +29,15 @@ func TestOnlyByKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(rep.Results) != 1 || rep.Results[0].Kind != KindTrainResizer || rep.Results[0].Runs == 0 {
-		t.Errorf("results %+v, want one timed %s row", rep.Results, KindTrainResizer)
+		t.Fatalf("results %+v, want one timed %s row", rep.Results, KindTrainResizer)
+	}
+	// The row's memory figures: the plan of its values and, on Linux, the process's peak, which
+	// holds at least those values.
+	r := rep.Results[0]
+	if r.PlannedValuesBytes <= 0 || r.EstimatedBytes <= r.PlannedValuesBytes {
+		t.Errorf("planned values %d, estimate %d bytes", r.PlannedValuesBytes, r.EstimatedBytes)
+	}
+	if runtime.GOOS == "linux" && (r.PeakRSSBytes < uint64(r.PlannedValuesBytes) || r.FirstCallPeakRSSBytes == 0) {
+		t.Errorf("peak memory %d bytes (first call %d) for %d bytes of values", r.PeakRSSBytes, r.FirstCallPeakRSSBytes, r.PlannedValuesBytes)
 	}
 }

@@ -5,9 +5,12 @@ DenseNet (blocks (2, 2), growth 8, 64 -> 32, batch 16, filters 4); and the tutor
 resizer + DenseNet-121 (2 classes), 300 -> 150, batch 8, with and without the resizer.
 Uses the resizer of ../../resizer/testdata/gen_resizer_parity.py. Compare at equal threads:
 Debian's PyTorch 1.13 uses 1 intra-op thread here unless told otherwise, so --threads defaults to
-the CPU count. Run with Debian's python3-torch and python3-torchvision:
+the CPU count. Each line reports the process's peak resident memory during the timed steps
+(peak_rss_gb: Linux's VmHWM, reset before each benchmark through /proc/self/clear_refs, as
+`learnresize bench` does), so one run gives both figures. Run with Debian's python3-torch and
+python3-torchvision:
 
-    /usr/bin/python3 bench/testdata/torch_cpu.py [--threads 2] [--seconds 10] [--only infer,small,tutorial]
+    /usr/bin/python3 bench/testdata/torch_cpu.py [--threads 2] [--seconds 10] [--only infer,small,tutorial] [--batch 8]
 """
 import argparse, json, os, sys, time
 
@@ -17,6 +20,27 @@ import torchvision
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../resizer/testdata"))
 from gen_resizer_parity import TorchResizer  # noqa: E402
+
+
+def reset_peak():
+    """Starts the peak resident memory afresh (Linux; elsewhere the peak is not reported)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_gb():
+    """The process's peak resident memory since reset_peak, in GB (10^9 bytes), or None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) * 1024 / 1e9, 2)
+    except OSError:
+        pass
+    return None
 
 
 def timeit(fn, seconds, warm=2):
@@ -59,9 +83,11 @@ def train_bench(name, resizer, batch, inp, target, filters, densenet, seconds, i
         opt.step()
         return loss.item()
 
+    step()  # the first step allocates what the later ones reuse; the peak is of the steps after it
+    reset_peak()
     mean, median, n = timeit(step, seconds)
     print(json.dumps(dict(bench=name, resizer=resizer, shape=info, mean_ms=round(mean, 1), median_ms=round(median, 1),
-                          img_per_s=round(batch * 1000 / median, 1), runs=n)), flush=True)
+                          img_per_s=round(batch * 1000 / median, 1), runs=n, peak_rss_gb=peak_gb())), flush=True)
 
 
 def main():
@@ -69,6 +95,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--only", default="infer,small,tutorial")
+    ap.add_argument("--batch", type=int, default=8, help="batch of the tutorial's training steps (the tutorial's own: 64)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     only = a.only.split(",")
@@ -78,9 +105,11 @@ def main():
         rz = TorchResizer((150, 150), 16, 1).eval()
         x = torch.rand(8, 3, 300, 300)
         with torch.no_grad():
+            rz(x)
+            reset_peak()
             mean, median, n = timeit(lambda: rz(x), a.seconds)
         print(json.dumps(dict(bench="resizer inference", shape="[8,300,300,3]->150x150", mean_ms=round(mean, 1),
-                              median_ms=round(median, 1), img_per_s=round(8000 / median, 1), runs=n)), flush=True)
+                              median_ms=round(median, 1), img_per_s=round(8000 / median, 1), runs=n, peak_rss_gb=peak_gb())), flush=True)
     if "small" in only:
         for resizer in (True, False):
             net = torchvision.models.DenseNet(growth_rate=8, block_config=(2, 2), num_init_features=64, num_classes=2)
@@ -88,7 +117,8 @@ def main():
     if "tutorial" in only:
         for resizer in (True, False):
             net = torchvision.models.densenet121(weights=None, num_classes=2)
-            train_bench("train step tutorial", resizer, 8, 300, 150, 16, net, a.seconds, "batch 8, 300x300->150x150, DenseNet-121")
+            train_bench("train step tutorial", resizer, a.batch, 300, 150, 16, net, a.seconds,
+                        f"batch {a.batch}, 300x300->150x150, DenseNet-121")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import (
 
 	"github.com/learnresize/learnresize/bench"
 	"github.com/learnresize/learnresize/internal/fileutil"
+	"github.com/learnresize/learnresize/internal/resources"
 )
 
 // runBench is the bench command: its flags, the optional data and peer, bench.Run, the report.
@@ -143,14 +144,17 @@ func pipelineReader(ds train.Dataset) func() error {
 	}
 }
 
-// printResults prints one line per benchmark: its shape, mean and median, runs, first call and
-// images per second.
+// printResults prints one line per benchmark: its shape, mean and median, runs, first call, images
+// per second and the process's peak memory during a step (bench.Result.PeakRSSBytes).
 func printResults(w io.Writer, rep *bench.Report) {
 	fmt.Fprintln(w)
 	for _, r := range rep.Results {
 		line := fmt.Sprintf("%-58s %-28s mean %9.2f ms  median %9.2f ms  (%d runs, first call %.1f s)", r.Name, r.Shape, r.MeanMs, r.MedianMs, r.Runs, r.FirstCallS)
 		if r.ImagesPerS > 0 {
 			line += fmt.Sprintf("  %.1f img/s", r.ImagesPerS)
+		}
+		if r.PeakRSSBytes > 0 {
+			line += "  peak memory " + resources.Size(r.PeakRSSBytes)
 		}
 		fmt.Fprintln(w, line)
 	}

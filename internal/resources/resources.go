@@ -1,6 +1,6 @@
 // Package resources reads how much memory and disk space this machine has, so that sizes that cannot
 // fit are refused up front with a one-line error instead of an out-of-memory crash or a full disk
-// halfway through.
+// halfway through; and how much memory this process holds, for the benchmarks' memory figures.
 package resources
 
 import (
@@ -19,13 +19,14 @@ func AvailableMemory() (bytes uint64, known bool) {
 		return 0, false
 	}
 	defer f.Close()
-	return parseMemAvailable(bufio.NewScanner(f))
+	return parseKB(bufio.NewScanner(f), "MemAvailable:")
 }
 
-func parseMemAvailable(sc *bufio.Scanner) (uint64, bool) {
+// parseKB reads the "name: N kB" line of a /proc file (meminfo, status) as bytes.
+func parseKB(sc *bufio.Scanner, name string) (uint64, bool) {
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "MemAvailable:" {
+		if len(fields) >= 2 && fields[0] == name {
 			kb, err := strconv.ParseUint(fields[1], 10, 64)
 			if err != nil {
 				return 0, false
@@ -52,4 +53,26 @@ func Size(b uint64) string {
 		i++
 	}
 	return fmt.Sprintf("%.3g %cB", v, "kMGTPE"[i-1])
+}
+
+// PeakRSS returns this process's peak resident memory (Linux's VmHWM: the most of its pages that
+// were in RAM at once, everything the process allocated counted, C libraries such as ONNX Runtime
+// included) since it started or since the last ResetPeakRSS, and whether it is known (false off
+// Linux).
+func PeakRSS() (bytes uint64, known bool) { return statusField("VmHWM:") }
+
+// RSS returns this process's resident memory now (Linux's VmRSS) and whether it is known.
+func RSS() (bytes uint64, known bool) { return statusField("VmRSS:") }
+
+// ResetPeakRSS starts PeakRSS afresh from the current resident memory (Linux: "5" written to
+// /proc/self/clear_refs), so that one phase of a run, a training step, is measured alone.
+func ResetPeakRSS() error { return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+func statusField(name string) (uint64, bool) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	return parseKB(bufio.NewScanner(f), name)
 }

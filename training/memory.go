@@ -1,0 +1,168 @@
+package training
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/train/optimizer"
+
+	"github.com/learnresize/learnresize/internal/memplan"
+	"github.com/learnresize/learnresize/internal/resources"
+	"github.com/learnresize/learnresize/models"
+)
+
+// errPlanned stops StepMemory's graph before it is compiled: only its shape is needed.
+var errPlanned = errors.New("training step planned")
+
+// StepMemory plans the memory of one training step of cfg at this batch on backend b: the graph
+// of the loss, every trainable variable's gradient and the SGD update, as Fit's Trainer builds it,
+// planned by package memplan in the order b runs it (ONNX Runtime's walk there, creation order
+// elsewhere). The graph is built, not compiled or run: it takes about a second even at batch 64.
+func StepMemory(b compute.Backend, cfg models.Config, batch int, smoothing float64) (memplan.Plan, error) {
+	var plan memplan.Plan
+	store := model.NewStore()
+	store.SetParam(model.ParamInitialSeed, int64(1))
+	exec, err := model.NewExec(b, store, func(scope *model.Scope, x, y *Node) *Node {
+		g := x.Graph()
+		scope.Store().SetTraining(g, true)
+		loss := LossFn(smoothing)([]*Node{y}, []*Node{models.Build(scope, x, cfg, nil)})
+		optimizer.StochasticGradientDescent().WithDecay(false).WithLearningRate(0.01).Done().UpdateGraph(scope, g, loss)
+		outs := []*Node{loss}
+		for v := range scope.IterVariables() {
+			if n := v.NodeValue(g); n.Type() != NodeTypeParameter {
+				outs = append(outs, n) // updated weights and moving statistics
+			}
+		}
+		ord := memplan.Creation
+		if isONNX(b.Name()) {
+			ord = memplan.ONNXRuntime
+		}
+		plan = memplan.EstimateOrder(ord, outs...)
+		panic(errPlanned)
+	})
+	if err != nil {
+		return plan, err
+	}
+	defer exec.Finalize()
+	_, err = exec.Compile(shapes.Make(dtypes.Uint8, batch, cfg.InputHeight, cfg.InputWidth, 3), shapes.Make(dtypes.Float32, batch, cfg.Classes))
+	if plan.Nodes == 0 {
+		if err == nil {
+			err = errors.New("the graph was not built")
+		}
+		return plan, fmt.Errorf("planning the training step's memory: %w", err)
+	}
+	return plan, nil
+}
+
+// Process memory of a training step, from the bytes its values need at once (memplan.Plan.Peak),
+// per CPU backend: base + factor × values, fitted to peaks measured on a 2-core Intel Xeon VM
+// (docs/BENCHMARKS.md, "Memory of the training step"). ONNX Runtime holds 3.4-4.6 times the values:
+// its allocation planner gives each new value the buffer of a dead value of exactly its size, so a
+// buffer freed in the forward pass stays allocated, idle, until a value of its size comes in the
+// backward pass (onnxruntime PR 7359; the switch that turns that off, enable_mem_reuse, is not in
+// ONNX Runtime's C API, which compute-onnx uses), and its arena grows by doubling.
+const (
+	onnxBaseBytes = 1.9e9
+	onnxFactor    = 3.4
+	// The pure-Go backend keeps freed buffers in pools (sync.Pool, by size rounded up by up to 25%)
+	// until Go's collector runs, which with GOGC=100 lets the heap reach twice what is live.
+	goBaseBytes = 0.5e9
+	goFactor    = 5.1
+)
+
+// MemoryEstimate is what one training step needs on a backend.
+type MemoryEstimate struct {
+	Batch int
+	// Values is the planned peak of the step's values (memplan), in bytes.
+	Values int64
+	// Process is the estimated peak resident memory of a process that runs the step on this
+	// backend, in bytes; 0 where there is no estimate (XLA: its memory is the GPU's).
+	Process int64
+	// Backend names the backend the estimate is for.
+	Backend string
+}
+
+// String is the estimate for the user: "the training step at batch 64 needs about 21 GB of memory
+// on ONNX Runtime (its values 5.7 GB)".
+func (e MemoryEstimate) String() string {
+	if e.Process == 0 {
+		return fmt.Sprintf("the training step at batch %d holds about %s of values at once", e.Batch, resources.Size(uint64(e.Values)))
+	}
+	return fmt.Sprintf("the training step at batch %d needs about %s of memory on %s (its values %s at once)",
+		e.Batch, resources.Size(uint64(e.Process)), e.Backend, resources.Size(uint64(e.Values)))
+}
+
+// EstimateMemory estimates the memory one training step of cfg needs on backend b.
+func EstimateMemory(b compute.Backend, cfg Config) (MemoryEstimate, error) {
+	plan, err := StepMemory(b, cfg.Model, cfg.BatchSize, cfg.LabelSmoothing)
+	if err != nil {
+		return MemoryEstimate{}, err
+	}
+	return estimateFromPlan(b.Name(), cfg.BatchSize, plan.Peak), nil
+}
+
+// estimateFromPlan turns a plan's peak into the process estimate for the named backend.
+func estimateFromPlan(backendName string, batch int, values int64) MemoryEstimate {
+	e := MemoryEstimate{Batch: batch, Values: values}
+	switch {
+	case isONNX(backendName):
+		e.Backend = "ONNX Runtime"
+		e.Process = int64(onnxBaseBytes + onnxFactor*float64(values))
+	case backendName == "go" || backendName == "Go Backend":
+		e.Backend = "the pure-Go backend"
+		e.Process = int64(goBaseBytes + goFactor*float64(values))
+	}
+	return e
+}
+
+// isONNX reports whether a compute backend name is compute-onnx's.
+func isONNX(name string) bool { return name == "onnx" || name == "onnxruntime" }
+
+// MemoryError says that a training step cannot fit in this machine's memory, and what would.
+type MemoryError struct {
+	Estimate  MemoryEstimate
+	Available uint64
+	// Fits is the largest batch (a power of two below the one asked for) whose estimate fits, 0 if none.
+	Fits int
+	// FitsEstimate is Fits' estimate.
+	FitsEstimate MemoryEstimate
+}
+
+func (e *MemoryError) Error() string {
+	msg := fmt.Sprintf("%s, and this machine has %s available", e.Estimate, resources.Size(e.Available))
+	if e.Fits > 0 {
+		msg += fmt.Sprintf(": use -batch %d (about %s)", e.Fits, resources.Size(uint64(e.FitsEstimate.Process)))
+	} else {
+		msg += ": use a smaller -inp"
+	}
+	return msg + ", or free memory; -memory-check=false runs it anyway"
+}
+
+// CheckMemory refuses, before any compilation, a training step that its estimate (EstimateMemory)
+// says cannot fit in the memory this machine has available, with a *MemoryError naming the largest
+// batch that would. It returns the estimate, and passes where there is none (XLA, whose memory is a
+// GPU's) or the available memory is unknown.
+func CheckMemory(b compute.Backend, cfg Config) (MemoryEstimate, error) {
+	est, err := EstimateMemory(b, cfg)
+	if err != nil || est.Process == 0 {
+		return est, err
+	}
+	avail, ok := resources.AvailableMemory()
+	if !ok || uint64(est.Process) <= avail {
+		return est, nil
+	}
+	me := &MemoryError{Estimate: est, Available: avail}
+	for batch := 1; batch < cfg.BatchSize; batch *= 2 {
+		// The values grow in proportion to the batch (activations); the weights are a few MB.
+		smaller := estimateFromPlan(b.Name(), batch, est.Values*int64(batch)/int64(cfg.BatchSize))
+		if uint64(smaller.Process) <= avail {
+			me.Fits, me.FitsEstimate = batch, smaller
+		}
+	}
+	return est, me
+}

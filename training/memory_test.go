@@ -1,0 +1,122 @@
+package training
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/train"
+
+	"github.com/learnresize/learnresize/internal/backendtest"
+)
+
+// TestStepMemoryScalesWithBatch: the planned values of a training step are the activations, so
+// twice the batch needs about twice the memory, and the process estimate is above the values.
+func TestStepMemoryScalesWithBatch(t *testing.T) {
+	for _, be := range backendtest.All(t) {
+		be.Use(t)
+		cfg := Small()
+		p8, err := StepMemory(be.Backend, cfg.Model, 8, cfg.LabelSmoothing)
+		if err != nil {
+			t.Fatalf("%s: %v", be.Name, err)
+		}
+		p16, err := StepMemory(be.Backend, cfg.Model, 16, cfg.LabelSmoothing)
+		if err != nil {
+			t.Fatalf("%s: %v", be.Name, err)
+		}
+		if r := float64(p16.Peak) / float64(p8.Peak); p8.Peak <= 0 || r < 1.7 || r > 2.1 {
+			t.Errorf("%s: values at batch 16 / batch 8 = %d / %d bytes (%.2f), want about 2", be.Name, p16.Peak, p8.Peak, r)
+		}
+		// At 64 -> 32 and batch 16 the step holds the resizer's 64x64x4 activations and the
+		// DenseNet's: at least one [16,64,64,4] float32 tensor, and well under 100 MB.
+		if p16.Peak < 16*64*64*4*4 || p16.Peak > 100e6 {
+			t.Errorf("%s: values at batch 16: %d bytes", be.Name, p16.Peak)
+		}
+		cfg.BatchSize = 16
+		est, err := EstimateMemory(be.Backend, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if est.Values != p16.Peak || (est.Process != 0 && est.Process <= est.Values) {
+			t.Errorf("%s: estimate %+v for values %d", be.Name, est, p16.Peak)
+		}
+	}
+}
+
+// TestCheckMemoryRefusesWhatCannotFit: a tutorial-sized model at 4000x4000 needs terabytes; the
+// check refuses it before anything is compiled, naming the estimate and what to do.
+func TestCheckMemoryRefusesWhatCannotFit(t *testing.T) {
+	for _, be := range backendtest.All(t) {
+		if be.Name == "xla" {
+			continue // no estimate: its memory is a GPU's
+		}
+		be.Use(t)
+		cfg := Small()
+		cfg.Model.InputHeight, cfg.Model.InputWidth = 4000, 4000
+		cfg.BatchSize = 64
+		_, err := CheckMemory(be.Backend, cfg)
+		var me *MemoryError
+		if !errors.As(err, &me) {
+			t.Fatalf("%s: CheckMemory at 4000x4000, batch 64: %v, want a *MemoryError", be.Name, err)
+		}
+		msg := err.Error()
+		for _, want := range []string{"batch 64", "available", "-memory-check=false"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("%s: message %q lacks %q", be.Name, msg, want)
+			}
+		}
+		if me.Fits >= 64 || (me.Fits > 0 && uint64(me.FitsEstimate.Process) > me.Available) {
+			t.Errorf("%s: suggested batch %d (%+v) for %d bytes available", be.Name, me.Fits, me.FitsEstimate, me.Available)
+		}
+		cfg.Model.InputHeight, cfg.Model.InputWidth = 64, 64
+		if _, err := CheckMemory(be.Backend, cfg); err != nil {
+			t.Errorf("%s: the small configuration at batch 64 refused: %v", be.Name, err)
+		}
+	}
+}
+
+// TestChunksSplitInOrder: a batch of 37 in chunks of 16 gives 16, 16 and 5 examples, the images
+// and labels in their order; a batch of 16 passes whole.
+func TestChunksSplitInOrder(t *testing.T) {
+	mk := func(n int) train.Batch {
+		px := make([]uint8, n*2*2*3)
+		for i := range px {
+			px[i] = uint8(i / 12)
+		}
+		lb := make([]float32, n*2)
+		for i := range n {
+			lb[2*i+i%2] = float32(i)
+		}
+		return train.Batch{Inputs: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(px, n, 2, 2, 3)},
+			Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(lb, n, 2)}}
+	}
+	seq := func(yield func(train.Batch, error) bool) {
+		_ = yield(mk(37), nil) && yield(mk(16), nil)
+	}
+	var sizes []int
+	next := 0
+	for b, err := range chunks(seq, 16) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := b.Inputs[0].Shape().Dimensions[0]
+		sizes = append(sizes, n)
+		px := tensors.MustCopyFlatData[uint8](b.Inputs[0])
+		lb := tensors.MustCopyFlatData[float32](b.Labels[0])
+		for i := range n {
+			want := (next + i) % 37 // the second batch starts again at 0
+			if len(sizes) == 4 {
+				want = i
+			}
+			if int(px[i*12]) != want || lb[2*i+want%2] != float32(want) {
+				t.Fatalf("chunk %d, example %d: pixel %d, label row %v; want example %d", len(sizes), i, px[i*12], lb[2*i:2*i+2], want)
+			}
+		}
+		next += n
+	}
+	if !slices.Equal(sizes, []int{16, 16, 5, 16}) {
+		t.Errorf("chunk sizes %v, want [16 16 5 16]", sizes)
+	}
+}
