@@ -312,7 +312,9 @@ func (n *net) relu(name string, x *Node) *Node {
 // conv is a Conv2D without bias, "same" or "valid" padding.
 func (n *net) conv(name string, x *Node, filters, kernel, stride int, same bool) *Node {
 	s := n.scope.In("%s", name)
-	c := layers.Conv(s, x).Filters(filters).Kernel(kernel).Strides(stride).UseBias(false)
+	// With checkpointing the dense layers are recomputed whole; a convolution's own recomputation
+	// (layers.ConvBuilder.Recompute) would end that stretch early.
+	c := layers.Conv(s, x).Filters(filters).Kernel(kernel).Strides(stride).UseBias(false).Recompute(!n.checkpoint)
 	if !same {
 		c = c.Valid()
 	}

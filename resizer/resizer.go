@@ -158,7 +158,9 @@ func (b *Builder) Done() *Node {
 	conv := func(y *Node, filters, kernel int, bias bool) *Node {
 		s := scope.In("%s", kerasName("conv2d", convs))
 		convs++
-		return layers.Conv(s, y).Filters(filters).Kernel(kernel).UseBias(bias).Done()
+		// Recomputed stretches (Checkpoint) recompute the convolutions' im2col matrices anyway; their
+		// own recomputation would end the stretch early.
+		return layers.Conv(s, y).Filters(filters).Kernel(kernel).UseBias(bias).Recompute(!b.checkpoint).Done()
 	}
 	bn := func(y *Node) *Node {
 		s := scope.In("%s", kerasName("batch_normalization", bns))

@@ -67,22 +67,30 @@ func matmulConvShape(b compute.Backend, s shapes.Shape, k int, training bool) bo
 }
 
 // convSame is a stride-1 convolution of NHWC x with kernel [k, k, in, out] (k odd) and Keras "same"
-// padding (k/2 on every side), for a training graph or not.
-func convSame(x, kernel *Node, training bool) *Node {
+// padding (k/2 on every side), for a training graph or not; recompute as in convMatmul.
+func convSame(x, kernel *Node, training, recompute bool) *Node {
 	k := kernel.Shape().Dimensions[0]
 	if !MatmulConv(x, k, training) {
 		return Convolve(x, kernel).PadSame().Done()
 	}
-	return convMatmul(x, kernel, k/2)
+	return convMatmul(x, kernel, k/2, training && recompute)
 }
 
 // convMatmul is a stride-1 convolution with pad zeros on every side, as im2col + one matrix
-// multiplication.
-func convMatmul(x, kernel *Node, pad int) *Node {
+// multiplication. With recompute (training graphs) the im2col matrix is recomputed from x in the
+// backward pass (GoMLX's gradient checkpointing: x the checkpoint, y the stretch's end) instead of
+// kept from the forward pass: it is k*k times x, and x is kept anyway (the layer before reads it
+// for its own gradient). At batch 64 the kept matrices were 7 GB of the 12 GB the tutorial training
+// step's values need (internal/memplan); recomputed, one lives at a time.
+func convMatmul(x, kernel *Node, pad int, recompute bool) *Node {
 	d := x.Shape().Dimensions
 	k, f := kernel.Shape().Dimensions[0], kernel.Shape().Dimensions[3]
 	n, c := d[0], d[3]
 	h, w := d[1]+2*pad-k+1, d[2]+2*pad-k+1
+	recompute = recompute && k > 1
+	if recompute {
+		x = x.Checkpoint()
+	}
 	cols := x
 	if k > 1 {
 		xp := x
@@ -99,6 +107,9 @@ func convMatmul(x, kernel *Node, pad int) *Node {
 		// Channel order (i, j, c) is the row-major order of the kernel's [k, k, in] axes.
 		cols = Concatenate(taps, -1)
 	}
-	y := Dot(Reshape(cols, n*h*w, k*k*c), Reshape(kernel, k*k*c, f)).Product()
-	return Reshape(y, n, h, w, f)
+	y := Reshape(Dot(Reshape(cols, n*h*w, k*k*c), Reshape(kernel, k*k*c, f)).Product(), n, h, w, f)
+	if recompute {
+		y = y.StopCheckpoint()
+	}
+	return y
 }

@@ -28,13 +28,20 @@ type ConvBuilder struct {
 	filters, kernel int
 	strides         int
 	same, bias      bool
+	recompute       bool
 }
 
 // Conv starts a Keras Conv2D in scope (variables "kernel" [k, k, in, filters] and "bias" [filters]),
 // defaults: stride 1, "same" padding, with bias.
 func Conv(scope *model.Scope, x *Node) *ConvBuilder {
-	return &ConvBuilder{scope: scope, x: x, strides: 1, same: true, bias: true}
+	return &ConvBuilder{scope: scope, x: x, strides: 1, same: true, bias: true, recompute: true}
 }
+
+// Recompute sets whether, in a training graph, a convolution written as im2col + matmul
+// (convmatmul.go) recomputes its im2col matrix in the backward pass instead of keeping it (default
+// true). Set it false inside a stretch the caller already recomputes (GoMLX's Checkpoint ...
+// StopCheckpoint): the convolution's own checkpoint would end the caller's stretch.
+func (c *ConvBuilder) Recompute(r bool) *ConvBuilder { c.recompute = r; return c }
 
 // Filters sets the number of output channels (required).
 func (c *ConvBuilder) Filters(n int) *ConvBuilder { c.filters = n; return c }
@@ -76,9 +83,9 @@ func (c *ConvBuilder) Done() *Node {
 	training := c.scope.IsTraining(g) // no gradient otherwise: the formulation may differ (convmatmul.go)
 	var y *Node
 	if c.same {
-		y = convSame(c.x, kernel, training)
+		y = convSame(c.x, kernel, training, c.recompute)
 	} else {
-		y = convValid(c.x, kernel, c.strides, training)
+		y = convValid(c.x, kernel, c.strides, training, c.recompute)
 	}
 	if c.bias {
 		biasVar := c.scope.WithInitializer(initializer.Zero).VariableWithShape("bias", shapes.Make(dtype, c.filters))

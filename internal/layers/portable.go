@@ -184,14 +184,14 @@ func AvgPool2D(x *Node, window, stride int) *Node {
 // matched to 3e-9 and the same convolution alone matched to 6e-7 (training/parity_test.go has the
 // case; with the portable form the errors are float32 rounding, as on ONNX Runtime); and its
 // strided convolution is a scalar loop.
-func convValid(x, kernel *Node, stride int, training bool) *Node {
+func convValid(x, kernel *Node, stride int, training, recompute bool) *Node {
 	b := x.Graph().Backend()
 	native := NativeStrided(x.Graph()) && isXLA(b) || !training && !RunsStridedGradients(b)
 	if stride > 1 && !native {
-		return convStridedPortable(x, kernel, stride, training)
+		return convStridedPortable(x, kernel, stride, training, recompute)
 	}
 	if stride == 1 && MatmulConv(x, kernel.Shape().Dimensions[0], training) {
-		return convMatmul(x, kernel, 0)
+		return convMatmul(x, kernel, 0, training && recompute)
 	}
 	return Convolve(x, kernel).Strides(stride).NoPadding().Done()
 }
@@ -204,7 +204,7 @@ func convValid(x, kernel *Node, stride int, training bool) *Node {
 // for even kernels. As im2col + matmul (convMatmul, whose gradients are slices and matmuls) it keeps
 // the even size: DenseNet's 7x7/2 stem becomes 4x4 blocks instead of 5x5, 192 values per im2col
 // row on 3 channels instead of 300.
-func convStridedPortable(x, kernel *Node, stride int, training bool) *Node {
+func convStridedPortable(x, kernel *Node, stride int, training, recompute bool) *Node {
 	d := x.Shape().Dimensions
 	k, in, out := kernel.Shape().Dimensions[0], kernel.Shape().Dimensions[2], kernel.Shape().Dimensions[3]
 	s := stride
@@ -222,7 +222,7 @@ func convStridedPortable(x, kernel *Node, stride int, training bool) *Node {
 	kernel = Reshape(kernel, kc, s, kc, s, in, out)
 	kernel = Reshape(TransposeAllAxes(kernel, 0, 2, 1, 3, 4, 5), kc, kc, s*s*in, out)
 	if matmul {
-		return convMatmul(x, kernel, 0)
+		return convMatmul(x, kernel, 0, training && recompute)
 	}
 	return Convolve(x, kernel).NoPadding().Done()
 }

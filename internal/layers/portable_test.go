@@ -57,9 +57,9 @@ func convCase(name string, x, k []int, stride int) opCase {
 	return opCase{name: name, x: x, k: k,
 		f: func(xn, kn *Node) *Node {
 			if stride == 0 {
-				return convSame(xn, kn, true)
+				return convSame(xn, kn, true, true)
 			}
-			return convValid(xn, kn, stride, true)
+			return convValid(xn, kn, stride, true, true)
 		},
 		ref: func(xv, kv []float64) ([]float64, []int) { return hostConv(xv, x, kv, k, s, pad) },
 	}
@@ -276,9 +276,9 @@ func TestConvInferenceFormulation(t *testing.T) {
 		for _, c := range cases {
 			conv := func(x, k *Node, training bool) *Node {
 				if c.stride == 0 {
-					return convSame(x, k, training)
+					return convSame(x, k, training, true)
 				}
-				return convValid(x, k, c.stride, training)
+				return convValid(x, k, c.stride, training, true)
 			}
 			xv, kv := roundToFloat32(values(numel(c.x), 1, false)), roundToFloat32(values(numel(c.k), 2, false))
 			stride, pad := c.stride, 0
