@@ -98,6 +98,10 @@ type Options struct {
 	OnStep func(d time.Duration)
 	// KeepCheckpoints is how many epoch checkpoints to keep (default 2).
 	KeepCheckpoints int
+	// SkipMemoryCheck skips CheckMemory, the up-front refusal of a training step its estimate says
+	// cannot fit in this machine's memory (the command line checks before it reads the data, then
+	// sets this).
+	SkipMemoryCheck bool
 	// DevicePrefetch is how many batches are read and copied to the device ahead of the step that
 	// uses them, in a background goroutine (0: DefaultDevicePrefetch; negative: none, each batch is
 	// read and copied inside the step loop).
@@ -282,6 +286,15 @@ func checkFit(b compute.Backend, cfg Config, data Data, opt Options) (Options, e
 	}
 	if err := models.CheckMemory(cfg.Model, cfg.BatchSize); err != nil {
 		return opt, fmt.Errorf("training: %w", err)
+	}
+	if !opt.SkipMemoryCheck {
+		est, err := CheckMemory(b, cfg)
+		if err != nil {
+			return opt, fmt.Errorf("training: %w", err)
+		}
+		if opt.Log != nil && est.Process > 0 {
+			fmt.Fprintf(opt.Log, "Memory: %s\n", est)
+		}
 	}
 	if opt.KeepCheckpoints <= 0 {
 		opt.KeepCheckpoints = 2
@@ -513,7 +526,7 @@ func (e *evaluator) run(data train.Dataset) (loss, acc float64, err error) {
 		}
 	}
 	n := 0
-	for batch, err := range devicePrefetch(e.backend, data.Iter(), e.prefetch) {
+	for batch, err := range devicePrefetch(e.backend, chunks(data.Iter(), EvalChunk), e.prefetch) {
 		if err != nil {
 			return 0, 0, fmt.Errorf("training: reading validation data: %w", err)
 		}

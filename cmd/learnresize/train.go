@@ -29,6 +29,13 @@ type dataFlags struct {
 	path, dataDir  string
 	devicePrefetch int
 	skippedFile    string
+	memoryCheck    bool // set by addMemoryCheckFlag (the commands that train)
+}
+
+// addMemoryCheckFlag adds -memory-check to the commands that train (train, compare, warmstart).
+func (d *dataFlags) addMemoryCheckFlag(fs *flag.FlagSet) {
+	fs.BoolVar(&d.memoryCheck, "memory-check", true,
+		"estimate the training step's memory before reading the data and refuse a batch that cannot fit (false: run anyway)")
 }
 
 // addDataFlags adds the flags saying where the images are; with prefetch, -device-prefetch too
@@ -104,6 +111,22 @@ func openData(ctx context.Context, cfg training.Config, df *dataFlags, stderr io
 	return data, nil
 }
 
+// checkMemory is -memory-check: before the data is read or anything compiled, it prints the
+// training step's memory estimate and refuses (training.CheckMemory) a batch that cannot fit.
+func (d *dataFlags) checkMemory(b compute.Backend, cfg training.Config, stderr io.Writer) error {
+	if !d.memoryCheck {
+		return nil
+	}
+	est, err := training.CheckMemory(b, cfg)
+	if err != nil {
+		return err
+	}
+	if est.Process > 0 {
+		fmt.Fprintf(stderr, "Memory: %s\n", est)
+	}
+	return nil
+}
+
 // prefetchOption is training.Options.DevicePrefetch: -device-prefetch has its meaning.
 func (d *dataFlags) prefetchOption() int { return d.devicePrefetch }
 
@@ -133,6 +156,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("train", stderr, "train [-baseline] [-data PATH] [-out DIR] [-resume] [config flags]")
 	cf := addConfigFlags(fs, modelFlags|baselineFlag|batchFlag|trainingFlags|splitFlags)
 	df := addDataFlags(fs, true)
+	df.addMemoryCheckFlag(fs)
 	out := fs.String("out", "", "output directory (default runs/<resizer|baseline>-seed<seed>)")
 	resume := fs.Bool("resume", false, "continue the run in -out from its latest checkpoint")
 	resumeFrom := fs.String("resume-from", "", "with -resume: continue from this checkpoint (e.g. epoch-0001) instead of the latest")
@@ -146,6 +170,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		*out = filepath.Join("runs", fmt.Sprintf("%s-seed%d", cfg.Model.Name(), cfg.Seed))
 	}
+	if err := df.checkMemory(b, cfg, stderr); err != nil {
+		return err
+	}
 	it := newInterrupter(stderr, "training")
 	defer it.Close()
 	ctx := it.ctx
@@ -157,7 +184,8 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	defer data.Close()
 	warnSlowSteps(stderr, info, cfg)
 	h, err := training.Fit(ctx, b, cfg, data.Data, training.Options{Dir: *out, Resume: *resume, ResumeFrom: *resumeFrom, Log: stderr,
-		Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: df.prefetchOption(), OnStep: it.onStep})
+		Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: df.prefetchOption(), OnStep: it.onStep,
+		SkipMemoryCheck: true})
 	if err != nil {
 		return interrupted(ctx, err, resumeHint)
 	}
@@ -208,8 +236,10 @@ type experimentFlags struct {
 }
 
 func addExperimentFlags(fs *flag.FlagSet, name string) *experimentFlags {
+	d := addDataFlags(fs, true)
+	d.addMemoryCheckFlag(fs)
 	return &experimentFlags{
-		data:   addDataFlags(fs, true),
+		data:   d,
 		out:    fs.String("out", filepath.Join("runs", name), "output directory"),
 		resume: fs.Bool("resume", false, "continue interrupted runs in -out"),
 		seeds:  fs.String("seeds", "1", "number of seeds (seed, seed+1, ...) or a comma-separated list"),
@@ -225,6 +255,9 @@ func (ef *experimentFlags) run(cfg training.Config, b compute.Backend, info back
 	if err != nil {
 		return err
 	}
+	if err := ef.data.checkMemory(b, cfg, stderr); err != nil {
+		return err
+	}
 	it := newInterrupter(stderr, what)
 	defer it.Close()
 	ctx := it.ctx
@@ -235,7 +268,8 @@ func (ef *experimentFlags) run(cfg training.Config, b compute.Backend, info back
 	defer data.Close()
 	warnSlowSteps(stderr, info, cfg)
 	cmp, err := experiment(ctx, data.Data, seeds, training.Options{Dir: *ef.out, Resume: *ef.resume, Log: stderr,
-		Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: ef.data.prefetchOption(), OnStep: it.onStep})
+		Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: ef.data.prefetchOption(), OnStep: it.onStep,
+		SkipMemoryCheck: true})
 	if err != nil {
 		return interrupted(ctx, err, fmt.Sprintf("run the same command again with -resume (-out %s)", *ef.out))
 	}
