@@ -39,6 +39,14 @@ const (
 	// other than the pure-Go one.
 	matmulConvMinRow    = 144
 	matmulConvMaxKernel = 5
+	// matmulConvRecomputeBytes is the smallest im2col matrix recomputed in the backward pass
+	// instead of kept (convMatmul). Recomputing costs time: with every matrix recomputed, the
+	// tutorial's batch-8 training step took 13-14% longer on ONNX Runtime (2.90 s against 2.55 s),
+	// where its matrices (at most 104 MB each) cost little memory. From this size up the
+	// matrices are most of the memory: at batch 64 (the resizer's 830 MB, DenseNet's first block's
+	// 426 MB) the step's values plan at 6.3 GB with this bound, 5.7 GB with every matrix
+	// recomputed and 12.2 GB with none (internal/memplan).
+	matmulConvRecomputeBytes = 128 << 20
 )
 
 // MatmulConv reports whether convSame and convValid write a stride-1 convolution of NHWC x with a
@@ -73,15 +81,22 @@ func convSame(x, kernel *Node, training, recompute bool) *Node {
 	if !MatmulConv(x, k, training) {
 		return Convolve(x, kernel).PadSame().Done()
 	}
-	return convMatmul(x, kernel, k/2, training && recompute)
+	return convMatmul(x, kernel, k/2, recomputes(x, k, training && recompute))
+}
+
+// recomputes reports whether convMatmul should recompute the im2col matrix of a k x k convolution
+// of x in the backward pass: in training graphs (want), for matrices of matmulConvRecomputeBytes
+// or more.
+func recomputes(x *Node, k int, want bool) bool {
+	return want && k > 1 && x.Shape().Size()*k*k*x.DType().Size() >= matmulConvRecomputeBytes
 }
 
 // convMatmul is a stride-1 convolution with pad zeros on every side, as im2col + one matrix
-// multiplication. With recompute (training graphs) the im2col matrix is recomputed from x in the
+// multiplication. With recompute (see recomputes) the im2col matrix is recomputed from x in the
 // backward pass (GoMLX's gradient checkpointing: x the checkpoint, y the stretch's end) instead of
 // kept from the forward pass: it is k*k times x, and x is kept anyway (the layer before reads it
 // for its own gradient). At batch 64 the kept matrices were 7 GB of the 12 GB the tutorial training
-// step's values need (internal/memplan); recomputed, one lives at a time.
+// step's values need (internal/memplan).
 func convMatmul(x, kernel *Node, pad int, recompute bool) *Node {
 	d := x.Shape().Dimensions
 	k, f := kernel.Shape().Dimensions[0], kernel.Shape().Dimensions[3]

@@ -190,8 +190,8 @@ func convValid(x, kernel *Node, stride int, training, recompute bool) *Node {
 	if stride > 1 && !native {
 		return convStridedPortable(x, kernel, stride, training, recompute)
 	}
-	if stride == 1 && MatmulConv(x, kernel.Shape().Dimensions[0], training) {
-		return convMatmul(x, kernel, 0, training && recompute)
+	if k := kernel.Shape().Dimensions[0]; stride == 1 && MatmulConv(x, k, training) {
+		return convMatmul(x, kernel, 0, recomputes(x, k, training && recompute))
 	}
 	return Convolve(x, kernel).Strides(stride).NoPadding().Done()
 }
@@ -222,7 +222,7 @@ func convStridedPortable(x, kernel *Node, stride int, training, recompute bool) 
 	kernel = Reshape(kernel, kc, s, kc, s, in, out)
 	kernel = Reshape(TransposeAllAxes(kernel, 0, 2, 1, 3, 4, 5), kc, kc, s*s*in, out)
 	if matmul {
-		return convMatmul(x, kernel, 0, training && recompute)
+		return convMatmul(x, kernel, 0, recomputes(x, kc, training && recompute))
 	}
 	return Convolve(x, kernel).NoPadding().Done()
 }

@@ -99,6 +99,13 @@ var opCases = []opCase{
 	// Stride-1 "same" convolutions: im2col + matmul for 1x1 and for 3x3 with >= 16 channels
 	// (convmatmul.go), the backend's convolution otherwise.
 	convCase("conv 3x3 same, 16 channels (matmul)", []int{2, 6, 7, 16}, []int{3, 3, 16, 5}, 0),
+	// The same with its im2col matrix recomputed in the backward pass, as large matrices are in
+	// training graphs (recomputes): the gradients come from the recomputed copy.
+	{name: "conv 3x3 same, 16 channels (matmul, im2col recomputed)", x: []int{2, 6, 7, 16}, k: []int{3, 3, 16, 5},
+		f: func(xn, kn *Node) *Node { return convMatmul(xn, kn, 1, true) },
+		ref: func(xv, kv []float64) ([]float64, []int) {
+			return hostConv(xv, []int{2, 6, 7, 16}, kv, []int{3, 3, 16, 5}, 1, 1)
+		}},
 	convCase("conv 1x1 same (matmul)", []int{2, 5, 4, 6}, []int{1, 1, 6, 3}, 0),
 	convCase("conv 3x3 same, 4 channels", []int{2, 6, 5, 4}, []int{3, 3, 4, 3}, 0),
 	convCase("conv 5x5 same, 16 channels", []int{1, 7, 6, 16}, []int{5, 5, 16, 2}, 0),
