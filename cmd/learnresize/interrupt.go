@@ -111,11 +111,12 @@ func interrupted(ctx context.Context, err error, resume string) error {
 }
 
 // Seconds per image of a training step at 300x300 input, with the learnable resizer, on 2 cores,
-// measured 2026-11-26 (docs/BENCHMARKS.md): batch 8 took 17.5 s on the pure-Go backend and 1.74 s on
-// ONNX Runtime. The plain-resize model takes about 0.55 of that on ONNX Runtime.
+// measured 2026-12-01 on an Intel Xeon VM (docs/BENCHMARKS.md, issue 26): batch 64 took 21.4 s on
+// ONNX Runtime (batch 8: 2.2-2.3 s), batch 8 took 20.6 s on the pure-Go backend. The plain-resize
+// model takes about 0.55 of that on ONNX Runtime.
 const (
-	goSecondsPerImage   = 17.5 / 8
-	onnxSecondsPerImage = 1.74 / 8
+	goSecondsPerImage   = 20.6 / 8
+	onnxSecondsPerImage = 21.4 / 64
 )
 
 // warnSlowSteps says, before training starts, when one step is likely to take more than 10 s (the

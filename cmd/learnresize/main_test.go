@@ -223,6 +223,10 @@ func TestBadCommandLines(t *testing.T) {
 		// Splits that select none of the data's examples, or overlap in it: refused once the source is
 		// listed, before any image is decoded.
 		{[]string{"train", "-data", data, "-val-split", "train[100:]"}, 2, "-val-split \"train[100:]\" selects none of the 8 examples"},
+		// A training step that cannot fit in any machine's memory is refused once the data is
+		// checked, before anything compiles, with the estimate and the way out.
+		{[]string{"train", "-data", data, "-train-split", "train[:4]", "-val-split", "train[4:]", "-inp", "6000", "-target", "3000"}, 1,
+			"-memory-check=false runs it anyway"},
 		{[]string{"compare", "-small", "-data", data}, 2, "-val-split \"train[320:480]\" selects none of the 8 examples"},
 		{[]string{"warmstart", "-data", data, "-train-split", "train[:-9]"}, 2, "-train-split \"train[:-9]\" selects none of the 8 examples"},
 		{[]string{"train", "-data", data, "-train-split", "train[:50%]", "-val-split", "train[25%:]"}, 2,

@@ -35,7 +35,7 @@ type dataFlags struct {
 // addMemoryCheckFlag adds -memory-check to the commands that train (train, compare, warmstart).
 func (d *dataFlags) addMemoryCheckFlag(fs *flag.FlagSet) {
 	fs.BoolVar(&d.memoryCheck, "memory-check", true,
-		"estimate the training step's memory before reading the data and refuse a batch that cannot fit (false: run anyway)")
+		"estimate the training step's memory before compiling and refuse a batch that cannot fit (false: run anyway)")
 }
 
 // addDataFlags adds the flags saying where the images are; with prefetch, -device-prefetch too
@@ -111,8 +111,9 @@ func openData(ctx context.Context, cfg training.Config, df *dataFlags, stderr io
 	return data, nil
 }
 
-// checkMemory is -memory-check: before the data is read or anything compiled, it prints the
-// training step's memory estimate and refuses (training.CheckMemory) a batch that cannot fit.
+// checkMemory is -memory-check: once the flags and the data are checked (and the cache built, which
+// takes seconds), before anything compiles, it prints the training step's memory estimate and
+// refuses (training.CheckMemory) a batch that cannot fit.
 func (d *dataFlags) checkMemory(b compute.Backend, cfg training.Config, stderr io.Writer) error {
 	if !d.memoryCheck {
 		return nil
@@ -170,9 +171,6 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		*out = filepath.Join("runs", fmt.Sprintf("%s-seed%d", cfg.Model.Name(), cfg.Seed))
 	}
-	if err := df.checkMemory(b, cfg, stderr); err != nil {
-		return err
-	}
 	it := newInterrupter(stderr, "training")
 	defer it.Close()
 	ctx := it.ctx
@@ -182,6 +180,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return interrupted(ctx, err, "")
 	}
 	defer data.Close()
+	if err := df.checkMemory(b, cfg, stderr); err != nil {
+		return err
+	}
 	warnSlowSteps(stderr, info, cfg)
 	h, err := training.Fit(ctx, b, cfg, data.Data, training.Options{Dir: *out, Resume: *resume, ResumeFrom: *resumeFrom, Log: stderr,
 		Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: df.prefetchOption(), OnStep: it.onStep,
@@ -255,9 +256,6 @@ func (ef *experimentFlags) run(cfg training.Config, b compute.Backend, info back
 	if err != nil {
 		return err
 	}
-	if err := ef.data.checkMemory(b, cfg, stderr); err != nil {
-		return err
-	}
 	it := newInterrupter(stderr, what)
 	defer it.Close()
 	ctx := it.ctx
@@ -266,6 +264,9 @@ func (ef *experimentFlags) run(cfg training.Config, b compute.Backend, info back
 		return interrupted(ctx, err, "")
 	}
 	defer data.Close()
+	if err := ef.data.checkMemory(b, cfg, stderr); err != nil {
+		return err
+	}
 	warnSlowSteps(stderr, info, cfg)
 	cmp, err := experiment(ctx, data.Data, seeds, training.Options{Dir: *ef.out, Resume: *ef.resume, Log: stderr,
 		Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: ef.data.prefetchOption(), OnStep: it.onStep,
