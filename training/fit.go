@@ -288,7 +288,7 @@ func checkFit(b compute.Backend, cfg Config, data Data, opt Options) (Options, e
 		return opt, fmt.Errorf("training: %w", err)
 	}
 	if !opt.SkipMemoryCheck {
-		est, err := CheckMemory(b, cfg)
+		est, err := CheckMemory(b, cfg, data.NumTrain)
 		if err != nil {
 			return opt, fmt.Errorf("training: %w", err)
 		}

@@ -88,6 +88,11 @@ type MemoryEstimate struct {
 	Process int64
 	// Backend names the backend the estimate is for.
 	Backend string
+	// Remainder, when not 0, is the size of the epoch's last, partial training batch: the Trainer
+	// compiles a second training graph for it and keeps it beside the first (each with its own ONNX
+	// Runtime session and arena), and Process counts both. Once, at the tutorial's settings on a
+	// 23 GiB machine, that second graph was what killed the process, at the epoch's last step.
+	Remainder int
 }
 
 // String is the estimate for the user: "the training step at batch 64 needs about 21 GB of memory
@@ -95,6 +100,11 @@ type MemoryEstimate struct {
 func (e MemoryEstimate) String() string {
 	if e.Process == 0 {
 		return fmt.Sprintf("the training step at batch %d holds about %s of values at once", e.Batch, resources.Size(uint64(e.Values)))
+	}
+	if e.Remainder > 0 {
+		return fmt.Sprintf("the training steps at batch %d and at the epoch's last, partial batch of %d (a second compiled graph, "+
+			"kept beside the first) need about %s of memory on %s (the first's values %s at once)",
+			e.Batch, e.Remainder, resources.Size(uint64(e.Process)), e.Backend, resources.Size(uint64(e.Values)))
 	}
 	return fmt.Sprintf("the training step at batch %d needs about %s of memory on %s (its values %s at once)",
 		e.Batch, resources.Size(uint64(e.Process)), e.Backend, resources.Size(uint64(e.Values)))
@@ -106,21 +116,37 @@ func EstimateMemory(b compute.Backend, cfg Config) (MemoryEstimate, error) {
 	if err != nil {
 		return MemoryEstimate{}, err
 	}
-	return estimateFromPlan(b.Name(), cfg.BatchSize, plan.Peak), nil
+	return estimateFromPlan(b.Name(), cfg.BatchSize, 0, plan.Peak), nil
 }
 
-// estimateFromPlan turns a plan's peak into the process estimate for the named backend.
-func estimateFromPlan(backendName string, batch int, values int64) MemoryEstimate {
-	e := MemoryEstimate{Batch: batch, Values: values}
+// estimateFromPlan turns a plan's peak into the process estimate for the named backend, with the
+// epoch's last partial batch of remainder examples (0: none) as a second graph whose values scale
+// with its batch.
+func estimateFromPlan(backendName string, batch, remainder int, values int64) MemoryEstimate {
+	e := MemoryEstimate{Batch: batch, Values: values, Remainder: remainder}
+	base, factor := 0.0, 0.0
 	switch {
 	case isONNX(backendName):
-		e.Backend = "ONNX Runtime"
-		e.Process = int64(onnxBaseBytes + onnxFactor*float64(values))
+		e.Backend, base, factor = "ONNX Runtime", onnxBaseBytes, onnxFactor
 	case backendName == "go" || backendName == "Go Backend":
-		e.Backend = "the pure-Go backend"
-		e.Process = int64(goBaseBytes + goFactor*float64(values))
+		e.Backend, base, factor = "the pure-Go backend", goBaseBytes, goFactor
+	default:
+		return e
 	}
+	all := float64(values)
+	if remainder > 0 {
+		all += float64(values) * float64(remainder) / float64(batch)
+	}
+	e.Process = int64(base + factor*all)
 	return e
+}
+
+// remainderOf is the size of the last, partial batch of an epoch of n examples (0 if none or n unknown).
+func remainderOf(n, batch int) int {
+	if n <= batch {
+		return 0
+	}
+	return n % batch
 }
 
 // isONNX reports whether a compute backend name is compute-onnx's.
@@ -143,18 +169,23 @@ func (e *MemoryError) Error() string {
 	} else {
 		msg += ": use a smaller -inp"
 	}
+	if e.Estimate.Remainder > 0 {
+		msg += fmt.Sprintf(", a training split of a multiple of %d examples, -grad-checkpoint", e.Estimate.Batch)
+	}
 	return msg + ", or free memory; -memory-check=false runs it anyway"
 }
 
-// CheckMemory refuses, before any compilation, a training step that its estimate (EstimateMemory)
-// says cannot fit in the memory this machine has available, with a *MemoryError naming the largest
-// batch that would. It returns the estimate, and passes where there is none (XLA, whose memory is a
-// GPU's) or the available memory is unknown.
-func CheckMemory(b compute.Backend, cfg Config) (MemoryEstimate, error) {
+// CheckMemory refuses, before any compilation, training steps that their estimate (EstimateMemory,
+// with a second graph for the epoch's last partial batch when numTrain, the number of training
+// examples, is known and not a multiple of the batch) says cannot fit in the memory this machine has
+// available, with a *MemoryError naming the largest batch that would. It returns the estimate, and
+// passes where there is none (XLA, whose memory is a GPU's) or the available memory is unknown.
+func CheckMemory(b compute.Backend, cfg Config, numTrain int) (MemoryEstimate, error) {
 	est, err := EstimateMemory(b, cfg)
 	if err != nil || est.Process == 0 {
 		return est, err
 	}
+	est = estimateFromPlan(b.Name(), cfg.BatchSize, remainderOf(numTrain, cfg.BatchSize), est.Values)
 	avail, ok := resources.AvailableMemory()
 	if !ok || uint64(est.Process) <= avail {
 		return est, nil
@@ -162,7 +193,7 @@ func CheckMemory(b compute.Backend, cfg Config) (MemoryEstimate, error) {
 	me := &MemoryError{Estimate: est, Available: avail}
 	for batch := 1; batch < cfg.BatchSize; batch *= 2 {
 		// The values grow in proportion to the batch (activations); the weights are a few MB.
-		smaller := estimateFromPlan(b.Name(), batch, est.Values*int64(batch)/int64(cfg.BatchSize))
+		smaller := estimateFromPlan(b.Name(), batch, remainderOf(numTrain, batch), est.Values*int64(batch)/int64(cfg.BatchSize))
 		if uint64(smaller.Process) <= avail {
 			me.Fits, me.FitsEstimate = batch, smaller
 		}

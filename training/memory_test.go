@@ -56,7 +56,7 @@ func TestCheckMemoryRefusesWhatCannotFit(t *testing.T) {
 		cfg := Small()
 		cfg.Model.InputHeight, cfg.Model.InputWidth = 4000, 4000
 		cfg.BatchSize = 64
-		_, err := CheckMemory(be.Backend, cfg)
+		_, err := CheckMemory(be.Backend, cfg, 0)
 		var me *MemoryError
 		if !errors.As(err, &me) {
 			t.Fatalf("%s: CheckMemory at 4000x4000, batch 64: %v, want a *MemoryError", be.Name, err)
@@ -71,8 +71,15 @@ func TestCheckMemoryRefusesWhatCannotFit(t *testing.T) {
 			t.Errorf("%s: suggested batch %d (%+v) for %d bytes available", be.Name, me.Fits, me.FitsEstimate, me.Available)
 		}
 		cfg.Model.InputHeight, cfg.Model.InputWidth = 64, 64
-		if _, err := CheckMemory(be.Backend, cfg); err != nil {
+		whole, err := CheckMemory(be.Backend, cfg, 640)
+		if err != nil {
 			t.Errorf("%s: the small configuration at batch 64 refused: %v", be.Name, err)
+		}
+		// 650 examples end with a batch of 10: a second graph, counted in the estimate.
+		partial, err := CheckMemory(be.Backend, cfg, 650)
+		if err != nil || partial.Remainder != 10 || whole.Remainder != 0 || partial.Process <= whole.Process ||
+			!strings.Contains(partial.String(), "last, partial batch of 10") {
+			t.Errorf("%s: with a partial last batch: %+v (%v); without: %+v", be.Name, partial, err, whole)
 		}
 	}
 }

@@ -114,11 +114,11 @@ func openData(ctx context.Context, cfg training.Config, df *dataFlags, stderr io
 // checkMemory is -memory-check: once the flags and the data are checked (and the cache built, which
 // takes seconds), before anything compiles, it prints the training step's memory estimate and
 // refuses (training.CheckMemory) a batch that cannot fit.
-func (d *dataFlags) checkMemory(b compute.Backend, cfg training.Config, stderr io.Writer) error {
+func (d *dataFlags) checkMemory(b compute.Backend, cfg training.Config, numTrain int, stderr io.Writer) error {
 	if !d.memoryCheck {
 		return nil
 	}
-	est, err := training.CheckMemory(b, cfg)
+	est, err := training.CheckMemory(b, cfg, numTrain)
 	if err != nil {
 		return err
 	}
@@ -180,7 +180,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return interrupted(ctx, err, "")
 	}
 	defer data.Close()
-	if err := df.checkMemory(b, cfg, stderr); err != nil {
+	if err := df.checkMemory(b, cfg, data.Data.NumTrain, stderr); err != nil {
 		return err
 	}
 	warnSlowSteps(stderr, info, cfg)
@@ -264,7 +264,7 @@ func (ef *experimentFlags) run(cfg training.Config, b compute.Backend, info back
 		return interrupted(ctx, err, "")
 	}
 	defer data.Close()
-	if err := ef.data.checkMemory(b, cfg, stderr); err != nil {
+	if err := ef.data.checkMemory(b, cfg, data.Data.NumTrain, stderr); err != nil {
 		return err
 	}
 	warnSlowSteps(stderr, info, cfg)
