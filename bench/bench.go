@@ -218,7 +218,7 @@ func rssString(b uint64) string {
 func benchList(b compute.Backend, cfg Config) []bench {
 	m := cfg.Model
 	inH, inW, tH, tW, B := m.InputHeight, m.InputWidth, m.TargetHeight, m.TargetWidth, cfg.Batch
-	withResizer, baseline := m, m.Baseline()
+	withResizer, baseline := m, m.Baseline() // the training steps' two models
 	withResizer.Resizer = true
 	all := []bench{
 		{KindInterpolate, fmt.Sprintf("resize fwd+bwd, graph.Interpolate %s", m.Interpolation), fmt.Sprintf("[%d,%d,%d,%d]->%dx%d", B, inH, inW, cfg.Channels, tH, tW), 0,
@@ -227,8 +227,8 @@ func benchList(b compute.Backend, cfg Config) []bench {
 			resizeBench(b, cfg, func(x *Node) *Node { return resizer.Resize(x, tH, tW, m.Interpolation) }), nil},
 		{KindResizerInfer, "resizer forward (inference)", fmt.Sprintf("[%d,%d,%d,3]->%dx%d", B, inH, inW, tH, tW), B, resizerBench(b, cfg, false), nil},
 		{KindResizerTrain, "resizer forward+backward (training)", fmt.Sprintf("[%d,%d,%d,3]->%dx%d", B, inH, inW, tH, tW), B, resizerBench(b, cfg, true), nil},
-		{KindTrainResizer, "train step, " + m.Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, true), &withResizer},
-		{KindTrainBaseline, "train step, " + m.Baseline().Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, false), &baseline},
+		{KindTrainResizer, "train step, " + m.Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, withResizer), &withResizer},
+		{KindTrainBaseline, "train step, " + m.Baseline().Title(), fmt.Sprintf("batch %d, %dx%d->%dx%d", B, inH, inW, tH, tW), B, trainBench(b, cfg, baseline), &baseline},
 		{KindEval, "eval step, " + m.Title(), fmt.Sprintf("batch %d", B), B, evalBench(b, cfg), nil},
 	}
 	if cfg.Pipeline != nil {
@@ -391,10 +391,8 @@ func batchTensors(cfg Config) (*tensors.Tensor, *tensors.Tensor) {
 // benchSmoothing is the training steps' label smoothing (the tutorial's).
 const benchSmoothing = 0.1
 
-func trainBench(b compute.Backend, cfg Config, withResizer bool) func() (func() error, error) {
+func trainBench(b compute.Backend, cfg Config, mc models.Config) func() (func() error, error) {
 	return func() (func() error, error) {
-		mc := cfg.Model
-		mc.Resizer = withResizer
 		store := model.NewStore()
 		store.SetParam(model.ParamInitialSeed, int64(1))
 		trainer := train.NewTrainer(b, store, models.ModelFn(mc), training.LossFn(benchSmoothing),

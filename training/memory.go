@@ -63,11 +63,11 @@ func StepMemory(b compute.Backend, cfg models.Config, batch int, smoothing float
 // per CPU backend: base + factor × values, fitted to peaks measured on a 2-core Intel Xeon VM
 // (docs/BENCHMARKS.md, issue 26's memory table): on ONNX Runtime, 4.27, 11.1 and 20.0 GB at batches
 // 8, 32 and 64 with the resizer for 1.8, 4.7 and 9.4 GB of values, 14.4 GB for the baseline's 7.1 GB
-// at batch 64; the fit is within 5% of those, 11% above the last. Its allocation planner gives each new value the buffer of a dead value of
-// exactly its size, so a buffer freed in the forward pass stays allocated, idle, until a value of
-// its size comes in the backward pass (onnxruntime PR 7359; the switch that turns that off,
-// enable_mem_reuse, is not in ONNX Runtime's C API, which compute-onnx uses), and its arena grows
-// by doubling.
+// at batch 64; the fit is within 5% of those, 11% above the last. Its allocation planner gives each
+// new value the buffer of a dead value of exactly its size, so a buffer freed in the forward pass
+// stays allocated, idle, until a value of its size comes in the backward pass (onnxruntime PR 7359;
+// the switch that turns that off, enable_mem_reuse, is not in ONNX Runtime's C API, which
+// compute-onnx uses), and its arena grows by doubling.
 const (
 	onnxBaseBytes = 0.4e9
 	onnxFactor    = 2.2
@@ -96,7 +96,7 @@ type MemoryEstimate struct {
 }
 
 // String is the estimate for the user: "the training step at batch 64 needs about 21 GB of memory
-// on ONNX Runtime (its values 5.7 GB)".
+// on ONNX Runtime (its values 9.36 GB at once)".
 func (e MemoryEstimate) String() string {
 	if e.Process == 0 {
 		return fmt.Sprintf("the training step at batch %d holds about %s of values at once", e.Batch, resources.Size(uint64(e.Values)))

@@ -92,12 +92,9 @@ func EstimateOrder(ord Order, outputs ...*Node) Plan {
 	if len(outputs) == 0 {
 		return Plan{}
 	}
-	// The nodes needed, and each buffer's owner (a view's owner is its input's owner).
+	// The nodes needed, in the order they run.
 	needed := map[*Node]bool{}
-	var stack []*Node
-	for _, o := range outputs {
-		stack = append(stack, o)
-	}
+	stack := slices.Clone(outputs)
 	for len(stack) > 0 {
 		n := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -107,17 +104,20 @@ func EstimateOrder(ord Order, outputs ...*Node) Plan {
 		needed[n] = true
 		stack = append(stack, n.Inputs()...)
 	}
-	order := make([]*Node, 0, len(needed))
-	for n := range needed {
-		order = append(order, n)
-	}
-	slices.SortFunc(order, func(a, b *Node) int { return cmp.Compare(a.Id(), b.Id()) })
+	var order []*Node
 	if ord == ONNXRuntime {
 		order = reverseDFS(postOrder(outputs), needed)
+	} else {
+		order = make([]*Node, 0, len(needed))
+		for n := range needed {
+			order = append(order, n)
+		}
+		slices.SortFunc(order, func(a, b *Node) int { return cmp.Compare(a.Id(), b.Id()) })
+		if ord == ReverseDFS {
+			order = reverseDFS(order, needed)
+		}
 	}
-	if ord == ReverseDFS {
-		order = reverseDFS(order, needed)
-	}
+	// Each buffer's owner: a view's owner is its input's owner.
 	owner := map[*Node]*Node{}
 	for _, n := range order {
 		owner[n] = n
@@ -126,10 +126,6 @@ func EstimateOrder(ord Order, outputs ...*Node) Plan {
 		}
 	}
 	// Last use of each buffer: the position of the last node reading it or any of its views.
-	pos := map[*Node]int{}
-	for i, n := range order {
-		pos[n] = i
-	}
 	last := map[*Node]int{}
 	for i, n := range order {
 		for _, in := range n.Inputs() {
@@ -213,32 +209,27 @@ func reusePeak(order []*Node, owner map[*Node]*Node, last map[*Node]int) int64 {
 	of := map[*Node]*buffer{}
 	dies := make([][]*Node, len(order)+1)
 	for i, n := range order {
-		if owner[n] != n {
-			continue
-		}
-		sz := bytesOf(n)
-		if sz == 0 {
-			continue
-		}
-		var b *buffer
-		if l := free[sz]; len(l) > 0 {
-			b = l[len(l)-1]
-			free[sz] = l[:len(l)-1]
-		} else {
-			b = &buffer{size: sz, start: i}
-			bufs = append(bufs, b)
-		}
-		of[n] = b
-		at, used := last[n]
-		if !used {
-			at = i
-		}
-		b.end = max(b.end, at)
-		dies[at] = append(dies[at], n)
-		for _, d := range dies[i] {
-			if bd := of[d]; bd != nil {
-				free[bd.size] = append(free[bd.size], bd)
+		if sz := bytesOf(n); owner[n] == n && sz > 0 {
+			var b *buffer
+			if l := free[sz]; len(l) > 0 {
+				b = l[len(l)-1]
+				free[sz] = l[:len(l)-1]
+			} else {
+				b = &buffer{size: sz, start: i}
+				bufs = append(bufs, b)
 			}
+			of[n] = b
+			at, used := last[n]
+			if !used {
+				at = i
+			}
+			b.end = max(b.end, at)
+			dies[at] = append(dies[at], n)
+		}
+		// After node i has run, the buffers of the values it read last are free for the next ones.
+		for _, d := range dies[i] {
+			b := of[d]
+			free[b.size] = append(free[b.size], b)
 		}
 	}
 	delta := make([]int64, len(order)+2)
