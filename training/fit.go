@@ -226,7 +226,7 @@ func startRun(b compute.Backend, cfg Config, data Data, opt Options, pool runPoo
 	var r *run
 	if prev := pool[pool.key(cfg)]; prev != nil && opt.ResumeFrom == "" && latest == "" { // a new run: reuse, re-initialized
 		r = prev
-		r.opt = opt
+		r.opt, r.cfg = opt, cfg
 	}
 	store := model.NewStore()
 	if r != nil {
@@ -247,6 +247,7 @@ func startRun(b compute.Backend, cfg Config, data Data, opt Options, pool runPoo
 			pool[pool.key(cfg)] = r
 		}
 	}
+	r.pool = pool
 	if start == 0 && cfg.Pretrained != "" { // a new run: the pretrained backbone, after any re-initialization
 		if err := models.LoadPretrainedBackbone(store, cfg.Model, cfg.Pretrained); err != nil {
 			return nil, nil, 0, fmt.Errorf("training: pretrained weights: %w", err)
@@ -392,16 +393,27 @@ type run struct {
 	// shape GoMLX compiles), so a recompilation between epochs shows up in the history.
 	trainGraphs int
 	frozen      bool // the backbone is frozen (Config.FreezeBackboneEpochs)
+	cfg         Config
+	// compiled holds the batch sizes the Trainer has training graphs for (makeRoom).
+	compiled map[int]bool
+	// pool holds the comparison's other runs, whose graphs makeRoom may release (nil in a Fit).
+	pool runPool
 }
 
 func newRun(b compute.Backend, store *model.Store, cfg Config, opt Options) *run {
-	r := &run{b: b, store: store, opt: opt, eval: &evaluator{backend: b, store: store, cfg: cfg, prefetch: opt.DevicePrefetch}}
+	r := &run{b: b, store: store, opt: opt, cfg: cfg, compiled: map[int]bool{},
+		eval: &evaluator{backend: b, store: store, cfg: cfg, prefetch: opt.DevicePrefetch}}
 	r.buildTrainer(cfg)
 	return r
 }
 
-// buildTrainer makes the run's GoMLX Trainer (its graphs are built at its first step).
+// buildTrainer makes the run's GoMLX Trainer (its graphs are built at its first step), releasing
+// the previous one's graphs.
 func (r *run) buildTrainer(cfg Config) {
+	if r.trainer != nil {
+		r.trainer.ResetComputationGraphs()
+		clear(r.compiled)
+	}
 	modelFn := models.ModelFn(cfg.Model)
 	r.trainer = train.NewTrainer(r.b, r.store, func(scope *model.Scope, images *Node) *Node {
 		r.trainGraphs++
@@ -456,6 +468,7 @@ func (r *run) trainEpoch(ctx context.Context, epoch int, ds train.Dataset, bar *
 		if err != nil {
 			return stats, fmt.Errorf("training: training data: %w", err)
 		}
+		r.makeRoom(n, bar)
 		graphsBefore, stepStart := r.trainGraphs, time.Now()
 		m, err := r.trainer.TrainStep(batch)
 		if err != nil {

@@ -89,10 +89,17 @@ type MemoryEstimate struct {
 	// Backend names the backend the estimate is for.
 	Backend string
 	// Remainder, when not 0, is the size of the epoch's last, partial training batch: the Trainer
-	// compiles a second training graph for it and keeps it beside the first (each with its own ONNX
-	// Runtime session and arena), and Process counts both. Once, at the tutorial's settings on a
-	// 23 GiB machine, that second graph was what killed the process, at the epoch's last step.
+	// compiles a second training graph for it (with its own ONNX Runtime session and arena), and
+	// Together counts both graphs held at once. Once, at the tutorial's settings on a 23 GiB machine,
+	// that second graph was what killed the process, at the epoch's last step; Fit now releases the
+	// first graph before compiling the second when the two do not fit together (makeRoom).
 	Remainder int
+	// Together is the estimated peak with both graphs held (Process when there is no Remainder).
+	Together int64
+	// Alternate says that the two graphs do not fit together in the memory available but each
+	// fits alone (CheckMemory sets it): Fit will release one before compiling the other, and so
+	// compile both again every epoch.
+	Alternate bool
 }
 
 // String is the estimate for the user: "the training step at batch 64 needs about 21 GB of memory
@@ -101,13 +108,17 @@ func (e MemoryEstimate) String() string {
 	if e.Process == 0 {
 		return fmt.Sprintf("the training step at batch %d holds about %s of values at once", e.Batch, resources.Size(uint64(e.Values)))
 	}
-	if e.Remainder > 0 {
-		return fmt.Sprintf("the training steps at batch %d and at the epoch's last, partial batch of %d (a second compiled graph, "+
-			"kept beside the first) need about %s of memory on %s (the first's values %s at once)",
-			e.Batch, e.Remainder, resources.Size(uint64(e.Process)), e.Backend, resources.Size(uint64(e.Values)))
-	}
-	return fmt.Sprintf("the training step at batch %d needs about %s of memory on %s (its values %s at once)",
+	s := fmt.Sprintf("the training step at batch %d needs about %s of memory on %s (its values %s at once)",
 		e.Batch, resources.Size(uint64(e.Process)), e.Backend, resources.Size(uint64(e.Values)))
+	switch {
+	case e.Alternate:
+		s += fmt.Sprintf("; with the epoch's last, partial batch of %d (a second compiled graph) it would need %s, more than is available, "+
+			"so each graph is released before the other is compiled: both are compiled again every epoch", e.Remainder, resources.Size(uint64(e.Together)))
+	case e.Remainder > 0:
+		s += fmt.Sprintf("; with the epoch's last, partial batch of %d (a second compiled graph, kept beside the first) about %s",
+			e.Remainder, resources.Size(uint64(e.Together)))
+	}
+	return s
 }
 
 // EstimateMemory estimates the memory one training step of cfg needs on backend b.
@@ -121,7 +132,7 @@ func EstimateMemory(b compute.Backend, cfg Config) (MemoryEstimate, error) {
 
 // estimateFromPlan turns a plan's peak into the process estimate for the named backend, with the
 // epoch's last partial batch of remainder examples (0: none) as a second graph whose values scale
-// with its batch.
+// with its batch (counted in Together).
 func estimateFromPlan(backendName string, batch, remainder int, values int64) MemoryEstimate {
 	e := MemoryEstimate{Batch: batch, Values: values, Remainder: remainder}
 	base, factor := 0.0, 0.0
@@ -133,11 +144,11 @@ func estimateFromPlan(backendName string, batch, remainder int, values int64) Me
 	default:
 		return e
 	}
-	all := float64(values)
+	e.Process = int64(base + factor*float64(values))
+	e.Together = e.Process
 	if remainder > 0 {
-		all += float64(values) * float64(remainder) / float64(batch)
+		e.Together += int64(factor * float64(values) * float64(remainder) / float64(batch))
 	}
-	e.Process = int64(base + factor*all)
 	return e
 }
 
@@ -169,34 +180,40 @@ func (e *MemoryError) Error() string {
 	} else {
 		msg += ": use a smaller -inp"
 	}
-	if e.Estimate.Remainder > 0 {
-		msg += fmt.Sprintf(", a training split of a multiple of %d examples, -grad-checkpoint", e.Estimate.Batch)
-	}
-	return msg + ", or free memory; -memory-check=false runs it anyway"
+	return msg + ", -grad-checkpoint, or free memory; -memory-check=false runs it anyway"
 }
 
-// CheckMemory refuses, before any compilation, training steps that their estimate (EstimateMemory,
-// with a second graph for the epoch's last partial batch when numTrain, the number of training
-// examples, is known and not a multiple of the batch) says cannot fit in the memory this machine has
-// available, with a *MemoryError naming the largest batch that would. It returns the estimate, and
-// passes where there is none (XLA, whose memory is a GPU's) or the available memory is unknown.
+// CheckMemory refuses, before any compilation, a training step that its estimate (EstimateMemory)
+// says cannot fit in the memory this machine has available, with a *MemoryError naming the largest
+// batch that would. numTrain, the number of training examples (0: unknown), gives the epoch's last
+// partial batch, a second graph: when the two do not fit together but the step alone does, the
+// estimate says so (Alternate) and passes, since Fit then releases one graph before compiling the
+// other. It returns the estimate, and passes where there is none (XLA, whose memory is a GPU's) or
+// the available memory is unknown.
 func CheckMemory(b compute.Backend, cfg Config, numTrain int) (MemoryEstimate, error) {
 	est, err := EstimateMemory(b, cfg)
 	if err != nil || est.Process == 0 {
 		return est, err
 	}
 	est = estimateFromPlan(b.Name(), cfg.BatchSize, remainderOf(numTrain, cfg.BatchSize), est.Values)
-	avail, ok := resources.AvailableMemory()
-	if !ok || uint64(est.Process) <= avail {
+	avail, ok := availableMemory()
+	if !ok || uint64(est.Together) <= avail {
+		return est, nil
+	}
+	if uint64(est.Process) <= avail {
+		est.Alternate = true
 		return est, nil
 	}
 	me := &MemoryError{Estimate: est, Available: avail}
 	for batch := 1; batch < cfg.BatchSize; batch *= 2 {
 		// The values grow in proportion to the batch (activations); the weights are a few MB.
-		smaller := estimateFromPlan(b.Name(), batch, remainderOf(numTrain, batch), est.Values*int64(batch)/int64(cfg.BatchSize))
+		smaller := estimateFromPlan(b.Name(), batch, 0, est.Values*int64(batch)/int64(cfg.BatchSize))
 		if uint64(smaller.Process) <= avail {
 			me.Fits, me.FitsEstimate = batch, smaller
 		}
 	}
 	return est, me
 }
+
+// availableMemory is resources.AvailableMemory; tests replace it to make memory short.
+var availableMemory = resources.AvailableMemory

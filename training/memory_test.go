@@ -1,6 +1,7 @@
 package training
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -77,9 +78,68 @@ func TestCheckMemoryRefusesWhatCannotFit(t *testing.T) {
 		}
 		// 650 examples end with a batch of 10: a second graph, counted in the estimate.
 		partial, err := CheckMemory(be.Backend, cfg, 650)
-		if err != nil || partial.Remainder != 10 || whole.Remainder != 0 || partial.Process <= whole.Process ||
-			!strings.Contains(partial.String(), "last, partial batch of 10") {
+		if err != nil || partial.Remainder != 10 || whole.Remainder != 0 || partial.Together <= whole.Process ||
+			partial.Process != whole.Process || partial.Alternate || !strings.Contains(partial.String(), "last, partial batch of 10") {
 			t.Errorf("%s: with a partial last batch: %+v (%v); without: %+v", be.Name, partial, err, whole)
+		}
+		// Memory for either graph but not both: passed, the graphs to alternate.
+		restore := availableMemory
+		availableMemory = func() (uint64, bool) { return uint64(partial.Process+partial.Together) / 2, true }
+		alt, err := CheckMemory(be.Backend, cfg, 650)
+		availableMemory = restore
+		if err != nil || !alt.Alternate || !strings.Contains(alt.String(), "compiled again every epoch") {
+			t.Errorf("%s: room for one graph of two: %+v (%v)", be.Name, alt, err)
+		}
+	}
+}
+
+// TestGraphsReleasedWhenMemoryIsShort: with no memory to spare, Fit releases the graphs it holds
+// before compiling one for another batch size (the epoch's last, partial batch; the next epoch's
+// full ones), and a comparison releases the first model's graphs before the second's first step;
+// the training is the same as with the graphs kept, only compiled again.
+func TestGraphsReleasedWhenMemoryIsShort(t *testing.T) {
+	for _, be := range backendtest.All(t) {
+		if be.Name == "xla" {
+			continue // no estimate: its memory is a GPU's
+		}
+		be.Use(t)
+		cfg := tinyConfig()
+		cfg.Epochs = 2
+		kept, err := Fit(context.Background(), be.Backend, cfg, tinyData(), Options{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		restore := availableMemory
+		availableMemory = func() (uint64, bool) { return 1, true }
+		var log, cmpLog strings.Builder
+		released, err := Fit(context.Background(), be.Backend, cfg, tinyData(), Options{Dir: t.TempDir(), Log: &log, SkipMemoryCheck: true})
+		if err == nil {
+			_, err = Compare(context.Background(), be.Backend, cfg, tinyData(), []int64{3}, CompareOptions{Dir: t.TempDir(), Log: &cmpLog, SkipMemoryCheck: true})
+		}
+		availableMemory = restore
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k, r := kept.Epochs[1].CompileSteps, released.Epochs[1].CompileSteps; k != 0 || r != 2 {
+			t.Errorf("%s: epoch 2 compiled %d training graphs with memory short, %d with it free; want 2 and 0", be.Name, r, k)
+		}
+		for i := range kept.Epochs {
+			k, r := kept.Epochs[i], released.Epochs[i]
+			if !backendtest.Close(be.Backend, r.Loss, k.Loss) || !backendtest.Close(be.Backend, r.ValLoss, k.ValLoss) {
+				t.Errorf("%s, epoch %d: loss %v, val_loss %v with the graphs released; %v, %v kept", be.Name, i+1, r.Loss, r.ValLoss, k.Loss, k.ValLoss)
+			}
+		}
+		for _, want := range []string{
+			"the training graph for a batch of 4 needs about", "released the compiled graphs held (resizer: training at batch 8)",
+			"(resizer: training at batch 4, validation)", // epoch 2's first step
+		} {
+			if !strings.Contains(log.String(), want) {
+				t.Errorf("%s: the log lacks %q:\n%s", be.Name, want, log.String())
+			}
+		}
+		// The baseline's first step, after the resizer's run.
+		if _, baseline, _ := strings.Cut(cmpLog.String(), "baseline-seed3"); !strings.Contains(baseline, "(resizer: training at batch 4, validation)") {
+			t.Errorf("%s: the comparison's baseline did not release the resizer's graphs:\n%s", be.Name, cmpLog.String())
 		}
 	}
 }

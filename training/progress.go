@@ -66,6 +66,18 @@ func (p *progress) update(step, images int, loss, acc float64, force bool) {
 	}
 }
 
+// note prints a line of its own between the bar's updates (the bar is drawn again at the next).
+func (p *progress) note(format string, args ...any) {
+	if p.w == nil {
+		return
+	}
+	if p.terminalCR {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+	fmt.Fprintf(p.w, format+"\n", args...)
+	p.lastDraw = time.Time{}
+}
+
 // done prints the epoch's final line.
 func (p *progress) done(e EpochStats) {
 	if p.w == nil {
