@@ -17,34 +17,37 @@ import (
 	"github.com/learnresize/learnresize/training"
 )
 
+// captionHeight is the height of the caption line under a figure.
+const captionHeight = 24
+
+// WithCaption returns the figure with a caption line under it (the figure grows by the line).
+func (f *Figure) WithCaption(caption string) *Figure {
+	return &Figure{Width: f.Width, Height: f.Height + vg.Points(captionHeight), draw: captioned(f.draw, caption)}
+}
+
 // captioned draws a caption line under the figure drawn by inner.
 func captioned(inner func(draw.Canvas), caption string) func(draw.Canvas) {
 	return func(dc draw.Canvas) {
 		dc.SetColor(color.White)
 		dc.Fill(dc.Rectangle.Path())
-		const h = 24
 		body := dc
-		body.Rectangle.Min.Y += vg.Points(h)
+		body.Rectangle.Min.Y += vg.Points(captionHeight)
 		inner(body)
 		sty := draw.TextStyle{Color: color.Gray{Y: 60}, Font: font.From(plot.DefaultFont, vg.Points(10)),
 			XAlign: draw.XCenter, YAlign: draw.YCenter, Handler: plot.DefaultTextHandler}
-		dc.FillText(sty, vg.Point{X: (dc.Min.X + dc.Max.X) / 2, Y: dc.Min.Y + vg.Points(h/2)}, caption)
+		dc.FillText(sty, vg.Point{X: (dc.Min.X + dc.Max.X) / 2, Y: dc.Min.Y + vg.Points(captionHeight/2)}, caption)
 	}
 }
 
 // Series is one run's history. Series with the same Name (a model's runs with several seeds) share a
-// colour and a legend entry, and each is drawn.
+// legend entry, and each is drawn. Each is drawn in its model's colour, ModelColor(Name), the colour
+// of the model's bar in ComparisonBars.
 type Series struct {
 	Name    string
 	History *training.History
 	// ValMajority, when above 0, is the validation accuracy of always answering the most frequent
 	// class: drawn as a dotted line, so that a reader sees when a model has learnt nothing.
 	ValMajority float64
-}
-
-var palette = []color.Color{
-	color.RGBA{31, 119, 180, 255}, color.RGBA{255, 127, 14, 255}, color.RGBA{44, 160, 44, 255},
-	color.RGBA{214, 39, 40, 255}, color.RGBA{148, 103, 189, 255},
 }
 
 // epochTicks labels whole epochs only (at most about ten labels).
@@ -78,7 +81,7 @@ func Curves(series []Series) (*Figure, error) {
 		}
 		col, seen := colors[s.Name]
 		if !seen {
-			col = palette[len(colors)%len(palette)]
+			col = ModelColor(s.Name)
 			colors[s.Name] = col
 		}
 		majority = math.Max(majority, s.ValMajority)
@@ -165,7 +168,8 @@ func withLegendBelow(f *Figure, legend plot.Legend) *Figure {
 }
 
 // ComparisonBars draws the tutorial's comparison as bars of final top-1 validation accuracy per model
-// (mean over seeds, with ±1 standard deviation error bars when there are several seeds).
+// (mean over seeds, with ±1 standard deviation error bars when there are several seeds), each bar in
+// its model's colour (ModelColor, as in Curves).
 func ComparisonBars(cmp *training.Comparison) (*Figure, error) {
 	if cmp == nil || len(cmp.Rows) == 0 {
 		return nil, errors.New("plots: empty comparison")
@@ -185,12 +189,18 @@ func ComparisonBars(cmp *training.Comparison) (*Figure, error) {
 		errs[i].Low, errs[i].High = 100*r.Std, 100*r.Std
 		names[i] = fmt.Sprintf("%s\n%.6fM params", wrap(r.Model, 26), float64(r.Params)/1e6)
 	}
-	bars, err := plotter.NewBarChart(vals, vg.Points(60))
-	if err != nil {
-		return nil, err
+	grid := plotter.NewGrid()
+	grid.Vertical.Color = nil // horizontal lines only: vertical ones would frame the bars' tops
+	p.Add(grid)
+	for i, v := range vals { // one chart per bar, each in its model's colour
+		bar, err := plotter.NewBarChart(plotter.Values{v}, vg.Points(60))
+		if err != nil {
+			return nil, err
+		}
+		bar.XMin = float64(i)
+		bar.Color = ModelColor(cmp.Rows[i].Model)
+		p.Add(bar)
 	}
-	bars.Color = palette[0]
-	p.Add(plotter.NewGrid(), bars)
 	if len(cmp.Seeds) > 1 {
 		xys := make(plotter.XYs, len(vals))
 		for i, v := range vals {
@@ -225,6 +235,7 @@ func ComparisonBars(cmp *training.Comparison) (*Figure, error) {
 	}
 	p.Add(lab)
 	p.NominalX(names...)
+	p.X.Min, p.X.Max = -0.5, float64(len(vals))-0.5 // the same margin beside the first and last bar
 	p.Y.Min = 0
 	p.Y.Max = 100
 	width := max(560, 170*len(cmp.Rows)) // room for each model's wrapped name

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/gomlx/compute"
 
@@ -14,9 +15,12 @@ import (
 
 // saveFigures writes the notebook's figures for finished runs into dir: training curves of every
 // series (curves.png/.svg), and, when resizerRun is a learnable-resizer run, the tutorial's grid of
-// validation images and their learned resizes (resizer_grid.png, output divided by 10 and clipped, as
-// the tutorial shows it).
-func saveFigures(b compute.Backend, dir string, series []plots.Series, resizerRun string, data *training.OpenedData, stdout io.Writer) error {
+// validation images and their learned resizes (resizer_grid.png; the outputs mapped for display by
+// plots.Auto, chosen from them, as learnresize resize does by default, and the caption says how).
+//
+// It lists the files on one line of stdout, after them more: figures the caller has written.
+func saveFigures(b compute.Backend, dir string, series []plots.Series, resizerRun string, data *training.OpenedData, stdout io.Writer,
+	more ...string) error {
 	curves, err := plots.Curves(series)
 	if err != nil {
 		return err
@@ -36,8 +40,7 @@ func saveFigures(b compute.Backend, dir string, series []plots.Series, resizerRu
 		if err != nil {
 			return err
 		}
-		mapping := plots.Mapping{Divide: 10}
-		pairs, err := plots.ResizerPairs(m, images, mapping)
+		pairs, mapping, err := plots.ResizerPairs(m, images, plots.Auto) // one mapping for the six, from their outputs
 		if err != nil {
 			return err
 		}
@@ -51,6 +54,6 @@ func saveFigures(b compute.Backend, dir string, series []plots.Series, resizerRu
 		}
 		written = append(written, p)
 	}
-	fmt.Fprintf(stdout, "Figures: %v\n", written)
+	fmt.Fprintf(stdout, "Figures: %s\n", strings.Join(append(written, more...), ", "))
 	return nil
 }
