@@ -23,11 +23,17 @@ import (
 func runResize(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("resize", stderr, "resize -checkpoint DIR [-out DIR] [-inp N|HxW|0] IMAGE|FOLDER ...")
 	ckpt := fs.String("checkpoint", "", "a training run directory (its latest checkpoint is used) or a GoMLX checkpoint directory")
-	out := fs.String("out", "resized", "output directory")
+	out := fs.String("out", "resized", "output directory (images found in a folder argument keep their path under it: FOLDER/Cat/1.jpg -> DIR/Cat/1.png)")
 	inp := fs.String("inp", "", "resize inputs to this size first, as the training pipeline does (default: the run's INP_SIZE, else 300; 0: native size)")
 	force := fs.Bool("force", false, "overwrite existing output files")
+	display := fs.String("display", "auto", "how _compare.png shows the learned resize, whose values are not confined to [0, 1]: "+
+		"auto (from its own range, as compare's resizer_grid.png), clip, minmax, or /N (divided by N, then clipped; /10 is the tutorial's)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	mapping, err := plots.ParseMapping(*display)
+	if err != nil {
+		return usagef("-display: %v", err)
 	}
 	if *ckpt == "" {
 		return usagef("-checkpoint is required")
@@ -72,8 +78,13 @@ func runResize(args []string, stdout, stderr io.Writer) error {
 	}
 	failed := 0
 	for _, f := range files {
-		if err := resizeOne(m, f, *out, inpH, inpW, *force, stdout); err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", f, err)
+		dir := filepath.Join(*out, f.subdir)
+		err := os.MkdirAll(dir, 0o755)
+		if err == nil {
+			err = resizeOne(m, f.path, dir, inpH, inpW, mapping, *force, stdout)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", f.path, err)
 			failed++
 		}
 	}
@@ -83,16 +94,23 @@ func runResize(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// collectImages expands folders (recursively) into image files, sorted.
-func collectImages(args []string) ([]string, error) {
-	var files []string
+// resizeInput is one image to resize: its path, and the folder under -out its outputs go to (its
+// folder relative to the folder argument it was found in; "" for an image given as a file).
+type resizeInput struct{ path, subdir string }
+
+// collectImages expands folders (recursively) into image files, sorted, each keeping its path
+// relative to the folder given, so that Cat/1005.jpg and Dog/1005.jpg do not share an output. Two
+// inputs whose outputs would still be the same files (a.jpg and a.png, or two folders holding the same
+// names) are a usage error, found before anything is written.
+func collectImages(args []string) ([]resizeInput, error) {
+	var files []resizeInput
 	for _, a := range args {
 		fi, err := os.Stat(a)
 		if err != nil {
 			return nil, err
 		}
 		if !fi.IsDir() {
-			files = append(files, a)
+			files = append(files, resizeInput{path: a})
 			continue
 		}
 		var found []string
@@ -112,15 +130,34 @@ func collectImages(args []string) ([]string, error) {
 			return nil, fmt.Errorf("%s: no images (.jpg, .jpeg, .png, .gif, .bmp)", a)
 		}
 		sort.Strings(found)
-		files = append(files, found...)
+		for _, p := range found {
+			rel, err := filepath.Rel(a, filepath.Dir(p))
+			if err != nil {
+				return nil, err
+			}
+			if rel == "." {
+				rel = ""
+			}
+			files = append(files, resizeInput{path: p, subdir: rel})
+		}
+	}
+	byOutput := map[string]string{} // output name (sub-folder and base name) -> the input written there
+	for _, f := range files {
+		name := filepath.Join(f.subdir, strings.TrimSuffix(filepath.Base(f.path), filepath.Ext(f.path)))
+		if prev, ok := byOutput[name]; ok {
+			return nil, usagef("%s and %s would both be written to %s.png under -out: resize them in separate runs with different -out "+
+				"folders, or, for two folders with the same file names, give the folder above both (sub-folders are kept under -out)", prev, f.path, name)
+		}
+		byOutput[name] = f.path
 	}
 	return files, nil
 }
 
 // resizeOne writes <base>.png (the resizer's output, clipped to [0, 1]) and <base>_compare.png
-// (input | naive resize | learned resize, the resized panels scaled up to the input's size).
+// (input | naive resize | learned resize, the resized panels scaled up to the input's size; the
+// learned one shown through mp, resolved against this output, which the caption names).
 // (One sequence: decode, learned resize, display panels, two files written; each step is a call.)
-func resizeOne(m *resizer.Model, path, outDir string, inpH, inpW int, force bool, stdout io.Writer) error {
+func resizeOne(m *resizer.Model, path, outDir string, inpH, inpW int, mp plots.Mapping, force bool, stdout io.Writer) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -130,8 +167,16 @@ func resizeOne(m *resizer.Model, path, outDir string, inpH, inpW int, force bool
 		return err
 	}
 	// The learned resize is the library's (resizer.Model.ResizeImageFrom), so the command and the API
-	// give the same output for the same image; the panels below are for display.
-	learned, _, err := m.ResizeImageFrom(rgbImage(pix, w, h), inpH, inpW)
+	// give the same output for the same pixels (decoded by datasets.DecodeRGB, as ResizeImage's doc
+	// says); the panels below are for display.
+	learned, values, err := m.ResizeImageFrom(rgbImage(pix, w, h), inpH, inpW)
+	if err != nil {
+		return err
+	}
+	if mp, err = mp.Resolve(values); err != nil {
+		return err
+	}
+	shown, clipped, err := mp.ToImage(values)
 	if err != nil {
 		return err
 	}
@@ -159,10 +204,15 @@ func resizeOne(m *resizer.Model, path, outDir string, inpH, inpW int, force bool
 	sideFig, err := plots.Row(plots.Titled{Title: fmt.Sprintf("input %dx%d", w, h), Image: input},
 		plots.Titled{Title: fmt.Sprintf("%s resize to %dx%d", cfg.Interpolation, cfg.TargetWidth, cfg.TargetHeight),
 			Image: upscaleNearest(rgbImage(naive, cfg.TargetWidth, cfg.TargetHeight), w, h)},
-		plots.Titled{Title: fmt.Sprintf("learned resize to %dx%d", cfg.TargetWidth, cfg.TargetHeight), Image: upscaleNearest(learned, w, h)})
+		plots.Titled{Title: fmt.Sprintf("learned resize to %dx%d", cfg.TargetWidth, cfg.TargetHeight), Image: upscaleNearest(shown, w, h)})
 	if err != nil {
 		return err
 	}
+	caption := "learned resize: output " + mp.String()
+	if clipped > 0 {
+		caption += fmt.Sprintf(" (%.2g%% of its values clipped)", 100*clipped)
+	}
+	sideFig = sideFig.WithCaption(caption)
 	sideData, err := sideFig.PNG()
 	if err != nil {
 		return err
