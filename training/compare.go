@@ -65,11 +65,23 @@ func Compare(ctx context.Context, b compute.Backend, cfg Config, data Data, seed
 	for _, v := range variants {
 		cmp.Rows = append(cmp.Rows, ComparisonRow{Model: v.Model.Title(), Name: v.Model.Name()})
 	}
+	if !opt.Resume {
+		var runs []experimentRun
+		for _, seed := range seeds {
+			for _, v := range variants {
+				runs = append(runs, experimentRun{filepath.Join(opt.Dir, compareRunDir(v, seed)), cfg.Epochs})
+			}
+		}
+		if err := existingExperimentError(opt.Dir, "training: compare", "comparison", epochCount(cfg.Epochs), "a larger -epochs",
+			runs, seeds); err != nil {
+			return nil, err
+		}
+	}
 	pool := runPool{}
 	for _, seed := range seeds {
 		for i, v := range variants {
 			v.Seed = seed
-			dir := filepath.Join(opt.Dir, fmt.Sprintf("%s-seed%d", v.Model.Name(), seed))
+			dir := filepath.Join(opt.Dir, compareRunDir(v, seed))
 			if opt.Log != nil {
 				fmt.Fprintf(opt.Log, "\n== %s, seed %d -> %s\n", v.Model.Title(), seed, dir)
 			}
@@ -90,6 +102,59 @@ func Compare(ctx context.Context, b compute.Backend, cfg Config, data Data, seed
 		return cmp, err
 	}
 	return cmp, nil
+}
+
+// compareRunDir is the folder, under a comparison's, of the run of v with seed ("resizer-seed42").
+func compareRunDir(v Config, seed int64) string {
+	return fmt.Sprintf("%s-seed%d", v.Model.Name(), seed)
+}
+
+// experimentRun is one training run of an experiment (Compare, WarmStart): its folder and the epochs
+// it is to reach.
+type experimentRun struct {
+	dir    string
+	epochs int
+}
+
+// existingExperimentError is the refusal, without Resume, of a directory dir that already holds runs
+// of an experiment (nil when it holds none). A finished experiment (every run at its epochs and the
+// table, comparison.json, written) is said to be finished, with where its table and figures are and
+// how to extend it (extend: "a larger -epochs"); an unfinished one, how to continue it. prefix begins
+// the errors ("training: compare"), what names the experiment ("comparison"), detail describes it
+// ("2 epochs"). Both wrap ErrCheckpointExists.
+func existingExperimentError(dir, prefix, what, detail, extend string, runs []experimentRun, seeds []int64) error {
+	started, finished := 0, 0
+	for _, r := range runs {
+		latest, err := LatestCheckpoint(r.dir)
+		if err == nil && latest == "" {
+			continue
+		}
+		started++ // a broken LATEST too: -resume says which checkpoint is intact
+		if err != nil {
+			continue
+		}
+		if meta, err := readMeta(latest); err == nil && meta.Epoch >= r.epochs {
+			finished++
+		}
+	}
+	_, tableErr := os.Stat(filepath.Join(dir, "comparison.json"))
+	switch {
+	case started == 0:
+		return nil
+	case finished < len(runs) || tableErr != nil:
+		return fmt.Errorf("%s: %s holds an unfinished %s (%d of %d runs finished): use -resume to continue it "+
+			"or choose another directory: %w", prefix, dir, what, finished, len(runs), ErrCheckpointExists)
+	}
+	seedList := make([]string, len(seeds))
+	for i, s := range seeds {
+		seedList[i] = fmt.Sprint(s)
+	}
+	first, _ := filepath.Rel(dir, filepath.Join(runs[0].dir, "history.json"))
+	return fmt.Errorf("%s: %s holds a finished %s (%s, seeds %s)%s; each run's history is in its folder (%s, ...): "+
+		"to train for more epochs, run again with -resume and %s (Options.Resume and more epochs in the configuration in Go); "+
+		"to start a new %s, choose another directory: %w", prefix, dir, what, detail, strings.Join(seedList, ", "),
+		resultFiles(dir, "comparison.md", "comparison.json", "comparison.png", "curves.png", "curves.svg", "resizer_grid.png"),
+		first, extend, what, ErrCheckpointExists)
 }
 
 // add appends a run's final and best validation accuracy and its mean epoch time (summed over seeds:

@@ -32,7 +32,8 @@ import (
 
 // Data is what Fit trains and validates on: GoMLX datasets whose batches have one input, the
 // images [batch, height, width, 3] (uint8 or float, pixel values 0..255), and one label, one-hot
-// float32 [batch, classes].
+// float32 [batch, classes]. Training batches hold Config.BatchSize examples, except an epoch's last,
+// which may hold fewer (Fit refuses others).
 type Data struct {
 	Train, Val train.Dataset
 	// NumTrain is the number of training examples (for the progress bar; 0 if unknown).
@@ -328,8 +329,7 @@ func resumeOrInit(store *model.Store, cfg Config, data Data, opt Options, latest
 		store.SetParam(model.ParamInitialSeed, cfg.Seed)
 		return hist, 0, nil
 	case !opt.Resume:
-		return nil, 0, fmt.Errorf("training: %s (%s): use -resume to continue it or choose another directory: %w",
-			opt.Dir, latest, ErrCheckpointExists)
+		return nil, 0, existingRunError(opt.Dir, latest, cfg.Epochs)
 	}
 	meta, h, err := readCheckpoint(store, latest)
 	if err != nil {
@@ -348,6 +348,47 @@ func resumeOrInit(store *model.Store, cfg Config, data Data, opt Options, latest
 		fmt.Fprintf(opt.Log, "Resuming from %s (%d of %d epochs done)\n", latest, meta.Epoch, cfg.Epochs)
 	}
 	return hist, meta.Epoch, nil
+}
+
+// existingRunError is Fit's refusal, without Resume, of a directory holding a run (latest, its
+// checkpoint): a run with all of epochs done is said to be finished, with where its results are and
+// how to extend it; another, how to continue it. Both wrap ErrCheckpointExists.
+func existingRunError(dir, latest string, epochs int) error {
+	meta, err := readMeta(latest)
+	if err != nil || meta.Epoch < epochs {
+		done := ""
+		if err == nil {
+			done = fmt.Sprintf(", %d of %d epochs done", meta.Epoch, epochs)
+		}
+		return fmt.Errorf("training: %s (%s%s): use -resume to continue it or choose another directory: %w",
+			dir, latest, done, ErrCheckpointExists)
+	}
+	return fmt.Errorf("training: %s holds a finished run (%s)%s: to train it for more epochs, run again with -resume "+
+		"and -epochs above %d (Options.Resume and a larger Config.Epochs in Go); to start a new run, choose another directory: %w",
+		dir, epochCount(meta.Epoch), resultFiles(dir, "history.json", "history.csv", "curves.png", "curves.svg", "resizer_grid.png"),
+		meta.Epoch, ErrCheckpointExists)
+}
+
+// epochCount is "1 epoch" or "n epochs".
+func epochCount(n int) string {
+	if n == 1 {
+		return "1 epoch"
+	}
+	return fmt.Sprintf("%d epochs", n)
+}
+
+// resultFiles says which of names dir holds ("; results in DIR: a, b"), "" if none.
+func resultFiles(dir string, names ...string) string {
+	var found []string
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			found = append(found, n)
+		}
+	}
+	if len(found) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; results in %s: %s", dir, strings.Join(found, ", "))
 }
 
 // reinitialize puts a store that has trained back in the state of a new one with its current seed:
@@ -454,6 +495,7 @@ func (r *run) trainEpoch(ctx context.Context, epoch int, ds train.Dataset, bar *
 	var lossSum, accSum float64
 	images := 0
 	var stepTimes []time.Duration
+	prevBatch := 0 // the size of the epoch's previous batch (0: none yet)
 	waitStart := t0
 	for batch, err := range devicePrefetch(r.b, ds.Iter(), r.opt.DevicePrefetch) {
 		stats.DataWaitSeconds += time.Since(waitStart).Seconds()
@@ -468,6 +510,11 @@ func (r *run) trainEpoch(ctx context.Context, epoch int, ds train.Dataset, bar *
 		if err != nil {
 			return stats, fmt.Errorf("training: training data: %w", err)
 		}
+		if err := r.checkBatchSize(n, prevBatch, stats.Steps+1, epoch+1); err != nil {
+			_ = batch.Finalize()
+			return stats, err
+		}
+		prevBatch = n
 		r.makeRoom(n, bar)
 		graphsBefore, stepStart := r.trainGraphs, time.Now()
 		m, err := r.trainer.TrainStep(batch)
@@ -482,6 +529,7 @@ func (r *run) trainEpoch(ctx context.Context, epoch int, ds train.Dataset, bar *
 		if r.trainGraphs != graphsBefore {
 			stats.CompileSeconds += d.Seconds()
 			stats.CompileSteps++
+			bar.compiled(d, n)
 		} else {
 			stepTimes = append(stepTimes, d)
 		}
@@ -504,6 +552,26 @@ func (r *run) trainEpoch(ctx context.Context, epoch int, ds train.Dataset, bar *
 	stats.StepSeconds, stats.StepMedianMs = sumAndMedian(stepTimes)
 	stats.TrainGraphs = r.trainGraphs
 	return stats, nil
+}
+
+// checkBatchSize refuses a training batch of n examples (step of epoch, 1-based; prev: the size of
+// the batch before it, 0 for the first) that does not fit Config.BatchSize: one larger, or one
+// following a smaller batch (only the epoch's last batch may be smaller). Otherwise the run would
+// train with the data's batch size while its configuration, the progress bar, the memory check and
+// the history say another.
+func (r *run) checkBatchSize(n, prev, step, epoch int) error {
+	want := r.cfg.BatchSize
+	size, got := n, "batch"
+	switch {
+	case n > want:
+	case prev > 0 && prev < want:
+		size, got, step = prev, "batch, not the epoch's last,", step-1
+	default:
+		return nil
+	}
+	return fmt.Errorf("training: the training data's %s at step %d of epoch %d holds %d examples, but Config.BatchSize is %d: "+
+		"give Fit data in batches of Config.BatchSize (OpenData builds them so; only an epoch's last batch may be smaller), "+
+		"or set Config.BatchSize (-batch) to the data's batch size", got, step, epoch, size, want)
 }
 
 // evaluator computes the validation loss and accuracy in inference mode (batch norm with its moving

@@ -23,6 +23,10 @@ type progress struct {
 	lastDraw   time.Time
 	interval   time.Duration
 	terminalCR bool // redraw with \r (else print a line every interval)
+	// The steps that compiled a graph, their time and images: left out of the rate and the ETA,
+	// which would otherwise count a minute of compilation as the time of every step to come.
+	compileSteps, compileImages int
+	compileTime                 time.Duration
 }
 
 func newProgress(w io.Writer, total int, interactive bool) *progress {
@@ -42,8 +46,8 @@ func (p *progress) update(step, images int, loss, acc float64, force bool) {
 		return
 	}
 	p.lastDraw = now
-	el := now.Sub(p.start)
-	perStep := el / time.Duration(max(step, 1))
+	el := now.Sub(p.start) - p.compileTime
+	steps, imgs := step-p.compileSteps, images-p.compileImages
 	var b strings.Builder
 	if p.total > 0 {
 		const width = 30
@@ -52,18 +56,32 @@ func (p *progress) update(step, images int, loss, acc float64, force bool) {
 		if done < width {
 			bar += ">" + strings.Repeat(".", width-done-1)
 		}
-		eta := perStep * time.Duration(max(p.total-step, 0))
-		fmt.Fprintf(&b, "%*d/%d [%s] - ETA: %s", len(fmt.Sprint(p.total)), step, p.total, bar, clock(eta))
+		fmt.Fprintf(&b, "%*d/%d [%s]", len(fmt.Sprint(p.total)), step, p.total, bar)
 	} else {
-		fmt.Fprintf(&b, "%d steps - %s", step, clock(el))
+		fmt.Fprintf(&b, "%d steps - %s", step, clock(now.Sub(p.start)))
 	}
-	fmt.Fprintf(&b, " - %s/step - %s img/s - loss: %.4f - accuracy: %.4f",
-		stepTime(perStep), rate(float64(images)/el.Seconds()), loss, acc)
+	if steps <= 0 || el <= 0 { // only compiling steps so far: no rate to extrapolate
+		fmt.Fprintf(&b, " - compiling step: %s", clock(p.compileTime))
+	} else {
+		perStep := el / time.Duration(steps)
+		if p.total > 0 {
+			fmt.Fprintf(&b, " - ETA: %s", clock(perStep*time.Duration(max(p.total-step, 0))))
+		}
+		fmt.Fprintf(&b, " - %s/step - %s img/s", stepTime(perStep), rate(float64(imgs)/el.Seconds()))
+	}
+	fmt.Fprintf(&b, " - loss: %.4f - accuracy: %.4f", loss, acc)
 	if p.terminalCR {
 		fmt.Fprintf(p.w, "\r%s", b.String())
 	} else {
 		fmt.Fprintln(p.w, b.String())
 	}
+}
+
+// compiled counts a step that compiled a graph (d long, of images images) out of the rate.
+func (p *progress) compiled(d time.Duration, images int) {
+	p.compileSteps++
+	p.compileImages += images
+	p.compileTime += d
 }
 
 // note prints a line of its own between the bar's updates (the bar is drawn again at the next).

@@ -172,6 +172,19 @@ func TestFitResumeAndRefusals(t *testing.T) {
 	if got, err := LoadHistory(full); err != nil || len(got.Epochs) != 3 || got.Params != h.Params || h.Params == 0 {
 		t.Errorf("history.json: %+v, %v", got, err)
 	}
+	// Running a finished run again without Resume: refused, saying it is finished, where its results
+	// are and how to extend it.
+	_, err = Fit(ctx, b, cfg, tinyData(), Options{Dir: full, SkipMemoryCheck: true})
+	if !errors.Is(err, ErrCheckpointExists) {
+		t.Errorf("re-run of a finished run: %v, want ErrCheckpointExists", err)
+	} else {
+		for _, want := range []string{"holds a finished run (3 epochs)", "results in " + full + ": history.json, history.csv",
+			"-resume and -epochs above 3", "choose another directory"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("re-run of a finished run: %q lacks %q", err, want)
+			}
+		}
+	}
 
 	// Interrupted after epoch 1 (context cancelled), then resumed: same epochs as the full run.
 	part := t.TempDir()
@@ -188,8 +201,9 @@ func TestFitResumeAndRefusals(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(part, "checkpoints", ".tmp-killed"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Fit(ctx, b, cfg, tinyData(), Options{Dir: part}); !errors.Is(err, ErrCheckpointExists) {
-		t.Errorf("re-run without -resume: %v, want ErrCheckpointExists", err)
+	if _, err := Fit(ctx, b, cfg, tinyData(), Options{Dir: part}); !errors.Is(err, ErrCheckpointExists) ||
+		!strings.Contains(err.Error(), "1 of 3 epochs done): use -resume to continue it") || strings.Contains(err.Error(), "finished") {
+		t.Errorf("re-run without -resume: %v, want ErrCheckpointExists saying how to continue the unfinished run", err)
 	}
 	data := tinyData()
 	resumed, err := Fit(ctx, b, cfg, data, Options{Dir: part, Resume: true})
@@ -233,6 +247,44 @@ func TestFitResumeAndRefusals(t *testing.T) {
 	}
 }
 
+// TestFitRefusesOtherBatchSize: data whose batches disagree with Config.BatchSize (larger, or
+// smaller before the epoch's last) are refused, naming both sizes and the remedy, and nothing is
+// checkpointed; one smaller batch that is the epoch's only one trains.
+func TestFitRefusesOtherBatchSize(t *testing.T) {
+	b := testBackend(t)
+	cfg := tinyConfig() // batch 8
+	cfg.Epochs = 1
+	for _, c := range []struct {
+		dataBatch int
+		want      []string
+	}{
+		{16, []string{"training data's batch at step 1 of epoch 1 holds 16 examples, but Config.BatchSize is 8", "-batch"}},
+		{4, []string{"batch, not the epoch's last, at step 1 of epoch 1 holds 4 examples, but Config.BatchSize is 8",
+			"only an epoch's last batch may be smaller"}},
+	} {
+		dir := t.TempDir()
+		data := Data{Train: newMemData(36, 40, c.dataBatch, 1), Val: newMemData(16, 40, 8, 2), NumTrain: 36}
+		_, err := Fit(context.Background(), b, cfg, data, Options{Dir: dir, SkipMemoryCheck: true})
+		if err == nil {
+			t.Errorf("data in batches of %d, Config.BatchSize 8: trained", c.dataBatch)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("data in batches of %d: %q lacks %q", c.dataBatch, err, w)
+			}
+		}
+		if latest, _ := LatestCheckpoint(dir); latest != "" {
+			t.Errorf("data in batches of %d: refused, yet checkpoint %s was written", c.dataBatch, latest)
+		}
+	}
+	// Fewer examples than a batch: the epoch's only batch is smaller, as OpenData makes it.
+	small := Data{Train: newMemData(6, 40, 8, 1), Val: newMemData(4, 40, 8, 2), NumTrain: 6}
+	if h, err := Fit(context.Background(), b, cfg, small, Options{Dir: t.TempDir(), SkipMemoryCheck: true}); err != nil || h.Last().Steps != 1 {
+		t.Errorf("one batch of 6 with Config.BatchSize 8: %v", err)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	if err := Default().Validate(); err != nil {
 		t.Fatal(err)
@@ -272,7 +324,7 @@ func TestCompareTable(t *testing.T) {
 		}
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "comparison.md"))
-	if err != nil || !strings.Contains(string(md), "| Learnable resizer + DenseNet[2 2] |") || !strings.Contains(string(md), "± ") {
+	if err != nil || !strings.Contains(string(md), "| Learnable resizer + DenseNet (blocks 2, 2) |") || !strings.Contains(string(md), "± ") {
 		t.Errorf("comparison.md: %v\n%s", err, md)
 	}
 	back, err := LoadComparison(dir)
@@ -284,6 +336,26 @@ func TestCompareTable(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, sub, "history.json")); err != nil {
 			t.Error(err)
 		}
+	}
+	// Running the finished comparison again without Resume: refused, saying it is finished, where its
+	// table is and how to extend it; with a run missing, that it is unfinished and how to continue.
+	_, err = Compare(context.Background(), b, cfg, tinyData(), []int64{3, 4}, CompareOptions{Dir: dir})
+	if !errors.Is(err, ErrCheckpointExists) {
+		t.Errorf("re-run of a finished comparison: %v, want ErrCheckpointExists", err)
+	} else {
+		for _, want := range []string{"holds a finished comparison (1 epoch, seeds 3, 4)", "comparison.md, comparison.json",
+			filepath.Join("resizer-seed3", "history.json"), "-resume and a larger -epochs"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("re-run of a finished comparison: %q lacks %q", err, want)
+			}
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "baseline-seed4")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Compare(context.Background(), b, cfg, tinyData(), []int64{3, 4}, CompareOptions{Dir: dir})
+	if !errors.Is(err, ErrCheckpointExists) || !strings.Contains(err.Error(), "unfinished comparison (3 of 4 runs finished): use -resume") {
+		t.Errorf("re-run of an unfinished comparison: %v", err)
 	}
 }
 
@@ -900,7 +972,9 @@ func TestWarmStart(t *testing.T) {
 	if err != nil || again.Markdown() != cmp.Markdown() {
 		t.Errorf("resumed finished experiment: %v\n%s\nwant\n%s", err, again.Markdown(), cmp.Markdown())
 	}
-	if _, err := WarmStart(context.Background(), b, cfg, tinyData(), []int64{3}, WarmStartOptions{Options: Options{Dir: dir}, FinetuneEpochs: 3}); err == nil || !strings.Contains(err.Error(), "use -resume") {
+	if _, err := WarmStart(context.Background(), b, cfg, tinyData(), []int64{3}, WarmStartOptions{Options: Options{Dir: dir}, FinetuneEpochs: 3}); !errors.Is(err, ErrCheckpointExists) ||
+		!strings.Contains(err.Error(), "holds a finished warm-start experiment (3 epochs of fine-tuning") ||
+		!strings.Contains(err.Error(), "comparison.md") || !strings.Contains(err.Error(), "-resume and a larger -epochs or -finetune-epochs") {
 		t.Errorf("a second experiment into the same folder without resume: %v", err)
 	}
 }

@@ -80,6 +80,20 @@ func WarmStart(ctx context.Context, b compute.Backend, cfg Config, data Data, se
 	}
 	defer func() { _ = lock.Unlock() }()
 
+	if !opt.Resume {
+		var runs []experimentRun
+		for _, seed := range seeds {
+			runs = append(runs, experimentRun{filepath.Join(opt.Dir, fmt.Sprintf("%s-seed%d", WarmFinetune, seed)), opt.FinetuneEpochs})
+			for _, stage := range stages[2:] {
+				runs = append(runs, experimentRun{filepath.Join(opt.Dir, fmt.Sprintf("%s-seed%d", stage.Model.Name(), seed)), cfg.Epochs})
+			}
+		}
+		detail := fmt.Sprintf("%s of fine-tuning, %s warm-started", epochCount(opt.FinetuneEpochs), epochCount(cfg.Epochs))
+		if err := existingExperimentError(opt.Dir, "training: warm start", "warm-start experiment", detail,
+			"a larger -epochs or -finetune-epochs", runs, seeds); err != nil {
+			return nil, err
+		}
+	}
 	hi, lo := fmt.Sprintf("%dx%d", m.InputHeight, m.InputWidth), fmt.Sprintf("%dx%d", m.TargetHeight, m.TargetWidth)
 	backbone := m.Backbone()
 	cmp := &Comparison{Config: cfg, Backend: opt.BackendInfo, Seeds: seeds, Rows: []ComparisonRow{
