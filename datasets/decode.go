@@ -49,6 +49,11 @@ func sniffFormat(data []byte) string {
 //
 // Errors are *SkipError values whose Reason classifies the failure (SkipEmpty, SkipNotImage,
 // SkipTooLarge, SkipUnsupported, SkipCorrupt); DecodeRGB never panics on bad input.
+//
+// It is the decoder of the training pipeline and of learnresize resize. For the same results from
+// resizer.Model.ResizeImage, decode with it and pass the pixels as an image (an *image.RGBA with
+// alpha 255, say), not an image from image/jpeg: DecodeRGB converts YCbCr to RGB with libjpeg's
+// rounding, image/jpeg's colour model with its own, a level apart on some pixels.
 func DecodeRGB(data []byte, maxPixels int) (pix []uint8, width, height int, err error) {
 	return decodeRGB(data, maxPixels, nil)
 }

@@ -22,7 +22,7 @@ type ExportResult struct {
 
 // ExportSplit copies the original files of a split's examples into dir, under their names relative
 // to the source root (cats_vs_dogs: dir/PetImages/Cat/0.jpg; image folders: dir/<class>/<file>), so
-// another framework (the PyTorch peers in ../shared/peers, say) can train and validate on exactly the
+// another framework (a PyTorch version of the tutorial, say) can train and validate on exactly the
 // images our pipeline uses. Like Prepare it leaves out files the decoder rejects (with a report), so
 // the export holds the same examples as the corresponding Split.
 //

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -29,13 +30,35 @@ func petImagesDev(t testing.TB) string {
 		dir = filepath.Dir(filepath.Clean(dir))
 	}
 	if info, err := os.Stat(filepath.Join(dir, "PetImages")); err != nil || !info.IsDir() {
-		msg := fmt.Sprintf("no PetImages folder at %s: set %s=/path/to/PetImages (the extracted cats_vs_dogs zip) to run it", dir, PetImagesDevEnv)
+		msg := petImagesMissing(os.Getenv(PetImagesDevEnv))
 		if os.Getenv(RequirePhotosEnv) != "" || os.Getenv("CI") != "" {
 			t.Fatal(msg + " (" + RequirePhotosEnv + " or CI is set: the photos are required)")
 		}
 		t.Skip(msg)
 	}
 	return dir
+}
+
+// petImagesMissing says that the photos are missing and how to provide them, given the value of
+// PetImagesDevEnv (empty: unset, the default folder looked at).
+func petImagesMissing(env string) string {
+	const how = "a PetImages folder (the extracted cats_vs_dogs zip, with Cat/ and Dog/ inside) or the folder holding one"
+	if env == "" {
+		return fmt.Sprintf("no PetImages photos: set %s to %s to run this test", PetImagesDevEnv, how)
+	}
+	return fmt.Sprintf("%s=%s holds no PetImages folder: point it at %s to run this test", PetImagesDevEnv, env, how)
+}
+
+// TestPetImagesMissingSaysHow: the skip message names what is missing and the variable to set, and
+// not the default folder, which is this project's own layout.
+func TestPetImagesMissingSaysHow(t *testing.T) {
+	for _, env := range []string{"", "/data/pets"} {
+		msg := petImagesMissing(env)
+		if !strings.Contains(msg, PetImagesDevEnv) || !strings.Contains(msg, "cats_vs_dogs") || !strings.Contains(msg, env) ||
+			strings.Contains(msg, "shared") || strings.Contains(msg, "..") {
+			t.Errorf("%s=%q: %q", PetImagesDevEnv, env, msg)
+		}
+	}
 }
 
 // TestPetImagesDev runs the cats_vs_dogs rules over the 5,000-image development copy of

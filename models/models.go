@@ -15,6 +15,8 @@ package models
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -97,10 +99,15 @@ func (c Config) Name() string {
 	return "baseline"
 }
 
-// Backbone names the backbone for tables: its preset, or "DenseNet[2 2]" for custom blocks.
+// Backbone names the backbone for tables and figures: its preset, or "DenseNet (blocks 2, 2)" for
+// custom blocks. It is for display only: folders and records use Name and Preset.
 func (c Config) Backbone() string {
 	if len(c.Blocks) > 0 {
-		return fmt.Sprintf("DenseNet%v", c.Blocks)
+		blocks := make([]string, len(c.Blocks))
+		for i, n := range c.Blocks {
+			blocks[i] = strconv.Itoa(n)
+		}
+		return "DenseNet (blocks " + strings.Join(blocks, ", ") + ")"
 	}
 	return c.Preset
 }

@@ -29,6 +29,24 @@ func testBackend(t testing.TB) compute.Backend {
 	return b
 }
 
+// TestTitlesReadAsText: a custom DenseNet's title shows its blocks as words, not as a Go slice, while
+// the folder name stays "resizer"/"baseline".
+func TestTitlesReadAsText(t *testing.T) {
+	c := Tutorial()
+	c.Blocks, c.Resizer = []int{2, 2}, true
+	if got, want := c.Title(), "Learnable resizer + DenseNet (blocks 2, 2)"; got != want || c.Name() != "resizer" {
+		t.Errorf("title %q (name %q), want %q (resizer)", got, c.Name(), want)
+	}
+	c.Resizer, c.Blocks = false, []int{6, 12, 24, 16}
+	if got, want := c.Title(), "bilinear resize + DenseNet (blocks 6, 12, 24, 16)"; got != want || c.Name() != "baseline" {
+		t.Errorf("title %q (name %q), want %q (baseline)", got, c.Name(), want)
+	}
+	c.Blocks = nil
+	if got := c.Title(); got != "bilinear resize + densenet121" {
+		t.Errorf("preset title %q", got)
+	}
+}
+
 // TestTutorialParameterCounts: the tutorial's table, 7,051,717 with the resizer and 7,039,554 without.
 func TestTutorialParameterCounts(t *testing.T) {
 	for _, c := range []struct {

@@ -17,7 +17,9 @@ import (
 // Resize a trained learnable resizer's input image: load the resizer from a checkpoint directory and
 // resize an image of any size to its target size.
 func ExampleLoad() {
-	b, _, err := backend.New() // GOMLX_BACKEND, else CUDA when present, else the pure-Go backend.
+	// GOMLX_BACKEND when set, else XLA on an NVIDIA GPU when one is present, else ONNX Runtime on the
+	// CPU when its library is installed, else the pure-Go backend (see package backend).
+	b, _, err := backend.New()
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -291,10 +291,16 @@ func (m *Model) resizeTensor(images *tensors.Tensor, preH, preW int) (out *tenso
 // its inputs: brought first to the training input size its checkpoint records (TrainingInput;
 // bilinear, the tutorial's tf.image.resize of the input pipeline), then scaled to [0, 1] (the
 // tutorial's Rescaling(1/255); alpha is ignored, grey images are expanded to RGB) and run through
-// the resizer. learnresize resize does the same. It returns the resizer's raw output as a [target
-// height, target width, 3] float32 tensor and an RGBA image of it with values clipped to [0, 1] —
-// the resizer is free to produce values outside that range, and the tensor keeps them.
-// ResizeImageFrom chooses the first size (or none).
+// the resizer. It returns the resizer's raw output as a [target height, target width, 3] float32
+// tensor and an RGBA image of it with values clipped to [0, 1] — the resizer is free to produce
+// values outside that range, and the tensor keeps them. ResizeImageFrom chooses the first size (or
+// none).
+//
+// learnresize resize calls ResizeImageFrom on each file as decoded by datasets.DecodeRGB, the
+// decoder of the training pipeline, with its pixels in an *image.RGBA (alpha 255); its -inp defaults
+// to TrainingInput, else 300. For its exact output, decode the same way: a JPEG decoded with Go's
+// image/jpeg instead is converted from YCbCr to RGB with other rounding (a level apart on some
+// pixels), and the outputs differ by up to 2/255 per pixel.
 func (m *Model) ResizeImage(img image.Image) (image.Image, *tensors.Tensor, error) {
 	return m.ResizeImageFrom(img, m.trainH, m.trainW)
 }

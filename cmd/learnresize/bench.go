@@ -21,14 +21,15 @@ import (
 // (Over 60 lines because of its ten flag definitions; the work is in package bench.)
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", stderr, "bench [-duration 10s] [-only NAME,...] [-json FILE] [-peer FILE] [-data PATH] [config flags]")
-	cf := addConfigFlags(fs, modelFlags|batchFlag|splitFlags) // both models are timed: no -baseline
+	cf := addConfigFlags(fs, modelFlags|computeFlags|batchFlag|splitFlags) // both models are timed: no -baseline
 	df := addDataFlags(fs, true)
 	duration := fs.Duration("duration", 10*time.Second, "timed duration of each benchmark (after warm-up)")
 	warmups := fs.Int("warmups", 2, "untimed runs after the first (compiling) call")
 	channels := fs.Int("channels", 16, "channels of the resize-op benchmark (the resizer's filters)")
 	only := fs.String("only", "", "comma-separated substrings of benchmark names, or kinds (train-step-resizer, eval-step, ...): run only those (e.g. \"resize,train\")")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
-	peerFile := fs.String("peer", "", "output of ../shared/peers/torch_resizer.py (same GPU, same batch): print ours / PyTorch and the 1.25x goal")
+	peerFile := fs.String("peer", "", "a PyTorch benchmark's output, one JSON object per line (mode, batch, resizer, img_per_s), "+
+		"run on the same GPU with the same batch: print our throughput beside it (ours / PyTorch)")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the timed runs to this file (go tool pprof): on the go backend it names each kernel")
 	cfg, b, info, err := startCommand(fs, args, cf, stderr)
 	if err != nil {

@@ -36,7 +36,8 @@ type configFlags struct {
 type flagGroup int
 
 const (
-	modelFlags    flagGroup = 1 << iota // sizes, resizer and DenseNet settings, precision
+	modelFlags    flagGroup = 1 << iota // sizes, resizer and backbone settings: what the model is
+	computeFlags                        // gradient checkpointing, precision, normalisation: how it computes (not in its summary)
 	baselineFlag                        // -baseline: the plain-resize model
 	batchFlag                           // -batch
 	trainingFlags                       // epochs, learning rate, label smoothing, shuffle buffer
@@ -58,12 +59,14 @@ func addConfigFlags(fs *flag.FlagSet, groups flagGroup) *configFlags {
 		fs.StringVar(&m.Preset, "preset", m.Preset, "the same as -backbone (its older name)")
 		fs.StringVar(&c.blocks, "blocks", "", "custom dense blocks instead of the preset, e.g. 2,2 (small models)")
 		fs.IntVar(&m.Growth, "growth", 0, "DenseNet growth rate (0: 32)")
+	} else {
+		c.inp, c.target, c.interpolation = "300", "150", "bilinear"
+	}
+	if groups&computeFlags != 0 {
 		fs.BoolVar(&m.Checkpoint, "grad-checkpoint", false, "gradient checkpointing in the DenseNet and the resizer (less memory; the recomputation cost up to 8% in time)")
 		fs.BoolVar(&m.BFloat16, "bf16", false, "mixed precision: compute in bfloat16, weights and loss in float32")
 		fs.StringVar(&c.normalize, "normalize", "", "the backbone's input normalisation: none, or imagenet (torchvision's "+
 			"pretrained weights expect it; the default with -pretrained)")
-	} else {
-		c.inp, c.target, c.interpolation = "300", "150", "bilinear"
 	}
 	if groups&baselineFlag != 0 {
 		fs.BoolVar(&c.baseline, "baseline", false, "use the plain-resize model instead of the learnable resizer")
@@ -76,7 +79,8 @@ func addConfigFlags(fs *flag.FlagSet, groups flagGroup) *configFlags {
 		fs.Float64Var(&c.cfg.LearningRate, "lr", c.cfg.LearningRate, "SGD learning rate")
 		fs.Float64Var(&c.cfg.LabelSmoothing, "label-smoothing", c.cfg.LabelSmoothing, "label smoothing")
 		fs.IntVar(&c.cfg.ShuffleBuffer, "shuffle-buffer", 0, "shuffle buffer (0: batch*100)")
-		fs.StringVar(&c.cfg.Pretrained, "pretrained", "", "start new runs from this torchvision DenseNet's weights (.pth or .safetensors), classifier excepted")
+		fs.StringVar(&c.cfg.Pretrained, "pretrained", "", "start new runs from torchvision's ImageNet weights for the -backbone "+
+			"(a DenseNet's or a ResNet's .pth or .safetensors file), classifier excepted")
 		fs.IntVar(&c.cfg.FreezeBackboneEpochs, "freeze-backbone", 0, "with -pretrained: keep the backbone's weights fixed for this many first epochs")
 	}
 	if groups&splitFlags != 0 {
@@ -210,14 +214,13 @@ func parseSize(s string) (h, w int, err error) {
 	return nums[0], nums[1], nil
 }
 
-// startCommand parses a command's flags, rejects positional arguments, resolves the configuration
-// and starts the backend, printing the one-line backend report to stderr.
-func startCommand(fs *flag.FlagSet, args []string, cf *configFlags, stderr io.Writer) (training.Config, compute.Backend, backend.Info, error) {
+// parseConfig parses a command's flags, rejects positional arguments and resolves the configuration.
+func parseConfig(fs *flag.FlagSet, args []string, cf *configFlags) (training.Config, error) {
 	if wantsSmall(args) {
 		cf.useSmall()
 	}
 	if err := parse(fs, args); err != nil {
-		return training.Config{}, nil, backend.Info{}, err
+		return training.Config{}, err
 	}
 	fs.Visit(func(f *flag.Flag) {
 		cf.presetSet = cf.presetSet || f.Name == "preset" || f.Name == "backbone"
@@ -225,9 +228,15 @@ func startCommand(fs *flag.FlagSet, args []string, cf *configFlags, stderr io.Wr
 		cf.growthSet = cf.growthSet || f.Name == "growth"
 	})
 	if fs.NArg() > 0 {
-		return training.Config{}, nil, backend.Info{}, usagef("unexpected arguments %q", fs.Args())
+		return training.Config{}, usagef("unexpected arguments %q", fs.Args())
 	}
-	cfg, err := cf.resolve()
+	return cf.resolve()
+}
+
+// startCommand is parseConfig, then starts the backend, printing the one-line backend report to
+// stderr.
+func startCommand(fs *flag.FlagSet, args []string, cf *configFlags, stderr io.Writer) (training.Config, compute.Backend, backend.Info, error) {
+	cfg, err := parseConfig(fs, args, cf)
 	if err != nil {
 		return cfg, nil, backend.Info{}, err
 	}

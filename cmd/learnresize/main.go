@@ -10,7 +10,9 @@
 //	learnresize export -split S -out DIR   # a split's images, for another framework
 //	learnresize bench [-peer FILE]   # benchmarks, beside a PyTorch peer's figures
 //
-// Every command prints the backend it runs on; GOMLX_BACKEND overrides the choice (see package backend).
+// The commands that compute on a backend (compare, warmstart, train, resize, bench) print which one
+// they run on; GOMLX_BACKEND overrides the choice (see package backend). summary always builds its
+// model on the pure-Go backend, and download and export compute nothing.
 package main
 
 import (

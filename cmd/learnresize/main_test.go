@@ -50,8 +50,14 @@ func TestCompareEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("compare exited %d:\n%s\n%s", code, stdout, stderr)
 	}
-	if !strings.Contains(stdout, "| Learnable resizer + DenseNet[2 2] |") || !strings.Contains(stderr, "backend ") {
+	if !strings.Contains(stdout, "| Learnable resizer + DenseNet (blocks 2, 2) |") || !strings.Contains(stderr, "backend ") {
 		t.Errorf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	// The figures are listed once, on one line, as text (no Go slice brackets).
+	wantFigures := "Figures: " + strings.Join([]string{filepath.Join(out, "curves.png"), filepath.Join(out, "curves.svg"),
+		filepath.Join(out, "resizer_grid.png"), filepath.Join(out, "comparison.png")}, ", ") + "\n"
+	if !strings.Contains(stdout, wantFigures) || strings.Count(stdout, "Figure") != 1 {
+		t.Errorf("stdout does not list the figures once as %q:\n%s", wantFigures, stdout)
 	}
 	var cmp training.Comparison
 	raw, err := os.ReadFile(filepath.Join(out, "comparison.json"))
@@ -95,7 +101,8 @@ func TestCompareEndToEnd(t *testing.T) {
 	before, _ := os.ReadFile(filepath.Join(out, "resizer-seed42", "history.json"))
 	code, _, stderr = runCLI(t, args...)
 	after, _ := os.ReadFile(filepath.Join(out, "resizer-seed42", "history.json"))
-	if code != 1 || !strings.Contains(stderr, "-resume") || !bytes.Equal(before, after) {
+	if code != 1 || !strings.Contains(stderr, "holds a finished comparison") || !strings.Contains(stderr, "comparison.md") ||
+		!strings.Contains(stderr, "-resume and a larger -epochs") || !bytes.Equal(before, after) {
 		t.Errorf("re-run without -resume: exit %d, stderr %q, history changed: %v", code, stderr, !bytes.Equal(before, after))
 	}
 
@@ -163,6 +170,12 @@ func TestTrainResume(t *testing.T) {
 	if len(h.Epochs) != 2 || h.Epochs[0] != first.Epochs[0] || h.Epochs[1].Epoch != 2 {
 		t.Errorf("after resume: %+v (first run %+v)", h.Epochs, first.Epochs)
 	}
+	// The finished run again without -resume: said to be finished, with its results and how to extend it.
+	code, _, e = runCLI(t, append(base, "-epochs", "2")...)
+	if code != 1 || !strings.Contains(e, "holds a finished run (2 epochs); results in "+out+": history.json, history.csv, curves.png") ||
+		!strings.Contains(e, "-resume and -epochs above 2") {
+		t.Errorf("re-run of a finished run: exit %d: %s", code, e)
+	}
 	// A baseline run has no resizer to apply: say so.
 	img := filepath.Join(dir, "one.png")
 	writePNG(t, img)
@@ -195,6 +208,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"summary", "extra"}, 2, "unexpected arguments"},
 		{[]string{"resize", "x.jpg"}, 2, "-checkpoint is required"},
 		{[]string{"resize", "-checkpoint", "/nonexistent", "x.jpg"}, 1, "no such file"},
+		{[]string{"resize", "-checkpoint", "/nonexistent", "-display", "/0", "x.jpg"}, 2, "-display"},
 		{[]string{"train", "-h"}, 0, "Flags:"},
 		{[]string{"export", "-out", "x"}, 2, "-split and -out are required"},
 		{[]string{"export", "-split", "validation", "-out", "x"}, 2, "unknown split"},
@@ -425,12 +439,14 @@ func TestEachCommandShowsItsOwnFlags(t *testing.T) {
 		cmd           string
 		want, notWant []string
 	}{
-		{"train", []string{"-baseline", "-batch", "-epochs", "-lr", "-seed", "-train-split", "-device-prefetch", "-resume-from"}, nil},
-		{"compare", []string{"-seeds", "-epochs", "-device-prefetch"}, []string{"-baseline"}},
-		{"warmstart", []string{"-pretrained", "-finetune-epochs", "-seeds", "-inp", "-target"}, []string{"-baseline"}},
-		{"summary", []string{"-baseline", "-inp", "-preset", "-expand"}, []string{"-batch", "-epochs", "-lr", "-seed", "-train-split", "-data"}},
+		{"train", []string{"-baseline", "-batch", "-epochs", "-lr", "-seed", "-train-split", "-device-prefetch", "-resume-from",
+			"-bf16", "-grad-checkpoint", "-normalize"}, nil},
+		{"compare", []string{"-seeds", "-epochs", "-device-prefetch", "-bf16"}, []string{"-baseline"}},
+		{"warmstart", []string{"-pretrained", "-finetune-epochs", "-seeds", "-inp", "-target", "-bf16"}, []string{"-baseline"}},
+		{"summary", []string{"-baseline", "-inp", "-preset", "-blocks", "-growth", "-expand", "-small"}, []string{"-batch", "-epochs", "-lr",
+			"-seed", "-train-split", "-data", "-pretrained", "-bf16", "-grad-checkpoint", "-normalize"}},
 		{"export", []string{"-split", "-data"}, []string{"-device-prefetch", "-batch", "-inp"}},
-		{"bench", []string{"-batch", "-inp", "-data", "-only"}, []string{"-epochs", "-lr", "-baseline"}},
+		{"bench", []string{"-batch", "-inp", "-data", "-only", "-bf16", "-peer"}, []string{"-epochs", "-lr", "-baseline"}},
 	} {
 		code, _, help := runCLI(t, c.cmd, "-h")
 		if code != 0 {
@@ -446,6 +462,30 @@ func TestEachCommandShowsItsOwnFlags(t *testing.T) {
 				t.Errorf("%s -h lists %s, which does nothing there", c.cmd, f)
 			}
 		}
+	}
+}
+
+// TestHelpSpeaksToUsers: no command's help points at files outside the repository or at the
+// project's internal goals, -pretrained names every backbone family it loads, and summary, which
+// builds on the pure-Go backend whatever the machine has, prints no backend line.
+func TestHelpSpeaksToUsers(t *testing.T) {
+	for _, n := range commandOrder {
+		code, _, help := runCLI(t, n, "-h")
+		if code != 0 {
+			t.Fatalf("%s -h: exit %d", n, code)
+		}
+		for _, bad := range []string{"../", "shared/", "goal", "torchvision DenseNet's weights"} {
+			if strings.Contains(help, bad) {
+				t.Errorf("%s -h mentions %q:\n%s", n, bad, help)
+			}
+		}
+		if strings.Contains(help, "\n  -pretrained ") && (!strings.Contains(help, "DenseNet") || !strings.Contains(help, "ResNet")) {
+			t.Errorf("%s -h: -pretrained does not name both backbone families:\n%s", n, help)
+		}
+	}
+	code, stdout, stderr := runCLI(t, "summary", "-small")
+	if code != 0 || !strings.Contains(stdout, "Total params") || strings.Contains(stderr, "backend") {
+		t.Errorf("summary -small: exit %d, stderr %q\n%s", code, stderr, stdout)
 	}
 }
 

@@ -11,7 +11,7 @@ func runSummary(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("summary", stderr, "summary [-baseline] [-expand] [model flags]")
 	cf := addConfigFlags(fs, modelFlags|baselineFlag)
 	expand := fs.Bool("expand", false, "list the backbone's layers one by one")
-	cfg, _, _, err := startCommand(fs, args, cf, stderr)
+	cfg, err := parseConfig(fs, args, cf) // no backend: models.Summary builds on the pure-Go one whatever runs elsewhere
 	if err != nil {
 		return err
 	}

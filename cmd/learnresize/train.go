@@ -155,7 +155,7 @@ func interactive(w io.Writer) bool {
 
 func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("train", stderr, "train [-baseline] [-data PATH] [-out DIR] [-resume] [config flags]")
-	cf := addConfigFlags(fs, modelFlags|baselineFlag|batchFlag|trainingFlags|splitFlags)
+	cf := addConfigFlags(fs, modelFlags|computeFlags|baselineFlag|batchFlag|trainingFlags|splitFlags)
 	df := addDataFlags(fs, true)
 	df.addMemoryCheckFlag(fs)
 	out := fs.String("out", "", "output directory (default runs/<resizer|baseline>-seed<seed>)")
@@ -215,7 +215,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 // (A sequence of library calls, each with its error check.)
 func runCompare(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("compare", stderr, "compare [-seeds N|a,b,c] [-data PATH] [-out DIR] [-resume] [config flags]")
-	cf := addConfigFlags(fs, modelFlags|batchFlag|trainingFlags|splitFlags)
+	cf := addConfigFlags(fs, modelFlags|computeFlags|batchFlag|trainingFlags|splitFlags)
 	ef := addExperimentFlags(fs, "compare")
 	cfg, b, info, err := startCommand(fs, args, cf, stderr)
 	if err != nil {
@@ -308,9 +308,6 @@ func writeComparison(b compute.Backend, out string, cmp *training.Comparison, da
 			}
 		}
 	}
-	if err := saveFigures(b, out, series, resizerRun, data, stdout); err != nil {
-		return fmt.Errorf("figures: %w", err)
-	}
 	bars, err := plots.ComparisonBars(cmp)
 	if err != nil {
 		return err
@@ -318,7 +315,9 @@ func writeComparison(b compute.Backend, out string, cmp *training.Comparison, da
 	if err := bars.Save(filepath.Join(out, "comparison.png")); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Figure: %s\n", filepath.Join(out, "comparison.png"))
+	if err := saveFigures(b, out, series, resizerRun, data, stdout, filepath.Join(out, "comparison.png")); err != nil {
+		return fmt.Errorf("figures: %w", err)
+	}
 	fmt.Fprintf(stdout, "\nTable written to %s and %s\n", filepath.Join(out, "comparison.md"), filepath.Join(out, "comparison.json"))
 	return nil
 }

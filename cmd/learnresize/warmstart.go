@@ -12,7 +12,7 @@ import (
 // the learnable resizer in front, each warm-started from it and trained at the target size.
 func runWarmStart(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("warmstart", stderr, "warmstart [-pretrained FILE] [-inp 224 -target 112] [-finetune-epochs N] [-seeds N|a,b,c] [-data PATH] [-out DIR] [-resume] [config flags]")
-	cf := addConfigFlags(fs, modelFlags|batchFlag|trainingFlags|splitFlags)
+	cf := addConfigFlags(fs, modelFlags|computeFlags|batchFlag|trainingFlags|splitFlags)
 	ef := addExperimentFlags(fs, "warmstart")
 	finetune := fs.Int("finetune-epochs", 0, "epochs of the first stage, fine-tuning at -inp (0: -epochs)")
 	cfg, b, info, err := startCommand(fs, args, cf, stderr)
