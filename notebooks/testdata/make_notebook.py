@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes notebooks/learnable_resizer.ipynb (cells only, no outputs): python3 make_notebook.py ../learnable_resizer.ipynb
-Then execute it to store outputs, e.g. LEARNRESIZE_TINY=1 LEARNRESIZE_EPOCHS=8 jupyter nbconvert --to notebook --execute
---inplace learnable_resizer.ipynb, and export docs/learnable_resizer.html with jupyter nbconvert --to html."""
+Then execute it to store outputs as a reader does, in the classic Notebook in Chromium (Cell > Run All, File > Save):
+LEARNRESIZE_DATA=../shared/data/petimages-dev scripts/notebook_browser.sh (LEARNRESIZE_TINY=1 LEARNRESIZE_EPOCHS=30; it
+also exports docs/learnable_resizer.html)."""
 import json, sys
 
 def md(text): return {"cell_type": "markdown", "metadata": {}, "source": text.strip("\n").splitlines(keepends=True)}
@@ -25,11 +26,12 @@ library (the same code the `learnresize` command runs): the model code lives in 
 
 > **About the outputs saved in this notebook.** Unless the first output below says otherwise, they come from a
 > *small CPU run* (ONNX Runtime on a 2-core machine, 64x64 → 32x32 images, a reduced DenseNet with
-> blocks (2, 2) and growth 8, 8 epochs of 320 training and 160 validation images from the 5,000 development
-> photos), run with `LEARNRESIZE_TINY=1 LEARNRESIZE_EPOCHS=8`. The tutorial's own
+> blocks (2, 2) and growth 8, 30 epochs of 320 training and 160 validation images from the 5,000 development
+> photos, 600 steps), run with `LEARNRESIZE_TINY=1 LEARNRESIZE_EPOCHS=30` in the classic Notebook in Chromium
+> (Cell > Run All). The tutorial's own
 > settings (300 → 150, DenseNet-121, 5 epochs) want a GPU: on two CPU cores with ONNX Runtime one training
-> step of 8 images takes about 1.7 s, so the whole comparison takes hours (17.5 s a step on the pure-Go
-> backend: days). The cells that build or run a model print the backend and device they ran on.
+> step of 64 images takes about 21 s, so the whole comparison takes about 8 hours (the pure-Go backend
+> takes about 20 s for 8 images: days). The data cell prints the backend and device every cell runs on.
 """),
 md("""
 ## Introduction
@@ -113,22 +115,25 @@ func config() training.Config {
 // BACKEND describes the backend the cell runs on (recorded in histories and tables).
 var BACKEND string
 
-// start returns the backend this cell runs on and prints it (backend.Must picks GOMLX_BACKEND, else
-// CUDA when present, else ONNX Runtime when its library is installed, else pure Go).
+// start returns the backend this cell runs on (backend.Must picks GOMLX_BACKEND, else CUDA
+// when present, else ONNX Runtime when its library is installed, else pure Go); the data
+// cell prints it.
 func start() backend.Backend {
 	b, info := backend.Must()
 	BACKEND = hidePaths(info.String())
-	fmt.Println(BACKEND)
 	return b
 }
+
+// cellLog is where a cell's training log goes: one block redrawn in place (the progress bar).
+func cellLog() io.Writer { return pathHider{plots.CellLog()} }
 
 // setup is how the cells that train or show a model begin: the backend, the configuration and the
 // data (the caller closes it).
 func setup() (backend.Backend, training.Config, *training.OpenedData) {
 	b := start()
 	cfg := config()
-	data, err := training.OpenData(context.Background(), cfg, training.DataOptions{Path: os.Getenv("LEARNRESIZE_DATA"),
-		Progress: pathHider{os.Stdout}})
+	data, err := training.OpenData(context.Background(), cfg,
+		training.DataOptions{Path: os.Getenv("LEARNRESIZE_DATA"), Progress: cellLog()})
 	must(err)
 	return b, cfg, data
 }
@@ -149,9 +154,11 @@ func (h pathHider) Write(p []byte) (int, error) {
 %%
 cfg := config()
 m := cfg.Model
-fmt.Printf("INP_SIZE=(%d, %d) TARGET_SIZE=(%d, %d) INTERPOLATION=%s BATCH_SIZE=%d EPOCHS=%d\\n",
-	m.InputHeight, m.InputWidth, m.TargetHeight, m.TargetWidth, m.Interpolation, cfg.BatchSize, cfg.Epochs)
-fmt.Printf("splits %s / %s, learning rate %g, label smoothing %g, seed %d\\n", cfg.TrainSplit, cfg.ValSplit, cfg.LearningRate, cfg.LabelSmoothing, cfg.Seed)
+fmt.Printf("INP_SIZE=(%d, %d) TARGET_SIZE=(%d, %d) INTERPOLATION=%s\\n",
+	m.InputHeight, m.InputWidth, m.TargetHeight, m.TargetWidth, m.Interpolation)
+fmt.Printf("BATCH_SIZE=%d EPOCHS=%d\\n", cfg.BatchSize, cfg.Epochs)
+fmt.Printf("splits %s / %s, learning rate %g, label smoothing %g, seed %d\\n",
+	cfg.TrainSplit, cfg.ValSplit, cfg.LearningRate, cfg.LabelSmoothing, cfg.Seed)
 """),
 md("""
 ## Load and prepare the dataset
@@ -167,7 +174,9 @@ code("""
 %%
 _, _, data := setup()
 defer data.Close()
-fmt.Printf("%s: %d training and %d validation images, classes %v\\n", filepath.Base(data.Source), data.NumTrain, data.NumVal, data.Classes)
+fmt.Println(BACKEND) // the same in every cell below
+fmt.Printf("%s: %d training and %d validation images, classes %v\\n",
+	filepath.Base(data.Source), data.NumTrain, data.NumVal, data.Classes)
 fmt.Println("skipped:", data.Skipped)
 """),
 md("""
@@ -194,7 +203,10 @@ md("""
 ## Visualize the outputs of the learnable resizing module
 
 Before training, the resizer's output is close to the naive resize plus noise from its random convolutions.
-Its values are not confined to [0, 1]; the figure clips them and says in each title how many were clipped.
+Its values are not confined to [0, 1]. The figure maps them to the screen's range in one way for all its
+panels, chosen from the output itself (`plots.Auto`: the range of almost all values, never narrower
+than [0, 1]), says which in its caption and in each title how many values were still clipped. `learnresize
+resize` and `compare`'s `resizer_grid.png` use the same mapping.
 """),
 code("""
 %%
@@ -204,9 +216,9 @@ rz, err := resizer.NewModel(b, cfg.Model.ResizerConfig(), cfg.Seed)
 must(err)
 images, err := data.ValImages(6)
 must(err)
-pairs, err := plots.ResizerPairs(rz, images, plots.Mapping{})
+pairs, mapping, err := plots.ResizerPairs(rz, images, plots.Auto)
 must(err)
-fig, err := plots.ImageGrid(pairs, "untrained resizer; output "+plots.Mapping{}.String())
+fig, err := plots.ImageGrid(pairs, "untrained resizer; output "+mapping.String())
 must(err)
 must(plots.Show(fig))
 """),
@@ -229,41 +241,55 @@ md("""
 
 `training.Fit` is Keras' `model.fit`: categorical cross-entropy with label smoothing 0.1, plain SGD with
 learning rate 0.01, accuracy, validation after each epoch with the batch-norm moving statistics. It prints a
-progress bar, saves a checkpoint after every epoch, and resumes an interrupted run (re-running this cell
-continues where it stopped).
+progress bar (here one line redrawn in place, `plots.CellLog()`), saves a checkpoint after every epoch,
+and resumes an interrupted run (re-running this cell continues where it stopped).
+
+Before it compiles anything, `Fit` prints what the training step needs at this batch on this backend
+(`Memory: the training step at batch 64 needs about ... GB of memory on ONNX Runtime ...`) and stops with
+an error naming the largest batch that fits when the machine's available memory is less. On a CPU the
+tutorial's batch 64 needs about 21 GB with ONNX Runtime; set `cfg.BatchSize = 32` in `config()` on a
+16 GB machine, or `cfg.Model.Checkpoint = true` (gradient checkpointing) to save a few GB. When the
+epoch's last, partial batch needs a second graph that does not fit beside the first, `Fit` releases the
+first and says so.
 """),
 code("""
 %%
 b, cfg, data := setup()
 defer data.Close()
 dir := filepath.Join(RUNS, fmt.Sprintf("resizer-seed%d", cfg.Seed))
-hist, err := training.Fit(context.Background(), b, cfg, data.Data, training.Options{Dir: dir, Resume: true, Log: os.Stdout, BackendInfo: BACKEND})
+opt := training.Options{Dir: dir, Resume: true, Log: cellLog(), Interactive: true,
+	BackendInfo: BACKEND}
+hist, err := training.Fit(context.Background(), b, cfg, data.Data, opt)
 must(err)
 majority, err := data.ValMajority() // the dotted line: always answering the most frequent class
 must(err)
-fig, err := plots.Curves([]plots.Series{{Name: "learnable resizer", History: hist, ValMajority: majority}})
+series := plots.Series{Name: "learnable resizer", History: hist, ValMajority: majority}
+fig, err := plots.Curves([]plots.Series{series})
 must(err)
 must(plots.Show(fig))
 """),
 md("""
 ## Visualize the outputs of the trained visual resizer
 
-After training, the resizer's output drifts far outside the range of an image: it is tuned for the classifier,
-not for our eyes. As the tutorial does, we divide it by 10 before clipping; the titles report what was still
-clipped. The artefacts are expected: the paper shows the same.
+After training, the resizer's output drifts outside the range of an image: it is tuned for the classifier,
+not for our eyes. The tutorial, after long training, divides it by 10 before clipping
+(`plots.Mapping{Divide: 10}` here); after a short run that leaves every panel nearly black, so the figure
+maps the range the output actually spans to [0, 1] (`plots.Auto`, named in the caption). The artefacts
+are expected: the paper shows the same.
 """),
 code("""
 %%
 b, cfg, data := setup()
 defer data.Close()
-ckpt, err := training.LatestCheckpoint(filepath.Join(RUNS, fmt.Sprintf("resizer-seed%d", cfg.Seed)))
+run := filepath.Join(RUNS, fmt.Sprintf("resizer-seed%d", cfg.Seed))
+ckpt, err := training.LatestCheckpoint(run)
 must(err)
 rz, err := resizer.Load(b, ckpt)
 must(err)
 images, err := data.ValImages(6)
 must(err)
-mapping := plots.Mapping{Divide: 10}
-pairs, err := plots.ResizerPairs(rz, images, mapping)
+// plots.Mapping{Divide: 10} is the tutorial's mapping
+pairs, mapping, err := plots.ResizerPairs(rz, images, plots.Auto)
 must(err)
 fig, err := plots.ImageGrid(pairs, "trained resizer; output "+mapping.String())
 must(err)
@@ -281,14 +307,17 @@ code("""
 %%
 b, cfg, data := setup()
 defer data.Close()
-cmp, err := training.Compare(context.Background(), b, cfg, data.Data, []int64{cfg.Seed}, training.CompareOptions{Dir: RUNS, Resume: true, Log: os.Stdout, BackendInfo: BACKEND})
+opt := training.CompareOptions{Dir: RUNS, Resume: true, Log: cellLog(), Interactive: true,
+	BackendInfo: BACKEND}
+cmp, err := training.Compare(context.Background(), b, cfg, data.Data, []int64{cfg.Seed}, opt)
 must(err)
 plots.ShowMarkdown(cmp.Markdown())
 majority, err := data.ValMajority()
 must(err)
 var series []plots.Series
 for _, row := range cmp.Rows {
-	h, err := training.LoadHistory(filepath.Join(RUNS, fmt.Sprintf("%s-seed%d", row.Name, cfg.Seed)))
+	run := filepath.Join(RUNS, fmt.Sprintf("%s-seed%d", row.Name, cfg.Seed))
+	h, err := training.LoadHistory(run)
 	must(err)
 	series = append(series, plots.Series{Name: row.Model, History: h, ValMajority: majority})
 }
@@ -319,10 +348,13 @@ code("""
 b, cfg, data := setup()
 defer data.Close()
 if cfg.Pretrained = os.Getenv("LEARNRESIZE_PRETRAINED"); cfg.Pretrained != "" {
-	cfg.Model.Normalize = models.NormalizeImageNet // torchvision's weights were trained on normalised images
+	// torchvision's weights were trained on normalised images
+	cfg.Model.Normalize = models.NormalizeImageNet
 }
+opt := training.Options{Dir: filepath.Join(RUNS, "warmstart"), Resume: true,
+	Log: cellLog(), Interactive: true, BackendInfo: BACKEND}
 cmp, err := training.WarmStart(context.Background(), b, cfg, data.Data, []int64{cfg.Seed},
-	training.WarmStartOptions{Options: training.Options{Dir: filepath.Join(RUNS, "warmstart"), Resume: true, BackendInfo: BACKEND}})
+	training.WarmStartOptions{Options: opt})
 must(err)
 cmp.Backend = hidePaths(cmp.Backend)
 plots.ShowMarkdown(cmp.Markdown())
@@ -342,8 +374,8 @@ md("""
   in the residual blocks too, logits with the softmax inside the loss).
 * **Why validation accuracy can sit at 50% in short runs.** Batch normalisation (momentum 0.99, as Keras)
   validates with moving averages of the batch statistics, which need a few hundred steps to catch up with the
-  network. In the short CPU runs saved here, training accuracy climbs while validation stays at the majority
-  class: the same weights classify the validation images correctly with batch statistics, but the moving
+  network. In the short CPU run saved here, training accuracy climbs while validation stays at the majority
+  class for the first epochs: the same weights classify the validation images correctly with batch statistics, but the moving
   averages still lag and shift every logit the same way. The tutorial's 5 epochs of 146 steps leave them far
   behind; Keras shows the same behaviour on runs this short.
 """),
@@ -371,12 +403,14 @@ cmp, err := training.LoadComparison(gpu)
 must(err)
 cmp.Backend = hidePaths(cmp.Backend) // the GPU machine's plugin path
 plots.ShowMarkdown(cmp.Markdown())
-// 525 of the 1,000 validation photos are cats: always answering "cat" scores 52.5% (docs/RESULTS.md).
+// 525 of the 1,000 validation photos are cats: always answering "cat" scores 52.5%
+// (docs/RESULTS.md).
 const majority = 0.525
 var series []plots.Series
 for _, row := range cmp.Rows {
 	for _, seed := range cmp.Seeds {
-		h, err := training.LoadHistory(filepath.Join(gpu, fmt.Sprintf("%s-seed%d", row.Name, seed)))
+		run := filepath.Join(gpu, fmt.Sprintf("%s-seed%d", row.Name, seed))
+		h, err := training.LoadHistory(run)
 		must(err)
 		name := fmt.Sprintf("%s (%d seeds)", row.Model, len(cmp.Seeds))
 		series = append(series, plots.Series{Name: name, History: h, ValMajority: majority})
@@ -399,6 +433,15 @@ these machines hold. The tables, curves and timings are in the repository's `doc
 """),
 ]
 
+# Code indented with spaces: the classic Notebook draws every tab as an arrow.
+import re
+for c in cells:
+    if c["cell_type"] == "code":
+        c["source"] = [re.sub(r"^\t+", lambda m: "    " * len(m.group(0)), line) for line in c["source"]]
+# The training cells' logs and results stay in full view (Jupyter folds long outputs into a scroll box).
+for c in cells:
+    if c["cell_type"] == "code" and any(f in "".join(c["source"]) for f in ("training.Fit(", "training.Compare(", "training.WarmStart(")):
+        c["metadata"]["scrolled"] = False
 nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Go (gonb)", "language": "go", "name": "gonb"},
       "language_info": {"codemirror_mode": "", "file_extension": ".go", "mimetype": "", "name": "go", "nbconvert_exporter": "", "pygments_lexer": "", "version": "go1.27.3"}},
       "nbformat": 4, "nbformat_minor": 5}
