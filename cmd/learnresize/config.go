@@ -49,7 +49,7 @@ func addConfigFlags(fs *flag.FlagSet, groups flagGroup) *configFlags {
 	m := &c.cfg.Model
 	if groups&modelFlags != 0 {
 		fs.BoolVar(&c.small, "small", false, "start from the small configuration (64 -> 32, a tiny DenseNet, 320/160 images, 2 epochs: "+
-			"about a minute on a CPU) instead of the tutorial's; other flags override it")
+			"seconds on a CPU) instead of the tutorial's; other flags override it")
 		fs.StringVar(&c.inp, "inp", "300", "input size INP_SIZE: N or HxW")
 		fs.StringVar(&c.target, "target", "150", "target size TARGET_SIZE: N or HxW")
 		fs.StringVar(&c.interpolation, "interpolation", "bilinear", "resize method: bilinear, bicubic, nearest, area")
