@@ -21,7 +21,7 @@ import (
 )
 
 func runResize(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("resize", stderr, "resize -checkpoint DIR [-out DIR] [-inp N|HxW|0] IMAGE|FOLDER ...")
+	fs := newFlagSet("resize", stderr, "resize -checkpoint DIR [-out DIR] [-inp N|HxW|0] [-display auto|clip|minmax|/N] IMAGE|FOLDER ...")
 	ckpt := fs.String("checkpoint", "", "a training run directory (its latest checkpoint is used) or a GoMLX checkpoint directory")
 	out := fs.String("out", "resized", "output directory (images found in a folder argument keep their path under it: FOLDER/Cat/1.jpg -> DIR/Cat/1.png)")
 	inp := fs.String("inp", "", "resize inputs to this size first, as the training pipeline does (default: the run's INP_SIZE, else 300; 0: native size)")
