@@ -47,6 +47,7 @@ import (
 	_ "github.com/gomlx/go-xla/compute/xla/autoinstall" // lets "xla:cuda" install its plugin where online.
 
 	"github.com/learnresize/learnresize/internal/ortlib"
+	"github.com/learnresize/learnresize/internal/platform"
 )
 
 const (
@@ -103,10 +104,18 @@ func (i Info) String() string {
 }
 
 // IsGo reports whether the pure-Go backend runs.
-func (i Info) IsGo() bool { return i.Name == "go" }
+func (i Info) IsGo() bool { return i.kind() == platform.Go }
 
 // IsONNX reports whether ONNX Runtime runs (on the CPU or, when asked for, a GPU).
-func (i Info) IsONNX() bool { return i.Name == "onnx" || i.Name == "onnxruntime" }
+func (i Info) IsONNX() bool { return i.kind() == platform.ONNX }
+
+// kind is what the backend is (internal/platform, where the decisions that depend on it are made).
+func (i Info) kind() platform.Kind {
+	if i.Config == "" {
+		return platform.OfConfig(i.Name)
+	}
+	return platform.OfConfig(i.Config)
+}
 
 // New picks, starts and describes the backend following the package rule.
 func New() (compute.Backend, Info, error) {
@@ -285,7 +294,7 @@ func start(cfg string) (b compute.Backend, err error) {
 	if strings.HasPrefix(cfg, "xla:/") {
 		prepareCUDAEnv(strings.SplitN(strings.TrimPrefix(cfg, "xla:"), ",", 2)[0])
 	}
-	if name, plugin, _ := strings.Cut(cfg, ":"); name == "xla" && plugin != "" && !strings.HasPrefix(plugin, "cpu") {
+	if platform.OfConfig(cfg) == platform.XLAGPU {
 		prepareAutotuneCache()
 	}
 	return compute.NewWithConfig(cfg)

@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/learnresize/learnresize/internal/backendtest"
+	"github.com/learnresize/learnresize/internal/platform"
 )
 
 func tiny(b *Builder) *Builder { return b.Blocks(2, 2).Growth(4).Classes(3) }
@@ -68,7 +69,7 @@ func gradients(t *testing.T, checkpoint bool, dtype dtypes.DType) map[string][]f
 func TestCheckpointGivesIdenticalGradients(t *testing.T) {
 	b := testBackend(t)
 	dtype, tol := dtypes.Float32, 0.0
-	if b.Name() == "xla" {
+	if platform.Of(b).XLA() {
 		dtype, tol = dtypes.Float64, 1e-8
 	}
 	plain, ckpt := gradients(t, false, dtype), gradients(t, true, dtype)

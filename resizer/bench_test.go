@@ -12,6 +12,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/janpfeifer/go-benchmarks"
+	"github.com/learnresize/learnresize/internal/platform"
 )
 
 var (
@@ -35,7 +36,7 @@ func TestBenchResize(t *testing.T) {
 	batch := *flagBenchBatch
 	if batch == 0 {
 		batch = 64
-		if b.Name() != "xla" {
+		if !platform.Of(b).XLA() {
 			batch = 8
 		}
 	}

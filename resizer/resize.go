@@ -11,6 +11,8 @@ import (
 	"github.com/gomlx/gomlx/support/exceptions"
 
 	"github.com/learnresize/learnresize/internal/layers"
+	"github.com/learnresize/learnresize/internal/platform"
+	"github.com/learnresize/learnresize/resample"
 )
 
 // Formulation selects how Resize is expressed in the graph. All formulations compute the same
@@ -79,20 +81,20 @@ func ResizeWith(images *Node, height, width int, method Method, form Formulation
 	}
 	if form == Auto {
 		form = Banded
-		if images.Graph().Backend().Name() == "xla" {
+		if platform.Of(images.Graph().Backend()).DenseResize() {
 			form = Dense
 		}
 	}
 	x := images
 	for _, ax := range []struct{ axis, size int }{{1, height}, {2, width}} {
-		t, err := newTaps(method, x.Shape().Dimensions[ax.axis], ax.size)
+		t, err := resample.NewTaps(method, x.Shape().Dimensions[ax.axis], ax.size)
 		if err != nil {
 			exceptions.Panicf("resizer.Resize: %v", err)
 		}
-		if t.identity() {
+		if t.Identity() {
 			continue
 		}
-		if form == Banded && t.out/gcd(t.in, t.out) <= MaxBandedPhases {
+		if form == Banded && t.Out/gcd(t.In, t.Out) <= MaxBandedPhases {
 			x = resizeAxisBanded(x, ax.axis, t)
 		} else {
 			x = resizeAxisDense(x, ax.axis, t)
@@ -103,9 +105,9 @@ func ResizeWith(images *Node, height, width int, method Method, form Formulation
 
 // resizeAxisDense contracts axis with the [out, in] interpolation matrix and puts the result back
 // in the same position.
-func resizeAxisDense(x *Node, axis int, t *taps) *Node {
+func resizeAxisDense(x *Node, axis int, t *resample.Taps) *Node {
 	g := x.Graph()
-	w := constOfDType(g, x.DType(), t.matrix(), t.out, t.in)
+	w := constOfDType(g, x.DType(), t.Matrix(), t.Out, t.In)
 	// DotGeneral output: [out] + x's remaining axes in order; move the new axis back in place.
 	y := DotGeneral(w, []int{1}, nil, x, []int{axis}, nil)
 	perm := make([]int, 0, x.Rank())
@@ -150,14 +152,14 @@ func meanAsMatmul(x *Node, axis, out, q, inner int) *Node {
 // resizeAxisBanded builds the output of one axis as strided slices of the (edge-padded) input.
 // (One piece: the phase decomposition, the padding it needs and the weighted sum share their index
 // arithmetic; split, each part would need all of it.)
-func resizeAxisBanded(x *Node, axis int, t *taps) *Node {
+func resizeAxisBanded(x *Node, axis int, t *resample.Taps) *Node {
 	g := x.Graph()
-	in, out := t.in, t.out
+	in, out := t.In, t.Out
 	d := gcd(in, out)
 	p, q := out/d, in/d // out = p*d phases x d steps; each step advances q input pixels.
 
 	// Integer downscale with equal weights and no edge effects: a reshape and a mean (pooling).
-	if p == 1 && t.k == q && uniformWindows(t, q) {
+	if p == 1 && t.K == q && uniformWindows(t, q) {
 		dims := slices.Clone(x.Shape().Dimensions)
 		inner := 1
 		for _, n := range dims[axis+1:] {
@@ -174,8 +176,8 @@ func resizeAxisBanded(x *Node, axis int, t *taps) *Node {
 	// Virtual indices may fall outside the axis: pad with copies of the edge values.
 	minIdx, maxIdx := 0, in-1
 	for o := range out {
-		minIdx = min(minIdx, t.start[o])
-		maxIdx = max(maxIdx, t.start[o]+t.k-1)
+		minIdx = min(minIdx, t.Start[o])
+		maxIdx = max(maxIdx, t.Start[o]+t.K-1)
 	}
 	padLo, padHi := -minIdx, maxIdx-(in-1)
 	xp := padEdges(x, axis, padLo, padHi)
@@ -183,19 +185,19 @@ func resizeAxisBanded(x *Node, axis int, t *taps) *Node {
 	phases := make([]*Node, p)
 	for r := range p {
 		// For o = m*p + r, tap k reads index m*q + dm + k; dm varies by at most a pixel or so.
-		lo, hi := t.start[r], t.start[r]
+		lo, hi := t.Start[r], t.Start[r]
 		for m := range d {
-			dm := t.start[m*p+r] - m*q
+			dm := t.Start[m*p+r] - m*q
 			lo, hi = min(lo, dm), max(hi, dm)
 		}
 		var sum *Node
-		for j := range t.k + hi - lo {
+		for j := range t.K + hi - lo {
 			wv := make([]float64, d)
 			nonZero, uniform := false, true
 			for m := range d {
-				k := j - (t.start[m*p+r] - m*q - lo)
-				if k >= 0 && k < t.k {
-					wv[m] = t.weights[m*p+r][k]
+				k := j - (t.Start[m*p+r] - m*q - lo)
+				if k >= 0 && k < t.K {
+					wv[m] = t.Weights[m*p+r][k]
 				}
 				nonZero = nonZero || wv[m] != 0
 				uniform = uniform && wv[m] == wv[0]
@@ -241,12 +243,12 @@ func resizeAxisBanded(x *Node, axis int, t *taps) *Node {
 }
 
 // uniformWindows reports whether output o averages exactly input pixels [o*q, o*q+q) with weight 1/q.
-func uniformWindows(t *taps, q int) bool {
-	for o := range t.out {
-		if t.start[o] != o*q {
+func uniformWindows(t *resample.Taps, q int) bool {
+	for o := range t.Out {
+		if t.Start[o] != o*q {
 			return false
 		}
-		for _, w := range t.weights[o] {
+		for _, w := range t.Weights[o] {
 			if w != 1/float64(q) {
 				return false
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/learnresize/learnresize/internal/backendtest"
+	"github.com/learnresize/learnresize/internal/platform"
 	"github.com/learnresize/learnresize/internal/rundir"
 )
 
@@ -450,7 +451,7 @@ func resizerGradients(t *testing.T, checkpoint bool, dtype dtypes.DType) map[str
 // may fuse the recomputed copy differently: there float64 and 1e-8.
 func TestCheckpointGivesIdenticalGradients(t *testing.T) {
 	dtype, tol := dtypes.Float32, 1e-6
-	if testBackend(t).Name() == "xla" {
+	if platform.Of(testBackend(t)).XLA() {
 		dtype, tol = dtypes.Float64, 1e-8
 	}
 	plain, ckpt := resizerGradients(t, false, dtype), resizerGradients(t, true, dtype)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/learnresize/learnresize/internal/platform"
 	"github.com/learnresize/learnresize/internal/resources"
 )
 
@@ -38,7 +39,7 @@ func (r *run) makeRoom(n int, bar *progress) {
 	if err != nil {
 		return // no estimate: compile as GoMLX would
 	}
-	est := estimateFromPlan(r.b.Name(), n, 0, plan.Peak)
+	est := estimateFromPlan(platform.Of(r.b), n, 0, plan.Peak)
 	if est.Process == 0 {
 		return
 	}

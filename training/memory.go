@@ -12,6 +12,7 @@ import (
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
 	"github.com/learnresize/learnresize/internal/memplan"
+	"github.com/learnresize/learnresize/internal/platform"
 	"github.com/learnresize/learnresize/internal/resources"
 	"github.com/learnresize/learnresize/models"
 )
@@ -39,7 +40,7 @@ func StepMemory(b compute.Backend, cfg models.Config, batch int, smoothing float
 			}
 		}
 		ord := memplan.Creation
-		if isONNX(b.Name()) {
+		if platform.Of(b) == platform.ONNX {
 			ord = memplan.ONNXRuntime
 		}
 		plan = memplan.EstimateOrder(ord, outs...)
@@ -127,19 +128,19 @@ func EstimateMemory(b compute.Backend, cfg Config) (MemoryEstimate, error) {
 	if err != nil {
 		return MemoryEstimate{}, err
 	}
-	return estimateFromPlan(b.Name(), cfg.BatchSize, 0, plan.Peak), nil
+	return estimateFromPlan(platform.Of(b), cfg.BatchSize, 0, plan.Peak), nil
 }
 
-// estimateFromPlan turns a plan's peak into the process estimate for the named backend, with the
+// estimateFromPlan turns a plan's peak into the process estimate for a kind of backend, with the
 // epoch's last partial batch of remainder examples (0: none) as a second graph whose values scale
 // with its batch (counted in Together).
-func estimateFromPlan(backendName string, batch, remainder int, values int64) MemoryEstimate {
+func estimateFromPlan(kind platform.Kind, batch, remainder int, values int64) MemoryEstimate {
 	e := MemoryEstimate{Batch: batch, Values: values, Remainder: remainder}
 	base, factor := 0.0, 0.0
 	switch {
-	case isONNX(backendName):
+	case kind == platform.ONNX:
 		e.Backend, base, factor = "ONNX Runtime", onnxBaseBytes, onnxFactor
-	case backendName == "go" || backendName == "Go Backend":
+	case kind == platform.Go:
 		e.Backend, base, factor = "the pure-Go backend", goBaseBytes, goFactor
 	default:
 		return e
@@ -159,9 +160,6 @@ func remainderOf(n, batch int) int {
 	}
 	return n % batch
 }
-
-// isONNX reports whether a compute backend name is compute-onnx's.
-func isONNX(name string) bool { return name == "onnx" || name == "onnxruntime" }
 
 // MemoryError says that a training step cannot fit in this machine's memory, and what would.
 type MemoryError struct {
@@ -195,7 +193,7 @@ func CheckMemory(b compute.Backend, cfg Config, numTrain int) (MemoryEstimate, e
 	if err != nil || est.Process == 0 {
 		return est, err
 	}
-	est = estimateFromPlan(b.Name(), cfg.BatchSize, remainderOf(numTrain, cfg.BatchSize), est.Values)
+	est = estimateFromPlan(platform.Of(b), cfg.BatchSize, remainderOf(numTrain, cfg.BatchSize), est.Values)
 	avail, ok := availableMemory()
 	if !ok || uint64(est.Together) <= avail {
 		return est, nil
@@ -207,7 +205,7 @@ func CheckMemory(b compute.Backend, cfg Config, numTrain int) (MemoryEstimate, e
 	me := &MemoryError{Estimate: est, Available: avail}
 	for batch := 1; batch < cfg.BatchSize; batch *= 2 {
 		// The values grow in proportion to the batch (activations); the weights are a few MB.
-		smaller := estimateFromPlan(b.Name(), batch, 0, est.Values*int64(batch)/int64(cfg.BatchSize))
+		smaller := estimateFromPlan(platform.Of(b), batch, 0, est.Values*int64(batch)/int64(cfg.BatchSize))
 		if uint64(smaller.Process) <= avail {
 			me.Fits, me.FitsEstimate = batch, smaller
 		}

@@ -32,6 +32,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/learnresize/learnresize/internal/ortlib"
+	"github.com/learnresize/learnresize/internal/platform"
 )
 
 // EnvRequireONNX makes a missing ONNX Runtime library a test failure.
@@ -158,7 +159,7 @@ func RunToRun(b compute.Backend) float64 {
 	switch {
 	case TF32(b):
 		return 2e-2
-	case b.Name() == "xla":
+	case platform.Of(b).XLA():
 		return 1e-6
 	}
 	return 0

@@ -4,6 +4,7 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/learnresize/learnresize/internal/platform"
 )
 
 // Convolutions as matrix multiplications, for the CPU backends.
@@ -57,7 +58,7 @@ func MatmulConv(x *Node, k int, training bool) bool {
 
 // matmulConvShape is MatmulConv for an input of shape s on backend b.
 func matmulConvShape(b compute.Backend, s shapes.Shape, k int, training bool) bool {
-	if isXLA(b) {
+	if platform.Of(b).NativeConvolution() {
 		return false
 	}
 	if k == 1 {
@@ -68,7 +69,7 @@ func matmulConvShape(b compute.Backend, s shapes.Shape, k int, training bool) bo
 	if bytes > matmulConvMaxBytes {
 		return false
 	}
-	if isGoBackend(b) {
+	if platform.Of(b) == platform.Go {
 		return true
 	}
 	return training && k <= matmulConvMaxKernel && d[3]*k*k >= matmulConvMinRow

@@ -8,6 +8,8 @@ import (
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/support/exceptions"
+
+	"github.com/learnresize/learnresize/internal/platform"
 )
 
 // Strided operations and their gradients, written so that they run exactly on every backend.
@@ -44,7 +46,7 @@ func NativeStrided(g *Graph) bool { return NativeStridedOn(g.Backend()) }
 func NativeStridedOn(b compute.Backend) bool {
 	switch os.Getenv(EnvPortable) {
 	case "":
-		return isXLA(b)
+		return platform.Of(b).NativeStrided()
 	case "0":
 		return RunsStridedGradients(b)
 	}
@@ -52,16 +54,8 @@ func NativeStridedOn(b compute.Backend) bool {
 }
 
 // RunsStridedGradients reports whether b runs the ops GoMLX's gradients of strided slices,
-// pooling and convolutions need (interior padding, input dilation, adding select-and-scatter): the
-// pure-Go backend and XLA, not ONNX Runtime.
-func RunsStridedGradients(b compute.Backend) bool { return isGoBackend(b) || isXLA(b) }
-
-// isGoBackend reports whether b is GoMLX's pure-Go backend (compute v0.1.14's calls itself
-// "Go Backend"; its String is "go").
-func isGoBackend(b compute.Backend) bool { return b.Name() == "Go Backend" || b.Name() == "go" }
-
-// isXLA reports whether b is XLA (go-xla).
-func isXLA(b compute.Backend) bool { return b.Name() == "xla" }
+// pooling and convolutions need (platform.Kind.RunsStridedGradients).
+func RunsStridedGradients(b compute.Backend) bool { return platform.Of(b).RunsStridedGradients() }
 
 // SliceAxisStrided returns count elements of x along axis, starting at start, every stride
 // elements: x[..., start : start+(count-1)*stride+1 : stride, ...].
@@ -186,7 +180,7 @@ func AvgPool2D(x *Node, window, stride int) *Node {
 // strided convolution is a scalar loop.
 func convValid(x, kernel *Node, stride int, training, recompute bool) *Node {
 	b := x.Graph().Backend()
-	native := NativeStrided(x.Graph()) && isXLA(b) || !training && !RunsStridedGradients(b)
+	native := NativeStrided(x.Graph()) && platform.Of(b).NativeConvolution() || !training && !RunsStridedGradients(b)
 	if stride > 1 && !native {
 		return convStridedPortable(x, kernel, stride, training, recompute)
 	}
