@@ -59,7 +59,7 @@
 //     boundaries, so a split can hold fewer examples than TFDS's (Split.Len vs Split.Requested).
 //     EXIF orientation is ignored, as TensorFlow does. Alpha is dropped without compositing, as
 //     decode_image(channels=3) does; GIFs give their first frame.
-//   - Resize and dtype. Bilinear (or any resizer.Method) with tf.image.resize's exact weights, but the
+//   - Resize and dtype. Bilinear (or any resample.Method) with tf.image.resize's exact weights, but the
 //     result is rounded to uint8 instead of kept as float32 (at most 0.5/255 away), and images reach
 //     the model as uint8 (the model scales by 1/255): 4x fewer bytes to the accelerator. Labels are
 //     one-hot float32, as tf.one_hot.

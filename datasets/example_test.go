@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/learnresize/learnresize/datasets"
-	"github.com/learnresize/learnresize/resizer"
+	"github.com/learnresize/learnresize/resample"
 )
 
 // The tutorial's two splits of cats_vs_dogs, whose 23,262 examples TFDS keeps.
@@ -32,7 +32,7 @@ func ExampleParseSplit() {
 
 // Bilinear upsampling of one row of two pixels to four, as tf.image.resize does it.
 func ExampleHostResizer() {
-	rz, err := datasets.NewHostResizer(resizer.Bilinear, 1, 4)
+	rz, err := datasets.NewHostResizer(resample.Bilinear, 1, 4)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -3,12 +3,12 @@ package datasets
 import (
 	"fmt"
 
-	"github.com/learnresize/learnresize/resizer"
+	"github.com/learnresize/learnresize/resample"
 )
 
 // HostResizer resizes packed uint8 images (HWC, row-major) on the CPU with exactly the resampling
-// weights of resizer.Resize, which are tf.image.resize's (half-pixel centres, no antialiasing; see
-// resizer.NewAxisWeights). It is separable: each output row of the horizontal pass is
+// weights of the resizer's graph op (resizer.Resize), which are tf.image.resize's (half-pixel centres, no antialiasing; see
+// resample.NewTaps). It is separable: each output row of the horizontal pass is
 // sum_k Wx[o][k] * x[clamp(Sx[o]+k)] over the source columns, then the vertical pass combines rows
 // the same way, accumulating in float32 as TensorFlow's kernels do.
 //
@@ -19,7 +19,7 @@ import (
 //
 // A HostResizer keeps scratch buffers and per-input-size weights: use one per goroutine.
 type HostResizer struct {
-	method        resizer.Method
+	method        resample.Method
 	height, width int
 	plans         map[[2]int]*axisPlan // keyed by {in, out}.
 	tmp           []float32
@@ -29,7 +29,7 @@ type HostResizer struct {
 	convex bool
 }
 
-// axisPlan is an AxisWeights flattened for the inner loops: taps are already clamped indices.
+// axisPlan is a resample.Taps flattened for the inner loops: taps are already clamped indices.
 type axisPlan struct {
 	taps    int
 	index   []int32   // [out*taps]: source index of each tap, clamped to [0, in-1].
@@ -38,15 +38,15 @@ type axisPlan struct {
 
 // NewHostResizer returns a resizer to height x width with method (the zero Method is Bilinear, the
 // tutorial's tf.image.resize default).
-func NewHostResizer(method resizer.Method, height, width int) (*HostResizer, error) {
+func NewHostResizer(method resample.Method, height, width int) (*HostResizer, error) {
 	if height <= 0 || width <= 0 {
 		return nil, fmt.Errorf("resize target %dx%d: sizes must be positive", height, width)
 	}
-	if _, err := resizer.NewAxisWeights(method, 1, 1); err != nil {
+	if _, err := resample.NewTaps(method, 1, 1); err != nil {
 		return nil, err
 	}
 	return &HostResizer{method: method, height: height, width: width, plans: make(map[[2]int]*axisPlan),
-		convex: method != resizer.Bicubic}, nil
+		convex: method != resample.Bicubic}, nil
 }
 
 // Height and Width are the output size.
@@ -60,15 +60,15 @@ func (r *HostResizer) plan(in, out int) (*axisPlan, error) {
 	if p, ok := r.plans[key]; ok {
 		return p, nil
 	}
-	aw, err := resizer.NewAxisWeights(r.method, in, out)
+	aw, err := resample.NewTaps(r.method, in, out)
 	if err != nil {
 		return nil, err
 	}
-	p := &axisPlan{taps: aw.Taps, index: make([]int32, out*aw.Taps), weights: make([]float32, out*aw.Taps)}
+	p := &axisPlan{taps: aw.K, index: make([]int32, out*aw.K), weights: make([]float32, out*aw.K)}
 	for o := range out {
-		for k := range aw.Taps {
-			p.index[o*aw.Taps+k] = int32(min(max(aw.Start[o]+k, 0), in-1))
-			p.weights[o*aw.Taps+k] = float32(aw.Weights[o][k])
+		for k := range aw.K {
+			p.index[o*aw.K+k] = int32(min(max(aw.Start[o]+k, 0), in-1))
+			p.weights[o*aw.K+k] = float32(aw.Weights[o][k])
 		}
 	}
 	if len(r.plans) > 256 { // many distinct input sizes: bound the memory.

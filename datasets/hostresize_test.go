@@ -7,18 +7,18 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/learnresize/learnresize/resizer"
+	"github.com/learnresize/learnresize/resample"
 )
 
-// referenceResize applies the dense formula of resizer.AxisWeights in float64:
+// referenceResize applies the dense formula of resample.Taps in float64:
 // out[o][p] = sum_ky sum_kx Wy[o][ky] * Wx[p][kx] * x[clampY][clampX].
-func referenceResize(t *testing.T, method resizer.Method, src []uint8, h, w, c, H, W int) []float64 {
+func referenceResize(t *testing.T, method resample.Method, src []uint8, h, w, c, H, W int) []float64 {
 	t.Helper()
-	ay, err := resizer.NewAxisWeights(method, h, H)
+	ay, err := resample.NewTaps(method, h, H)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ax, err := resizer.NewAxisWeights(method, w, W)
+	ax, err := resample.NewTaps(method, w, W)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func referenceResize(t *testing.T, method resizer.Method, src []uint8, h, w, c, 
 }
 
 func TestHostResizerMatchesAxisWeights(t *testing.T) {
-	methods := []resizer.Method{resizer.Bilinear, resizer.Nearest, resizer.Area, resizer.Bicubic}
+	methods := []resample.Method{resample.Bilinear, resample.Nearest, resample.Area, resample.Bicubic}
 	shapes := []struct{ h, w, c, H, W int }{
 		{7, 9, 3, 3, 4},    // down
 		{5, 6, 3, 11, 13},  // up
@@ -104,7 +104,7 @@ func TestHostResizerBilinearGolden(t *testing.T) {
 	for _, gc := range golden.Cases {
 		n, h, w, c := gc.InputShape[0], gc.InputShape[1], gc.InputShape[2], gc.InputShape[3]
 		H, W := gc.OutputShape[1], gc.OutputShape[2]
-		rz, err := NewHostResizer(resizer.Bilinear, H, W)
+		rz, err := NewHostResizer(resample.Bilinear, H, W)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,13 +128,13 @@ func TestHostResizerBilinearGolden(t *testing.T) {
 }
 
 func TestHostResizerErrors(t *testing.T) {
-	if _, err := NewHostResizer(resizer.Bilinear, 0, 5); err == nil {
+	if _, err := NewHostResizer(resample.Bilinear, 0, 5); err == nil {
 		t.Error("NewHostResizer(0x5): no error")
 	}
-	if _, err := NewHostResizer(resizer.Method(42), 5, 5); err == nil {
+	if _, err := NewHostResizer(resample.Method(42), 5, 5); err == nil {
 		t.Error("NewHostResizer(unknown method): no error")
 	}
-	rz, _ := NewHostResizer(resizer.Bilinear, 2, 2)
+	rz, _ := NewHostResizer(resample.Bilinear, 2, 2)
 	if err := rz.Resize(make([]uint8, 12), make([]uint8, 10), 2, 2, 3); err == nil {
 		t.Error("Resize with a short source: no error")
 	}

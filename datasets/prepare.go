@@ -18,7 +18,7 @@ import (
 
 	"github.com/learnresize/learnresize/internal/fileutil"
 	"github.com/learnresize/learnresize/internal/resources"
-	"github.com/learnresize/learnresize/resizer"
+	"github.com/learnresize/learnresize/resample"
 )
 
 // DefaultImageSize is the tutorial's INP_SIZE: every image is resized to 300x300.
@@ -28,8 +28,8 @@ const DefaultImageSize = 300
 type PrepareOptions struct {
 	// Height and Width of the stored images (0: DefaultImageSize).
 	Height, Width int
-	// Method is the resize method (the zero value is resizer.Bilinear, tf.image.resize's default).
-	Method resizer.Method
+	// Method is the resize method (the zero value is resample.Bilinear, tf.image.resize's default).
+	Method resample.Method
 	// CacheDir holds the cache files (""; DataDir("")/cache).
 	CacheDir string
 	// Workers decode in parallel (0: runtime.NumCPU()).
