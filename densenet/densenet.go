@@ -55,8 +55,9 @@ const (
 	ParamPreset = "densenet_preset"
 	// ParamClasses is the number of output classes of the top (int), default 1000 as Keras.
 	ParamClasses = "densenet_classes"
-	// ParamCheckpoint turns on gradient checkpointing of the dense-block layers (bool), default false.
-	ParamCheckpoint = "densenet_checkpoint"
+	// ParamRecompute recomputes the dense-block layers' activations in the backward pass instead of
+	// keeping them (gradient checkpointing; bool), default false.
+	ParamRecompute = "densenet_recompute"
 )
 
 // Pooling selects what happens after the last ReLU when the top is not included.
@@ -92,7 +93,7 @@ type Builder struct {
 	includeTop  bool
 	pooling     Pooling
 	softmax     bool
-	checkpoint  bool
+	recompute   bool
 	rec         *summary.Recorder
 }
 
@@ -104,7 +105,7 @@ func New(scope *model.Scope, images *Node) *Builder {
 		growth: 32, bottleneck: 4, compression: 0.5,
 		classes:    model.GetParamOr(scope, ParamClasses, 1000),
 		includeTop: true, pooling: PoolingAvg,
-		checkpoint: model.GetParamOr(scope, ParamCheckpoint, false),
+		recompute: model.GetParamOr(scope, ParamRecompute, false),
 	}
 	return b.Preset(model.GetParamOr(scope, ParamPreset, DefaultPreset))
 }
@@ -151,9 +152,9 @@ func (b *Builder) Pooling(p Pooling) *Builder { b.pooling = p; return b }
 // Softmax makes the top return probabilities (Keras' classifier_activation="softmax") instead of logits.
 func (b *Builder) Softmax(v bool) *Builder { b.softmax = v; return b }
 
-// Checkpoint turns on GoMLX gradient checkpointing for each dense-block layer: activations inside a
+// Recompute turns on GoMLX gradient checkpointing for each dense-block layer: activations inside a
 // layer are recomputed in the backward pass instead of kept, trading compute for memory.
-func (b *Builder) Checkpoint(v bool) *Builder { b.checkpoint = v; return b }
+func (b *Builder) Recompute(v bool) *Builder { b.recompute = v; return b }
 
 // Name sets the scope name (default: the preset's name, e.g. densenet121).
 func (b *Builder) Name(name string) *Builder { b.name = name; return b }
@@ -243,7 +244,7 @@ func (n *net) denseBlock(x *Node, count int, stage string) *Node {
 // checkpointing, the layer's activations are recomputed in the backward pass instead of kept.
 func (n *net) convBlock(x *Node, name string) *Node {
 	input := x
-	if n.checkpoint {
+	if n.recompute {
 		input = input.Checkpoint()
 	}
 	y := n.relu(name+"_0_relu", n.bn(name+"_0_bn", input))
@@ -251,7 +252,7 @@ func (n *net) convBlock(x *Node, name string) *Node {
 	y = n.relu(name+"_1_relu", n.bn(name+"_1_bn", y))
 	y = n.conv(name+"_2_conv", y, n.growth, 3, 1, true)
 	x = Concatenate([]*Node{input, y}, -1)
-	if n.checkpoint {
+	if n.recompute {
 		x = x.StopCheckpoint()
 	}
 	n.rec.Add(name+"_concat", "Concatenate", x, nil)
@@ -314,7 +315,7 @@ func (n *net) conv(name string, x *Node, filters, kernel, stride int, same bool)
 	s := n.scope.In("%s", name)
 	// With checkpointing the dense layers are recomputed whole; a convolution's own recomputation
 	// (layers.ConvBuilder.Recompute) would end that stretch early.
-	c := layers.Conv(s, x).Filters(filters).Kernel(kernel).Strides(stride).UseBias(false).Recompute(!n.checkpoint)
+	c := layers.Conv(s, x).Filters(filters).Kernel(kernel).Strides(stride).UseBias(false).Recompute(!n.recompute)
 	if !same {
 		c = c.Valid()
 	}

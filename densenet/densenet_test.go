@@ -26,7 +26,7 @@ func gradients(t *testing.T, checkpoint bool, dtype dtypes.DType) map[string][]f
 	exec := model.MustNewExec(testBackend(t), store, func(scope *model.Scope, x *Node) []*Node {
 		g := x.Graph()
 		scope.Store().SetTraining(g, true)
-		logits := tiny(New(scope, x)).Checkpoint(checkpoint).Done()
+		logits := tiny(New(scope, x)).Recompute(checkpoint).Done()
 		loss := ReduceAllSum(Mul(logits, Iota(g, shapes.Make(dtype, 2, 3), 1)))
 		var nodes []*Node
 		paths = paths[:0]

@@ -14,6 +14,7 @@
 package models
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -56,9 +57,10 @@ type Config struct {
 	TorchvisionLayout bool `json:",omitempty"`
 	// Classes of the classifier (2: cat, dog).
 	Classes int
-	// Checkpoint turns on gradient checkpointing in the DenseNet's dense blocks and in the learnable
+	// Recompute turns on gradient checkpointing in the DenseNet's dense blocks and in the learnable
 	// resizer (DenseNets only): layers recomputed in the backward pass instead of kept, for less memory.
-	Checkpoint bool
+	// (Saved configurations before 2026-12-02 call it "Checkpoint"; UnmarshalJSON reads both.)
+	Recompute bool
 	// BFloat16 runs the network in bfloat16 (mixed precision): convolutions, resizes and activations in
 	// bfloat16, while weights, batch-norm statistics, logits and the loss stay float32. Worth it on GPUs
 	// with bfloat16 units; omitted from JSON when off, so float32 configurations read as before.
@@ -156,7 +158,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("unknown backbone preset %q (want densenet121, densenet169, densenet201, resnet50, resnet101 or resnet152)", c.Preset)
 	case res && (len(c.Blocks) > 0 || c.Growth > 0):
 		return fmt.Errorf("dense blocks and growth rate are DenseNet settings, not %s's", c.Preset)
-	case res && c.Checkpoint:
+	case res && c.Recompute:
 		return fmt.Errorf("gradient checkpointing is implemented for DenseNets only, not %s", c.Preset)
 	case c.TorchvisionLayout && !c.IsResNet():
 		return fmt.Errorf("the torchvision layout is a ResNet setting (DenseNets have one layout)")
@@ -208,7 +210,7 @@ func build(scope *model.Scope, images *Node, cfg Config, rec *summary.Recorder, 
 	if cfg.Resizer {
 		x = resizer.New(scope, x).Target(cfg.TargetHeight, cfg.TargetWidth).Filters(cfg.Filters).
 			ResBlocks(cfg.ResBlocks).Interpolation(cfg.Interpolation).TrainingInput(cfg.InputHeight, cfg.InputWidth).
-			Checkpoint(cfg.Checkpoint).Done()
+			Recompute(cfg.Recompute).Done()
 		rec.Add(resizer.ScopeName, "Functional", x, scope.At(resizer.ScopeName))
 	} else {
 		x = resizer.Resize(x, cfg.TargetHeight, cfg.TargetWidth, cfg.Interpolation)
@@ -231,7 +233,7 @@ func build(scope *model.Scope, images *Node, cfg Config, rec *summary.Recorder, 
 		}
 		backbone = b
 	} else {
-		b := densenet.New(scope, x).Classes(cfg.Classes).Checkpoint(cfg.Checkpoint)
+		b := densenet.New(scope, x).Classes(cfg.Classes).Recompute(cfg.Recompute)
 		if len(cfg.Blocks) > 0 {
 			b = b.Blocks(cfg.Blocks...).Name("densenet")
 		} else {
@@ -326,4 +328,22 @@ func Summary(cfg Config, expand bool) (s summary.Summary, err error) {
 		return s, err
 	}
 	return summary.Build(cfg.Title(), rec, store, "/"), nil
+}
+
+// UnmarshalJSON reads a saved configuration, those written before Recompute had its name too
+// (the field was "Checkpoint", which read as the training checkpoints': 2026-11 runs and
+// docs/gpu-runs hold it).
+func (c *Config) UnmarshalJSON(b []byte) error {
+	type plain Config // without this method: the default decoding
+	v := struct {
+		*plain
+		Checkpoint *bool
+	}{plain: (*plain)(c)}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	if v.Checkpoint != nil && *v.Checkpoint {
+		c.Recompute = true
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -219,7 +220,7 @@ func TestConfigErrors(t *testing.T) {
 		func(c *Config) { c.Classes = 1 },
 		func(c *Config) { c.Preset = "resnet18" },
 		func(c *Config) { c.Preset = "resnet50"; c.Growth = 8 },
-		func(c *Config) { c.Preset = "resnet50"; c.Checkpoint = true },
+		func(c *Config) { c.Preset = "resnet50"; c.Recompute = true },
 		func(c *Config) { c.TorchvisionLayout = true }, // a DenseNet has one layout
 		func(c *Config) { c.Filters = 0 },
 		func(c *Config) { c.InputWidth = 0 },
@@ -336,5 +337,27 @@ func TestNormalizeImageNet(t *testing.T) {
 	c.Normalize = "cifar"
 	if err := c.Validate(); err == nil {
 		t.Error("unknown normalisation accepted")
+	}
+}
+
+// TestConfigReadsTheOldRecomputeName: configurations saved before Recompute was renamed (JSON field
+// "Checkpoint") still load, with their value; new ones round-trip under the new name.
+func TestConfigReadsTheOldRecomputeName(t *testing.T) {
+	var old Config
+	if err := json.Unmarshal([]byte(`{"InputHeight": 300, "TargetHeight": 150, "Preset": "densenet121", "Checkpoint": true}`), &old); err != nil {
+		t.Fatal(err)
+	}
+	if !old.Recompute || old.InputHeight != 300 || old.TargetHeight != 150 || old.Preset != "densenet121" {
+		t.Errorf("old configuration read as %+v", old)
+	}
+	c := Tutorial()
+	c.Recompute = true
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Config
+	if err := json.Unmarshal(b, &back); err != nil || !back.Recompute || back.TargetWidth != c.TargetWidth || !strings.Contains(string(b), `"Recompute":true`) {
+		t.Errorf("round trip %s: %+v (%v)", b, back, err)
 	}
 }

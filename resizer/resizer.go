@@ -77,7 +77,7 @@ type Builder struct {
 	method         Method
 	form           Formulation
 	trainH, trainW int // TrainingInput (0: not recorded)
-	checkpoint     bool
+	recompute      bool
 }
 
 // New starts a learnable resizer on images shaped [batch, height, width, channels] (any height and
@@ -123,13 +123,13 @@ func (b *Builder) TrainingInput(height, width int) *Builder {
 // Formulation forces a formulation of the resize op (default Auto; see Formulation).
 func (b *Builder) Formulation(f Formulation) *Builder { b.form = f; return b }
 
-// Checkpoint turns on gradient checkpointing: the layers before the bottleneck resize (at the input
+// Recompute turns on gradient checkpointing: the layers before the bottleneck resize (at the input
 // size) and each residual block are recomputed in the backward pass instead of keeping their
 // activations. Same values, gradients equal up to float32 rounding (some are summed in another
 // order), less memory: at the tutorial's shapes these are the largest tensors of the model (batch
 // 64: ~370 MB per 300x300x16 activation, 830 MB per im2col matrix of a 3x3 convolution at 150x150
 // on the CPU backends). It does not change the variables.
-func (b *Builder) Checkpoint(v bool) *Builder { b.checkpoint = v; return b }
+func (b *Builder) Recompute(v bool) *Builder { b.recompute = v; return b }
 
 // Config returns the configuration Done will build.
 func (b *Builder) Config() Config {
@@ -158,9 +158,9 @@ func (b *Builder) Done() *Node {
 	conv := func(y *Node, filters, kernel int, bias bool) *Node {
 		s := scope.In("%s", kerasName("conv2d", convs))
 		convs++
-		// Recomputed stretches (Checkpoint) recompute the convolutions' im2col matrices anyway; their
+		// Recomputed stretches (Recompute) recompute the convolutions' im2col matrices anyway; their
 		// own recomputation would end the stretch early.
-		return layers.Conv(s, y).Filters(filters).Kernel(kernel).UseBias(bias).Recompute(!b.checkpoint).Done()
+		return layers.Conv(s, y).Filters(filters).Kernel(kernel).UseBias(bias).Recompute(!b.recompute).Done()
 	}
 	bn := func(y *Node) *Node {
 		s := scope.In("%s", kerasName("batch_normalization", bns))
@@ -169,9 +169,9 @@ func (b *Builder) Done() *Node {
 	}
 	resize := func(y *Node) *Node { return ResizeWith(y, b.height, b.width, b.method, b.form) }
 
-	// start and end mark a stretch recomputed in the backward pass (Checkpoint).
+	// start and end mark a stretch recomputed in the backward pass (Recompute).
 	start, end := func(n *Node) *Node { return n }, func(n *Node) *Node { return n }
-	if b.checkpoint {
+	if b.recompute {
 		start, end = (*Node).Checkpoint, (*Node).StopCheckpoint
 	}
 	naive := resize(x)

@@ -418,7 +418,7 @@ func resizerGradients(t *testing.T, checkpoint bool, dtype dtypes.DType) map[str
 	exec := model.MustNewExec(testBackend(t), store, func(scope *model.Scope, x *Node) []*Node {
 		g := x.Graph()
 		scope.Store().SetTraining(g, true)
-		y := New(scope, x).Target(6, 6).Filters(4).ResBlocks(2).Checkpoint(checkpoint).Done()
+		y := New(scope, x).Target(6, 6).Filters(4).ResBlocks(2).Recompute(checkpoint).Done()
 		loss := ReduceAllSum(Mul(Square(y), Iota(g, y.Shape(), 2)))
 		var nodes []*Node
 		paths = paths[:0]

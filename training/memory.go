@@ -178,7 +178,7 @@ func (e *MemoryError) Error() string {
 	} else {
 		msg += ": use a smaller -inp"
 	}
-	return msg + ", -grad-checkpoint, or free memory; -memory-check=false runs it anyway"
+	return msg + ", -recompute, or free memory; -memory-check=false runs it anyway"
 }
 
 // CheckMemory refuses, before any compilation, a training step that its estimate (EstimateMemory)

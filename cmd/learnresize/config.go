@@ -63,7 +63,9 @@ func addConfigFlags(fs *flag.FlagSet, groups flagGroup) *configFlags {
 		c.inp, c.target, c.interpolation = "300", "150", "bilinear"
 	}
 	if groups&computeFlags != 0 {
-		fs.BoolVar(&m.Checkpoint, "grad-checkpoint", false, "gradient checkpointing in the DenseNet and the resizer (less memory; the recomputation cost up to 8% in time)")
+		fs.BoolVar(&m.Recompute, "recompute", false, "recompute the DenseNet's and the resizer's activations in the backward pass "+
+			"(gradient checkpointing: less memory; the recomputation costs up to 8% in time)")
+		fs.BoolVar(&m.Recompute, "grad-checkpoint", false, "the same as -recompute (its older name)")
 		fs.BoolVar(&m.BFloat16, "bf16", false, "mixed precision: compute in bfloat16, weights and loss in float32")
 		fs.StringVar(&c.normalize, "normalize", "", "the backbone's input normalisation: none, or imagenet (torchvision's "+
 			"pretrained weights expect it; the default with -pretrained)")

@@ -440,11 +440,11 @@ func TestEachCommandShowsItsOwnFlags(t *testing.T) {
 		want, notWant []string
 	}{
 		{"train", []string{"-baseline", "-batch", "-epochs", "-lr", "-seed", "-train-split", "-device-prefetch", "-resume-from",
-			"-bf16", "-grad-checkpoint", "-normalize"}, nil},
+			"-bf16", "-recompute", "-grad-checkpoint", "-normalize"}, nil},
 		{"compare", []string{"-seeds", "-epochs", "-device-prefetch", "-bf16"}, []string{"-baseline"}},
 		{"warmstart", []string{"-pretrained", "-finetune-epochs", "-seeds", "-inp", "-target", "-bf16"}, []string{"-baseline"}},
 		{"summary", []string{"-baseline", "-inp", "-preset", "-blocks", "-growth", "-expand", "-small"}, []string{"-batch", "-epochs", "-lr",
-			"-seed", "-train-split", "-data", "-pretrained", "-bf16", "-grad-checkpoint", "-normalize"}},
+			"-seed", "-train-split", "-data", "-pretrained", "-bf16", "-recompute", "-grad-checkpoint", "-normalize"}},
 		{"export", []string{"-split", "-data"}, []string{"-device-prefetch", "-batch", "-inp"}},
 		{"bench", []string{"-batch", "-inp", "-data", "-only", "-bf16", "-peer"}, []string{"-epochs", "-lr", "-baseline"}},
 	} {

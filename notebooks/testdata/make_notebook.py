@@ -248,7 +248,7 @@ Before it compiles anything, `Fit` prints what the training step needs at this b
 (`Memory: the training step at batch 64 needs about ... GB of memory on ONNX Runtime ...`) and stops with
 an error naming the largest batch that fits when the machine's available memory is less. On a CPU the
 tutorial's batch 64 needs about 21 GB with ONNX Runtime; set `cfg.BatchSize = 32` in `config()` on a
-16 GB machine, or `cfg.Model.Checkpoint = true` (gradient checkpointing) to save a few GB. When the
+16 GB machine, or `cfg.Model.Recompute = true` (gradient checkpointing) to save a few GB. When the
 epoch's last, partial batch needs a second graph that does not fit beside the first, `Fit` releases the
 first and says so.
 """),
