@@ -38,10 +38,14 @@ import (
 type Config struct {
 	// InputHeight, InputWidth: the images fed to the model (the tutorial's INP_SIZE, 300x300).
 	InputHeight, InputWidth int
-	// Config is the learnable resizer's configuration (resizer.DefaultConfig: TARGET_SIZE 150x150,
-	// bilinear, 16 filters, 1 residual block). The baseline uses its target size and interpolation
-	// for the plain resize. Embedded, so its fields read as the model's and JSON keeps them flat.
-	resizer.Config
+	// TargetHeight, TargetWidth (the tutorial's TARGET_SIZE, 150x150), Interpolation (bilinear),
+	// Filters (16) and ResBlocks (1) are the learnable resizer's configuration (ResizerConfig,
+	// resizer.DefaultConfig); the baseline's plain resize uses the target size and interpolation.
+	// Fields of the model's own (not an embedded resizer.Config), so that each has one name.
+	TargetHeight, TargetWidth int
+	Interpolation             resizer.Method
+	Filters                   int
+	ResBlocks                 int
 	// Resizer selects the learnable resizer (true) or the plain resize baseline (false).
 	Resizer bool
 	// Preset of the backbone: densenet121 (default, the tutorial's), densenet169, densenet201, or
@@ -86,8 +90,8 @@ const TutorialInput = 300
 
 // Tutorial returns the tutorial's model with the learnable resizer.
 func Tutorial() Config {
-	return Config{InputHeight: TutorialInput, InputWidth: TutorialInput, Config: resizer.DefaultConfig(), Resizer: true,
-		Preset: densenet.DefaultPreset, Classes: 2}
+	c := Config{InputHeight: TutorialInput, InputWidth: TutorialInput, Resizer: true, Preset: densenet.DefaultPreset, Classes: 2}
+	return c.WithResizer(resizer.DefaultConfig())
 }
 
 // Baseline returns c without the learnable resizer (plain resize).
@@ -166,14 +170,23 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// String describes the whole model (it would otherwise be the embedded resizer.Config's), e.g.
+// String describes the whole model, e.g.
 // "Learnable resizer + densenet121, 300x300 -> 150x150 bilinear".
 func (c Config) String() string {
 	return fmt.Sprintf("%s, %dx%d -> %dx%d %s", c.Title(), c.InputHeight, c.InputWidth, c.TargetHeight, c.TargetWidth, c.Interpolation)
 }
 
 // ResizerConfig is the learnable resizer's part of the configuration.
-func (c Config) ResizerConfig() resizer.Config { return c.Config }
+func (c Config) ResizerConfig() resizer.Config {
+	return resizer.Config{TargetHeight: c.TargetHeight, TargetWidth: c.TargetWidth, Filters: c.Filters,
+		ResBlocks: c.ResBlocks, Interpolation: c.Interpolation}
+}
+
+// WithResizer returns c with the learnable resizer's part set from r.
+func (c Config) WithResizer(r resizer.Config) Config {
+	c.TargetHeight, c.TargetWidth, c.Filters, c.ResBlocks, c.Interpolation = r.TargetHeight, r.TargetWidth, r.Filters, r.ResBlocks, r.Interpolation
+	return c
+}
 
 // BackboneScope is the scope name of the backbone's variables.
 func (c Config) BackboneScope() string {

@@ -36,8 +36,8 @@ type fixtureConfig struct {
 
 // model is the configuration as the Go model's, with the learnable resizer or the plain resize.
 func (c fixtureConfig) model(withResizer bool) models.Config {
-	cfg := models.Config{InputHeight: c.Input[0], InputWidth: c.Input[1], Config: resizer.Config{TargetHeight: c.Target, TargetWidth: c.Target,
-		Interpolation: resizer.Bilinear, Filters: c.Filters, ResBlocks: c.ResBlocks}, Resizer: withResizer, Preset: "densenet121", Classes: 2}
+	cfg := models.Config{InputHeight: c.Input[0], InputWidth: c.Input[1], TargetHeight: c.Target, TargetWidth: c.Target,
+		Interpolation: resizer.Bilinear, Filters: c.Filters, ResBlocks: c.ResBlocks, Resizer: withResizer, Preset: "densenet121", Classes: 2}
 	if c.Scope != "densenet121" {
 		cfg.Blocks, cfg.Growth = c.Blocks, c.Growth
 	}
