@@ -21,8 +21,8 @@ import (
 // The choice, per convolution (MatmulConv):
 //   - XLA: never (its convolutions are fast).
 //   - 1x1 kernels: always (a plain matrix product, no copy).
-//   - the pure-Go backend: every kernel whose im2col matrix fits the bound (its convolution is
-//     always the slower way).
+//   - the pure-Go backend: every kernel, a matrix over the bound computed over slices of the batch
+//     (its convolution is always the slower way).
 //   - elsewhere (ONNX Runtime), in training graphs: kernels up to 5x5 with at least 144 values per
 //     im2col row (3x3 on 16 channels; DenseNet's 3x3 layers and space-to-depth stem), within the
 //     bound. The resizer's 7x7 convolutions on 3 or 16 channels stay convolutions there: their
@@ -32,10 +32,13 @@ import (
 //     ONNX Runtime's forward convolution beats the copies: resizer inference [8,300,300,3] -> 150
 //     went from 282-289 ms to 218-230 ms on 2 cores.
 
+// matmulConvMaxBytes bounds the im2col matrix of one convolution (batch 64 at the tutorial's
+// shapes: DenseNet's largest is 426 MB, the resizer's 3x3 ones 830 MB, its 7x7 on the input 3.4 GB).
+// On the pure-Go backend a larger one is tiled over the batch (convMatmul) instead: its own
+// convolution, the alternative, is a scalar loop 5-50x slower. A variable for tests.
+var matmulConvMaxBytes = 1 << 30
+
 const (
-	// matmulConvMaxBytes bounds the im2col matrix of one convolution (batch 64 at the tutorial's
-	// shapes: DenseNet's largest is 426 MB, the resizer's 3x3 ones 830 MB).
-	matmulConvMaxBytes = 1 << 30
 	// matmulConvMinRow and matmulConvMaxKernel bound the convolutions written as matmuls on backends
 	// other than the pure-Go one.
 	matmulConvMinRow    = 144
@@ -67,7 +70,8 @@ func matmulConvShape(b compute.Backend, s shapes.Shape, k int, training bool) bo
 	d := s.Dimensions
 	bytes := s.Size() * k * k * s.DType.Size()
 	if bytes > matmulConvMaxBytes {
-		return false
+		// Tiled over the batch on the pure-Go backend while one example's matrix fits.
+		return platform.Of(b) == platform.Go && d[0] > 0 && bytes/d[0] <= matmulConvMaxBytes
 	}
 	if platform.Of(b) == platform.Go {
 		return true
@@ -99,6 +103,24 @@ func recomputes(x *Node, k int, want bool) bool {
 // for its own gradient). At batch 64 the kept matrices were 7 GB of the 12 GB the tutorial training
 // step's values need (internal/memplan).
 func convMatmul(x, kernel *Node, pad int, recompute bool) *Node {
+	k, n := kernel.Shape().Dimensions[0], x.Shape().Dimensions[0]
+	bytes := x.Shape().Size() * k * k * x.DType().Size()
+	if bytes > matmulConvMaxBytes && n > 1 {
+		// A matrix over the bound (the pure-Go backend only, matmulConvShape): the convolution of
+		// each slice of the batch on its own, as many examples as fit the bound; the same sums,
+		// example by example.
+		per := max(1, matmulConvMaxBytes/(bytes/n))
+		ys := make([]*Node, 0, (n+per-1)/per)
+		for s := 0; s < n; s += per {
+			ys = append(ys, convMatmulTile(Slice(x, AxisRange(s, min(s+per, n))), kernel, pad, recompute))
+		}
+		return Concatenate(ys, 0)
+	}
+	return convMatmulTile(x, kernel, pad, recompute)
+}
+
+// convMatmulTile is convMatmul with one im2col matrix for all of x.
+func convMatmulTile(x, kernel *Node, pad int, recompute bool) *Node {
 	d := x.Shape().Dimensions
 	k, f := kernel.Shape().Dimensions[0], kernel.Shape().Dimensions[3]
 	n, c := d[0], d[3]

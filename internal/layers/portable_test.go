@@ -384,7 +384,7 @@ func TestMatmulConvChoice(t *testing.T) {
 		}{
 			{1, 8, 3, 1, true}, {1, 8, 3, 3, goBackend}, {1, 8, 16, 3, true}, {1, 8, 128, 3, true},
 			{1, 8, 12, 5, true}, {1, 8, 16, 7, goBackend}, {1, 8, 3, 7, goBackend},
-			{64, 300, 3, 7, false}, // im2col would be 3.4 GB
+			{64, 300, 3, 7, goBackend}, // im2col would be 3.4 GB: tiled over the batch on the pure-Go backend
 		} {
 			x := Parameter(g, fmt.Sprintf("x%d", i), shapes.Make(dtypes.Float32, c.batch, c.size, c.size, c.channels))
 			if got := MatmulConv(x, c.k, true); got != c.want {
@@ -397,5 +397,56 @@ func TestMatmulConvChoice(t *testing.T) {
 			}
 		}
 		g.Finalize()
+	}
+}
+
+// TestConvMatmulTilesTheBatch: on the pure-Go backend an im2col matrix over the bound (the
+// resizer's 7x7 on the input at batch 64: 3.4 GB) is computed over slices of the batch instead of
+// falling back to the scalar convolution. Here with the bound lowered so that [5, 6, 7, 16] takes
+// two examples per slice: values against the host convolution, and the input and kernel gradients
+// against the untiled graph's.
+func TestConvMatmulTilesTheBatch(t *testing.T) {
+	xs, ks := []int{5, 6, 7, 16}, []int{3, 3, 16, 4}
+	xv, kv := roundToFloat32(values(numel(xs), 1, false)), roundToFloat32(values(numel(ks), 2, false))
+	want, _ := hostConv(xv, xs, kv, ks, 1, 1)
+	for _, be := range backendtest.All(t) {
+		if be.Name != "go" {
+			continue
+		}
+		be.Use(t)
+		x := backendtest.FloatTensor(xv, xs, dtypes.Float32)
+		k := backendtest.FloatTensor(kv, ks, dtypes.Float32)
+		run := func(bound int) [][]float64 {
+			saved := matmulConvMaxBytes
+			matmulConvMaxBytes = bound
+			defer func() { matmulConvMaxBytes = saved }()
+			outs := MustNewExec(be.Backend, func(x, k *Node) []*Node {
+				if !MatmulConv(x, 3, true) {
+					t.Fatalf("bound %d: the convolution is not a matrix product", bound)
+				}
+				y := convSame(x, k, true, true)
+				loss := ReduceAllSum(Mul(y, Sin(y)))
+				g := Gradient(loss, x, k)
+				return []*Node{ConvertDType(y, dtypes.Float64), ConvertDType(g[0], dtypes.Float64), ConvertDType(g[1], dtypes.Float64)}
+			}).MustExec(x, k)
+			var r [][]float64
+			for _, o := range outs {
+				r = append(r, tensors.MustCopyFlatData[float64](o))
+			}
+			return r
+		}
+		perExample := 6 * 7 * 16 * 9 * 4
+		tiled, whole := run(2*perExample), run(1<<30)
+		e := backendtest.RelDiff(tiled[0], want)
+		if e > 1e-6 {
+			t.Errorf("tiled convolution %.2g off the host convolution", e)
+		}
+		t.Logf("%s: tiled convolution %.2g off the host one; gradients %.2g, %.2g off untiled", be.Name, e,
+			backendtest.RelDiff(tiled[1], whole[1]), backendtest.RelDiff(tiled[2], whole[2]))
+		for i, name := range []string{"input", "kernel"} {
+			if e := backendtest.RelDiff(tiled[i+1], whole[i+1]); e > 1e-6 {
+				t.Errorf("%s gradient: tiled %.2g off untiled", name, e)
+			}
+		}
 	}
 }
