@@ -197,6 +197,7 @@ func (b *Builder) Done() *Node {
 	if err := b.validate(); err != nil {
 		exceptions.Panicf("densenet: %v", err)
 	}
+	layers.ApplyScope(b.scope, b.images.Graph())
 	n := &net{Builder: b, scope: b.scope.In("%s", b.name)}
 	x := n.stem(b.images)
 	for i, count := range b.blocks {

@@ -28,6 +28,7 @@ import (
 	"github.com/gomlx/gomlx/support/exceptions"
 
 	"github.com/learnresize/learnresize/densenet"
+	"github.com/learnresize/learnresize/internal/layers"
 	"github.com/learnresize/learnresize/internal/resources"
 	"github.com/learnresize/learnresize/resizer"
 	"github.com/learnresize/learnresize/resnet"
@@ -211,6 +212,7 @@ func build(scope *model.Scope, images *Node, cfg Config, rec *summary.Recorder, 
 	if images.Rank() != 4 || images.Shape().Dimensions[3] != 3 {
 		exceptions.Panicf("models: images must be [batch, height, width, 3], got %s", images.Shape())
 	}
+	layers.ApplyScope(scope, images.Graph()) // before the plain resize, which uses it too
 	x := images
 	if x.DType() != dtypes.Float32 {
 		x = ConvertDType(x, dtypes.Float32)

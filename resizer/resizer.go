@@ -142,6 +142,7 @@ func (b *Builder) Done() *Node {
 	if err := b.Config().Validate(); err != nil {
 		exceptions.Panicf("resizer: %v", err)
 	}
+	layers.ApplyScope(b.scope, b.images.Graph())
 	x := b.images
 	if x.Rank() != 4 || x.Shape().Dimensions[3] < 1 {
 		exceptions.Panicf("resizer: images must be NHWC with at least one channel, got shape %s", x.Shape())

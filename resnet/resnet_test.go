@@ -184,7 +184,6 @@ func TestTrainingGradients(t *testing.T) {
 	for _, v := range []Variant{Keras, Torchvision} {
 		initial := model.NewStore()
 		initial.SetParam(model.ParamInitialSeed, int64(11))
-		all[0].Use(t)
 		if _, err := model.CallOnce(all[0].Backend, initial, func(scope *model.Scope, g *Graph) *Node {
 			return tiny(New(scope, Zeros(g, shapes.Make(dtypes.Float32, 2, 32, 32, 3)))).Variant(v).Done()
 		}); err != nil {
@@ -192,7 +191,6 @@ func TestTrainingGradients(t *testing.T) {
 		}
 		var ref map[string][]float64
 		for _, be := range all {
-			be.Use(t)
 			store := localCopy(t, initial)
 			grads := trainingGradients(t, be, v, store)
 			if len(grads) < 30 {

@@ -63,7 +63,6 @@ func TestLoadTorchvision(t *testing.T) {
 	for _, file := range []string{"torchvision_resnet_small.safetensors", "torchvision_resnet_small.pth"} {
 		for _, be := range backendtest.All(t) {
 			t.Run(file+"/"+be.Name, func(t *testing.T) {
-				be.Use(t)
 				store := model.NewStore()
 				if err := LoadTorchvision(store, "resnet", "testdata/"+file); err != nil {
 					t.Fatal(err)

@@ -4,7 +4,8 @@
 //   - "go": GoMLX's pure-Go backend as package backend starts it, with internal/layers' portable
 //     formulations (its default there, and the ones ONNX Runtime runs, so that they are checked
 //     even where ONNX Runtime is absent);
-//   - "go-native": the same backend with GoMLX's native strided ops, the formulations XLA runs;
+//   - "go-native": a pure-Go backend of its own with GoMLX's native strided ops
+//     (platform.SetFormulation), the formulations XLA runs;
 //   - "onnx": ONNX Runtime on the CPU (GoMLX's compute-onnx), when its library is found;
 //   - "xla": only when GOMLX_BACKEND names an XLA configuration (the GPU machine runs the test
 //     binaries with "xla:<cuda plugin>"); then the list is "go-native" (the reference some tests
@@ -38,9 +39,6 @@ import (
 // EnvRequireONNX makes a missing ONNX Runtime library a test failure.
 const EnvRequireONNX = "LEARNRESIZE_REQUIRE_ONNX"
 
-// EnvPortable is internal/layers.EnvPortable (repeated here: layers' own tests use this package).
-const EnvPortable = "LEARNRESIZE_PORTABLE_OPS"
-
 // GoConfig is package backend's GoConfig (repeated here: nothing under internal/ imports backend).
 const GoConfig = "go:ops_sequential"
 
@@ -48,19 +46,18 @@ const GoConfig = "go:ops_sequential"
 type Backend struct {
 	Name string
 	compute.Backend
-	// Native: the model code must use GoMLX's native strided ops here, as on XLA (set by Use).
+	// Native: the model code uses GoMLX's native strided ops here, as on XLA (a backend of its own,
+	// whose platform.Formulation is platform.Native).
 	Native bool
 }
 
-// Use prepares the test to build graphs for this backend (the formulation switch of
-// internal/layers), until the test ends. Call it before building each graph.
-func (b Backend) Use(t testing.TB) {
-	t.Helper()
-	v := ""
-	if b.Native {
-		v = "0"
+// native starts a pure-Go backend of its own whose graphs use GoMLX's native strided ops.
+func native() (compute.Backend, error) {
+	b, err := compute.NewWithConfig(GoConfig)
+	if err == nil {
+		platform.SetFormulation(b, platform.Native)
 	}
-	t.Setenv(EnvPortable, v)
+	return b, err
 }
 
 var (
@@ -86,7 +83,7 @@ func All(t testing.TB) []Backend {
 					xlaErr = fmt.Errorf("%v", r)
 				}
 			}()
-			gob, err := compute.NewWithConfig(GoConfig)
+			gob, err := native()
 			if err != nil {
 				xlaErr = err
 				return
@@ -108,7 +105,11 @@ func All(t testing.TB) []Backend {
 		if err != nil {
 			panic(err)
 		}
-		backends = []Backend{{Name: "go", Backend: gob}, {Name: "go-native", Backend: gob, Native: true}}
+		gon, err := native()
+		if err != nil {
+			panic(err)
+		}
+		backends = []Backend{{Name: "go", Backend: gob}, {Name: "go-native", Backend: gon, Native: true}}
 		lib, _ := ortlib.Find()
 		onnxLib = lib
 		if lib == "" {

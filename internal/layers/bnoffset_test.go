@@ -117,7 +117,6 @@ func TestBatchNormLargeOffset(t *testing.T) {
 		}
 		tolGamma := max(tolParam, 3*backendtest.RelDiff(hostGamma, wantGamma))
 		for _, be := range backendtest.All(t) {
-			be.Use(t)
 			y, g, gGamma, gBeta, err := bnTrainFloat32(be.Backend, x32, r32, dims)
 			if err != nil {
 				t.Errorf("offset %g on %s: %v", offset, be.Name, err)

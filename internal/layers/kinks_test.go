@@ -81,7 +81,6 @@ func TestActivationsAtZero(t *testing.T) {
 		{"LeakyReLU(0.3)", func(x *Node) *Node { return LeakyReLU(x, 0.3) }, 0.3},
 	}
 	for _, be := range backendtest.All(t) {
-		be.Use(t)
 		for _, a := range acts {
 			for _, dtype := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
 				// Per element, relative: the rounding of the input (1e-30) or of r to the dtype, of alpha,
@@ -252,7 +251,6 @@ func TestMaxPool2DTies(t *testing.T) {
 			return MaxPool2D(x, c.window, c.stride)
 		}
 		for _, be := range backendtest.All(t) {
-			be.Use(t)
 			for _, dtype := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
 				y, g, err := runGrad(be.Backend, f, dtype, x, xd, r, yd)
 				if err != nil {

@@ -1,12 +1,12 @@
 package layers
 
 import (
-	"os"
 	"slices"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/support/exceptions"
 
 	"github.com/learnresize/learnresize/internal/platform"
@@ -29,28 +29,49 @@ import (
 // but slower: its ReduceWindow and SelectAndScatter are generic loops (14% of the CPU time of the
 // tutorial's training step in a profile), and with the portable forms that step went from 19.8-20.9 s
 // to 16.4-17.1 s on 2 cores (docs/BENCHMARKS.md).
-// Tests still run the native forms on it ($LEARNRESIZE_PORTABLE_OPS=0): they are what XLA runs.
+// Tests still run the native forms on it (platform.Native): they are what XLA runs.
 
-// EnvPortable chooses the formulations: unset or empty, GoMLX's native strided ops on XLA only and
-// the portable ones elsewhere; "0", the native ops on every backend that runs them (the pure-Go
-// backend and XLA: tests use it to check XLA's formulations on the CPU); any other value, the
-// portable ones everywhere (for tests and for comparing formulations on XLA).
-const EnvPortable = "LEARNRESIZE_PORTABLE_OPS"
+// EnvPortable is the environment variable that sets the process's default formulation
+// (platform.EnvFormulation: unset, the backend's own choice; "0", GoMLX's native ops wherever the
+// backend runs them; any other value, the portable forms everywhere). It is read once.
+const EnvPortable = platform.EnvFormulation
 
-// NativeStrided reports whether graphs for g's backend use GoMLX's strided ops and their gradients
-// as GoMLX emits them (see EnvPortable): by default on XLA only. Elsewhere the portable
-// formulations run.
-func NativeStrided(g *Graph) bool { return NativeStridedOn(g.Backend()) }
+// ParamFormulation is the hyperparameter (string) that chooses the formulation of the graphs built
+// under a scope: "" (unset: the backend's, see platform.FormulationOf), "native" or "portable". The
+// model builders (models.Build, resizer, densenet and resnet Done) apply it to their graph with
+// ApplyScope, so that each graph can choose its own, whatever the environment says.
+const ParamFormulation = "layers_formulation"
 
-// NativeStridedOn is NativeStrided for a backend.
-func NativeStridedOn(b compute.Backend) bool {
-	switch os.Getenv(EnvPortable) {
+type formulationKey struct{}
+
+// ApplyScope gives g the formulation ParamFormulation names under scope, if it is set; an unknown
+// value panics (model building reports errors by panicking, as GoMLX does).
+func ApplyScope(scope *model.Scope, g *Graph) {
+	switch v := model.GetParamOr(scope, ParamFormulation, ""); v {
 	case "":
-		return platform.Of(b).NativeStrided()
-	case "0":
-		return RunsStridedGradients(b)
+	case "native":
+		g.AttachState(formulationKey{}, platform.Native)
+	case "portable":
+		g.AttachState(formulationKey{}, platform.Portable)
+	default:
+		exceptions.Panicf("hyperparameter %s=%q: want \"native\", \"portable\" or unset", ParamFormulation, v)
 	}
-	return false
+}
+
+// NativeStrided reports whether g uses GoMLX's strided ops and their gradients as GoMLX emits them:
+// by the graph's own formulation (ApplyScope), else its backend's (platform.FormulationOf: XLA only
+// by default). Elsewhere the portable formulations run.
+func NativeStrided(g *Graph) bool {
+	f, ok := g.State(formulationKey{}).(platform.Formulation)
+	if !ok {
+		f = platform.FormulationOf(g.Backend())
+	}
+	return platform.Of(g.Backend()).NativeStridedWith(f)
+}
+
+// NativeStridedOn is NativeStrided for a graph on b that chooses no formulation of its own.
+func NativeStridedOn(b compute.Backend) bool {
+	return platform.Of(b).NativeStridedWith(platform.FormulationOf(b))
 }
 
 // RunsStridedGradients reports whether b runs the ops GoMLX's gradients of strided slices,

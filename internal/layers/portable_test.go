@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -14,6 +15,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/core/tensors"
 
+	"github.com/gomlx/gomlx/ml/model"
 	"github.com/learnresize/learnresize/internal/backendtest"
 )
 
@@ -224,7 +226,6 @@ func TestStridedOpsOnEveryBackend(t *testing.T) {
 		rv := values(numel(ydims), 3, false)
 		refY, refGX, refGK := hostReference(c, xv, kv, rv)
 		for _, be := range bs {
-			be.Use(t)
 			for _, dtype := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
 				if be.Name == "onnx" && dtype == dtypes.Float64 && c.k != nil {
 					continue // compute-onnx runs float64 convolutions in float32: checked in float32.
@@ -278,7 +279,6 @@ func TestConvInferenceFormulation(t *testing.T) {
 		{"7x7/2 valid", []int{2, 18, 18, 3}, []int{7, 7, 3, 4}, 2},
 	}
 	for _, be := range backendtest.All(t) {
-		be.Use(t)
 		worst := 0.0
 		for _, c := range cases {
 			conv := func(x, k *Node, training bool) *Node {
@@ -355,7 +355,6 @@ func TestEvenKernelGradientIsWrongInGoMLX(t *testing.T) {
 func TestNativeStridedNames(t *testing.T) {
 	want := map[string]bool{"go": false, "go-native": true, "onnx": false, "xla": true}
 	for _, be := range backendtest.All(t) {
-		be.Use(t)
 		if got := NativeStridedOn(be.Backend); got != want[be.Name] {
 			t.Errorf("NativeStridedOn(%s, Name() %q) = %v, want %v", be.Name, be.Backend.Name(), got, want[be.Name])
 		}
@@ -365,7 +364,6 @@ func TestNativeStridedNames(t *testing.T) {
 // TestMatmulConvChoice: which convolutions are written as matrix multiplications.
 func TestMatmulConvChoice(t *testing.T) {
 	for _, be := range backendtest.All(t) {
-		be.Use(t)
 		g := NewGraph(be.Backend, "choice")
 		goBackend := be.Name != "onnx"
 		if be.Name == "xla" { // XLA runs every convolution natively (cuDNN)
@@ -413,7 +411,6 @@ func TestConvMatmulTilesTheBatch(t *testing.T) {
 		if be.Name != "go" {
 			continue
 		}
-		be.Use(t)
 		x := backendtest.FloatTensor(xv, xs, dtypes.Float32)
 		k := backendtest.FloatTensor(kv, ks, dtypes.Float32)
 		run := func(bound int) [][]float64 {
@@ -449,4 +446,45 @@ func TestConvMatmulTilesTheBatch(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFormulationPerGraph: each graph takes its formulation from its scope's ParamFormulation
+// (ApplyScope), whatever the backend's default, so graphs of both kinds build side by side, in
+// parallel; unset, the backend's (the pure-Go backend: portable); an unknown value is refused.
+func TestFormulationPerGraph(t *testing.T) {
+	b := backendtest.All(t)[0].Backend // the pure-Go backend, portable by default
+	for _, c := range []struct {
+		value string
+		want  bool
+	}{{"native", true}, {"portable", false}, {"", false}, {"native", true}} {
+		t.Run(c.value, func(t *testing.T) {
+			t.Parallel()
+			store := model.NewStore()
+			if c.value != "" {
+				store.SetParam(ParamFormulation, c.value)
+			}
+			var got bool
+			if _, err := model.CallOnce(b, store, func(scope *model.Scope, g *Graph) *Node {
+				ApplyScope(scope, g)
+				got = NativeStrided(g)
+				return Const(g, float32(0))
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if got != c.want {
+				t.Errorf("%s=%q: NativeStrided = %v, want %v", ParamFormulation, c.value, got, c.want)
+			}
+		})
+	}
+	t.Run("unknown", func(t *testing.T) {
+		store := model.NewStore()
+		store.SetParam(ParamFormulation, "fast")
+		_, err := model.CallOnce(b, store, func(scope *model.Scope, g *Graph) *Node {
+			ApplyScope(scope, g)
+			return Const(g, float32(0))
+		})
+		if err == nil || !strings.Contains(err.Error(), ParamFormulation) {
+			t.Errorf("%s=\"fast\": %v, want an error naming the hyperparameter", ParamFormulation, err)
+		}
+	})
 }

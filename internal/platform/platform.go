@@ -10,6 +10,7 @@
 package platform
 
 import (
+	"os"
 	"strings"
 	"sync"
 
@@ -119,3 +120,59 @@ func (k Kind) DenseResize() bool { return k.XLA() }
 // memory check): on the CPU backends whose allocators were measured, ONNX Runtime and pure Go. XLA
 // on a GPU holds its memory on the GPU; XLA on the CPU has not been measured.
 func (k Kind) MemoryEstimated() bool { return k == Go || k == ONNX }
+
+// Formulation chooses how graphs write strided slices, pooling and convolutions (internal/layers):
+// as the backend's Kind prefers (NativeStrided), as GoMLX's native ops wherever the backend runs
+// them (the pure-Go backend and XLA), or in the portable forms everywhere.
+type Formulation int
+
+const (
+	// ByKind is the backend's own choice (Kind.NativeStrided): native on XLA, portable elsewhere.
+	ByKind Formulation = iota
+	// Native is GoMLX's native strided ops where the backend runs them (tests check XLA's
+	// formulations with it on the pure-Go backend).
+	Native
+	// Portable is the portable forms everywhere (for tests and comparisons on XLA).
+	Portable
+)
+
+// EnvFormulation sets the process's default Formulation (read once, at the first graph that asks):
+// unset or empty, ByKind; "0", Native; any other value, Portable.
+const EnvFormulation = "LEARNRESIZE_PORTABLE_OPS"
+
+var (
+	defaultFormulation = sync.OnceValue(func() Formulation {
+		switch os.Getenv(EnvFormulation) {
+		case "":
+			return ByKind
+		case "0":
+			return Native
+		}
+		return Portable
+	})
+	formulations sync.Map // compute.Backend -> Formulation (SetFormulation)
+)
+
+// SetFormulation makes f the formulation of every graph built on b that does not choose its own
+// (internal/layers.ParamFormulation). Tests give a backend of its own each formulation they check.
+func SetFormulation(b compute.Backend, f Formulation) { formulations.Store(b, f) }
+
+// FormulationOf is b's formulation: SetFormulation's, else the process default (EnvFormulation).
+func FormulationOf(b compute.Backend) Formulation {
+	if f, ok := formulations.Load(b); ok {
+		return f.(Formulation)
+	}
+	return defaultFormulation()
+}
+
+// NativeStridedWith reports whether a graph on a backend of this Kind with formulation f uses
+// GoMLX's native strided ops.
+func (k Kind) NativeStridedWith(f Formulation) bool {
+	switch f {
+	case Native:
+		return k.RunsStridedGradients()
+	case Portable:
+		return false
+	}
+	return k.NativeStrided()
+}
