@@ -83,7 +83,6 @@ func TestResizeOnPhotoLikeInputs(t *testing.T) {
 			wantG := backendtest.CentralDifferences(x, 0.5, loss) // the op is linear: any step is exact
 			convex := m != Bicubic                                // bilinear, area and nearest average: no overshoot past 0 or 1
 			for _, be := range backendtest.All(t) {
-				be.Use(t)
 				for _, dtype := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
 					for _, f := range []Formulation{Auto, Dense, Banded} {
 						name := fmt.Sprintf("%s %v->%dx%d %s on %s %s", m, shape, s.oh, s.ow, f, be.Name, dtype)

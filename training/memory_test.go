@@ -17,7 +17,6 @@ import (
 // twice the batch needs about twice the memory, and the process estimate is above the values.
 func TestStepMemoryScalesWithBatch(t *testing.T) {
 	for _, be := range backendtest.All(t) {
-		be.Use(t)
 		cfg := Small()
 		p8, err := StepMemory(be.Backend, cfg.Model, 8, cfg.LabelSmoothing)
 		if err != nil {
@@ -53,7 +52,6 @@ func TestCheckMemoryRefusesWhatCannotFit(t *testing.T) {
 		if be.Name == "xla" {
 			continue // no estimate: its memory is a GPU's
 		}
-		be.Use(t)
 		cfg := Small()
 		cfg.Model.InputHeight, cfg.Model.InputWidth = 4000, 4000
 		cfg.BatchSize = 64
@@ -102,7 +100,6 @@ func TestGraphsReleasedWhenMemoryIsShort(t *testing.T) {
 		if be.Name == "xla" {
 			continue // no estimate: its memory is a GPU's
 		}
-		be.Use(t)
 		cfg := tinyConfig()
 		cfg.Epochs = 2
 		kept, err := Fit(context.Background(), be.Backend, cfg, tinyData(), Options{Dir: t.TempDir()})

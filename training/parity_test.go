@@ -187,7 +187,6 @@ func TestTrainStepParityWithPyTorch(t *testing.T) {
 	fx := loadTrainStepFixture(t)
 	c := fx.Config
 	for _, be := range backendtest.All(t) {
-		be.Use(t)
 		for _, name := range []string{"resizer", "baseline"} {
 			want := fx.Models[name]
 			paths := fx.gradientPaths(name)
@@ -239,7 +238,6 @@ func TestTrainStepParityFloat64(t *testing.T) {
 		if be.Name == "onnx" {
 			continue
 		}
-		be.Use(t)
 		for _, name := range []string{"resizer", "baseline"} {
 			want := fx.Models[name]
 			paths := fx.gradientPaths(name)

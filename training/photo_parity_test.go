@@ -344,7 +344,6 @@ func (fx *photoFixture) sampled(t *testing.T, name, path string, grad []float64)
 func checkStep(t *testing.T, fx *photoFixture, kinkFloor float64) {
 	t.Helper()
 	for _, be := range backendtest.All(t) {
-		be.Use(t)
 		for _, name := range []string{"resizer", "baseline"} {
 			paths := slices.Sorted(maps.Keys(fx.trainableShapes(name)))
 			what := fmt.Sprintf("%s on %s", name, be.Name)
@@ -387,7 +386,6 @@ func TestPhotoParitySmall(t *testing.T) {
 	fx := loadPhotoFixture(t, "photo_parity_small.safetensors")
 	checkStep(t, fx, 0)
 	for _, be := range backendtest.All(t) {
-		be.Use(t)
 		for _, name := range []string{"resizer", "baseline"} {
 			trainSteps(t, be, fx, name)
 		}
