@@ -118,6 +118,7 @@ func (i Info) kind() platform.Kind {
 }
 
 // New picks, starts and describes the backend following the package rule.
+// (One piece: the package rule's steps in their order, each a few lines, as the doc lists them.)
 func New() (compute.Backend, Info, error) {
 	if cfg, ok := os.LookupEnv(EnvBackend); ok && cfg != "" {
 		reason := "set by " + EnvBackend

@@ -66,6 +66,7 @@ type Prepared struct {
 //
 // The cache key includes the source's Fingerprint, so a changed zip or folder gets a new cache; old
 // cache files are not deleted (they live in opts.CacheDir).
+// (One sequence: resolve the splits, find or build the cache, check it, slice it; each step a call.)
 func Prepare(ctx context.Context, src *Source, splits []string, opts PrepareOptions) (*Prepared, error) {
 	if src == nil {
 		return nil, errors.New("prepare: nil source")

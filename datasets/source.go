@@ -326,6 +326,7 @@ type folderLayout struct {
 // walkFolder lists root, naming files relative to base: every file that does not become an example
 // is recorded in s.skipped with its reason, and the fingerprint lines (name, size, modification
 // time) go to fp. Symbolic links are followed to files, not into directories.
+// (One piece: the walk's callback decides each file's fate in one place, with its skip reason.)
 func (s *Source) walkFolder(root, base string, l folderLayout, fp io.Writer) ([]entry, error) {
 	var all []entry
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, walkErr error) error {

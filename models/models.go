@@ -205,6 +205,8 @@ func Build(scope *model.Scope, images *Node, cfg Config, rec *summary.Recorder) 
 }
 
 // build is Build; with expand the backbone records its own layers instead of one row.
+// (One piece: the Keras model's layers in order, rescaling, resize, normalisation, backbone, each
+// recorded for the summary as it is built.)
 func build(scope *model.Scope, images *Node, cfg Config, rec *summary.Recorder, expand bool) *Node {
 	if err := cfg.Validate(); err != nil {
 		exceptions.Panicf("models: %v", err)

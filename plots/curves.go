@@ -170,6 +170,7 @@ func withLegendBelow(f *Figure, legend plot.Legend) *Figure {
 // ComparisonBars draws the tutorial's comparison as bars of final top-1 validation accuracy per model
 // (mean over seeds, with ±1 standard deviation error bars when there are several seeds), each bar in
 // its model's colour (ModelColor, as in Curves).
+// (One piece: one plot's bars, error bars, labels and axes, drawn in the order they stack.)
 func ComparisonBars(cmp *training.Comparison) (*Figure, error) {
 	if cmp == nil || len(cmp.Rows) == 0 {
 		return nil, errors.New("plots: empty comparison")

@@ -45,6 +45,8 @@ func LoadTorchvisionBackbone(store *model.Store, name, path string) error {
 	return loadTorchvision(store, name, path, true)
 }
 
+// loadTorchvision is LoadTorchvision and LoadTorchvisionBackbone. (One piece: read the file, map
+// every torchvision name to its Keras variable, check shapes, then set them all or none.)
 func loadTorchvision(store *model.Store, name, path string, skipClassifier bool) error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("resnet.LoadTorchvision(%s): "+format, append([]any{path}, args...)...)

@@ -17,6 +17,8 @@ import (
 
 // trainEpoch runs one epoch's training steps (epoch is 0-based) and returns its statistics, the
 // validation ones left zero.
+// (One piece: the loop's per-step bookkeeping, timing, compiling steps, loss sums and the bar,
+// reads best in the order each step does it.)
 func (r *run) trainEpoch(ctx context.Context, epoch int, ds train.Dataset, bar *progress) (EpochStats, error) {
 	stats := EpochStats{Epoch: epoch + 1}
 	if s, ok := ds.(EpochSetter); ok {

@@ -47,6 +47,7 @@ const (
 // The result is a Comparison with the four rows in that order (row lowres has one evaluation per
 // seed, its best equals its final accuracy). cfg.Model.Resizer is ignored; cfg.FreezeBackboneEpochs
 // applies to stage 1. Interrupted runs continue with opt.Resume.
+// (One piece: the experiment's stages per seed in the order listed above, each a call.)
 func WarmStart(ctx context.Context, b compute.Backend, cfg Config, data Data, seeds []int64, opt WarmStartOptions) (*Comparison, error) {
 	if len(seeds) == 0 {
 		seeds = []int64{cfg.Seed}

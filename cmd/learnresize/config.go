@@ -94,6 +94,7 @@ func addConfigFlags(fs *flag.FlagSet, groups flagGroup) *configFlags {
 }
 
 // resolve finishes the configuration after parsing and validates it.
+// (One piece: one check per flag in flag order, each returning its own usage error.)
 func (c *configFlags) resolve() (training.Config, error) {
 	cfg := c.cfg
 	m := &cfg.Model

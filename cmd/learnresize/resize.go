@@ -20,6 +20,9 @@ import (
 	"github.com/learnresize/learnresize/resizer"
 )
 
+// runResize is the resize command: its flags, the model, the inputs and their output names
+// (refusing collisions before anything is written), then resizeOne per image. (One sequence of
+// checks, each with its own error for the user.)
 func runResize(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("resize", stderr, "resize -checkpoint DIR [-out DIR] [-inp N|HxW|0] [-display auto|clip|minmax|/N] IMAGE|FOLDER ...")
 	ckpt := fs.String("checkpoint", "", "a training run directory (its latest checkpoint is used) or a GoMLX checkpoint directory")
