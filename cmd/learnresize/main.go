@@ -41,23 +41,24 @@ type command struct {
 
 // commands is every command, by name: the usage lists them in this order.
 var commands = map[string]command{
-	"compare":   {"train both models from the same initial weights and print the tutorial's table", runCompare},
-	"warmstart": {"the paper's warm-start experiment: fine-tune at -inp, evaluate at -target, warm-start a resizer there", runWarmStart},
-	"train":     {"train one model (-baseline: plain resize instead of the learnable resizer)", runTrain},
-	"resize":    {"apply a trained resizer to image files or folders (PNG outputs and side-by-side views)", runResize},
-	"summary":   {"Keras-style summary of the model (-baseline for the plain-resize one)", runSummary},
-	"download":  {"download (or verify) the cats_vs_dogs zip and report what TFDS's rule keeps", runDownload},
-	"export":    {"copy a split's original images into a folder (the same examples for another framework)", runExport},
-	"bench":     {"time the resize op, the resizer, train and eval steps, and the input pipeline", runBench},
+	"compare":     {"train both models from the same initial weights and print the tutorial's table", runCompare},
+	"warmstart":   {"the paper's warm-start experiment: fine-tune at -inp, evaluate at -target, warm-start a resizer there", runWarmStart},
+	"train":       {"train one model (-baseline: plain resize instead of the learnable resizer)", runTrain},
+	"resize":      {"apply a trained resizer to image files or folders (PNG outputs and side-by-side views)", runResize},
+	"export-onnx": {"write a trained run's learnable resizer as resizer.onnx, for ONNX Runtime and other runtimes", runExportONNX},
+	"summary":     {"Keras-style summary of the model (-baseline for the plain-resize one)", runSummary},
+	"download":    {"download (or verify) the cats_vs_dogs zip and report what TFDS's rule keeps", runDownload},
+	"export":      {"copy a split's original images into a folder (the same examples for another framework)", runExport},
+	"bench":       {"time the resize op, the resizer, train and eval steps, and the input pipeline", runBench},
 }
 
 // commandOrder is the order of the usage text: the main job first.
-var commandOrder = []string{"compare", "warmstart", "train", "resize", "summary", "download", "export", "bench"}
+var commandOrder = []string{"compare", "warmstart", "train", "resize", "export-onnx", "summary", "download", "export", "bench"}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: learnresize <command> [flags]\n\nCommands:")
 	for _, n := range commandOrder {
-		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'learnresize <command> -h' for a command's flags.")
 }

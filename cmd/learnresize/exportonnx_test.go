@@ -1,0 +1,35 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestExportONNX: export-onnx writes resizer.onnx from a run folder and says what it holds; it
+// refuses to overwrite without -force (exit 1), missing flags (exit 2) and a run without a
+// learnable resizer, naming the problem. (onnxexport's tests run the file in ONNX Runtime.)
+func TestExportONNX(t *testing.T) {
+	out := t.TempDir()
+	run := filepath.Join("..", "..", "training", "testdata", "run-2026-12-01")
+	code, stdout, stderr := runCLI(t, "export-onnx", "-checkpoint", run, "-out", out)
+	if code != 0 || !strings.Contains(stdout, "resizer.onnx") || !strings.Contains(stdout, `output "resized" [N, 32, 32, 3]`) {
+		t.Fatalf("export-onnx exited %d:\n%s\n%s", code, stdout, stderr)
+	}
+	if fi, err := os.Stat(filepath.Join(out, "resizer.onnx")); err != nil || fi.Size() < 1000 {
+		t.Fatalf("resizer.onnx: %v %v", fi, err)
+	}
+	if code, _, stderr := runCLI(t, "export-onnx", "-checkpoint", run, "-out", out); code != 1 || !strings.Contains(stderr, "-force") {
+		t.Errorf("second export without -force: exit %d, %q", code, stderr)
+	}
+	if code, _, _ := runCLI(t, "export-onnx", "-checkpoint", run, "-out", out, "-force"); code != 0 {
+		t.Errorf("-force: exit %d", code)
+	}
+	if code, _, stderr := runCLI(t, "export-onnx", "-out", out); code != 2 || !strings.Contains(stderr, "-checkpoint") {
+		t.Errorf("no -checkpoint: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "export-onnx", "-checkpoint", t.TempDir(), "-out", t.TempDir()); code != 1 || stderr == "" {
+		t.Errorf("a folder without a resizer: exit %d, %q", code, stderr)
+	}
+}

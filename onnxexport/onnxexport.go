@@ -1,0 +1,262 @@
+// Package onnxexport writes trained models as ONNX files, so that a resizer trained here runs in
+// other runtimes (ONNX Runtime from Python, C++, JavaScript; anything that reads ONNX).
+//
+// The ONNX graph is written from the model's own structure, layer by layer, with standard opset-18
+// operators and names that read like the Keras layers (conv2d_1, batch_normalization, ...): not
+// translated from a GoMLX graph, whose CPU formulations (im2col, strided slices, banded resizes) are
+// an implementation detail of training. Batch norm is exported in inference form (its moving
+// statistics). The protobuf types are compute-onnx's (github.com/gomlx/compute-onnx/support/protos,
+// generated from ONNX's own onnx-ml.proto), marshalled with google.golang.org/protobuf.
+package onnxexport
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/gomlx/compute-onnx/support/protos"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/learnresize/learnresize/resizer"
+)
+
+// Opset is the ONNX operator set the files use (Resize's axes attribute needs 18).
+const Opset = 18
+
+// The input and output names of resizer.onnx.
+const (
+	ResizerInput  = "images"
+	ResizerOutput = "resized"
+)
+
+// Resizer returns the trained resizer m as an ONNX model: input "images", float32 [N, H, W, 3]
+// (N, H and W free; values as the resizer was trained on, pixels / 255 in the tutorial), output
+// "resized", float32 [N, target height, target width, 3], unclipped, as Model.ResizeTensor gives.
+// Only bilinear resizers are exported: tf.image.resize's bilinear with half-pixel centres is ONNX's
+// Resize (linear, half_pixel); its bicubic (weights quantised to 1/1024) and area have no exact
+// ONNX equivalent.
+func Resizer(m *resizer.Model) ([]byte, error) {
+	cfg := m.Config()
+	if cfg.Interpolation != resizer.Bilinear {
+		return nil, fmt.Errorf("onnxexport: resizer with %s interpolation: only bilinear resizers export exactly to ONNX's Resize", cfg.Interpolation)
+	}
+	w := &writer{store: m.Store(), prefix: "/" + resizer.ScopeName + "/"}
+	// NHWC in, as the Go model takes it; ONNX's convolutions are NCHW.
+	x := w.node("Transpose", "images_nchw", []string{ResizerInput}, ints("perm", 0, 3, 1, 2))
+	sizes := w.constInt64("target_size", int64(cfg.TargetHeight), int64(cfg.TargetWidth))
+	resize := func(name, in string) string {
+		return w.node("Resize", name, []string{in, "", "", sizes},
+			str("mode", "linear"), str("coordinate_transformation_mode", "half_pixel"), ints("axes", 2, 3))
+	}
+	convs, bns := 0, 0
+	conv := func(in string, kernel int, bias bool) string {
+		name := kerasName("conv2d", convs)
+		convs++
+		return w.conv(name, in, kernel, bias)
+	}
+	bn := func(in string) string {
+		name := kerasName("batch_normalization", bns)
+		bns++
+		return w.batchNorm(name, in)
+	}
+	leaky := func(in string) string {
+		return w.node("LeakyRelu", in+"_leaky_re_lu", []string{in}, float("alpha", resizer.LeakyAlpha))
+	}
+	// The layers of resizer.Builder.Done, in its order (and so its Keras names).
+	naive := resize("naive_resize", x)
+	h := leaky(conv(x, 7, true))
+	h = bn(leaky(conv(h, 1, true)))
+	bottleneck := resize("bottleneck_resize", h)
+	r := bottleneck
+	for i := range cfg.ResBlocks {
+		y := leaky(bn(conv(r, 3, false)))
+		y = bn(conv(y, 3, false))
+		r = w.node("Add", fmt.Sprintf("residual_block_%d", i), []string{r, y})
+	}
+	r = w.node("Add", "projection", []string{bn(conv(r, 3, false)), bottleneck})
+	out := w.node("Add", "resizer_output_nchw", []string{conv(r, 7, true), naive})
+	w.node("Transpose", ResizerOutput, []string{out}, ints("perm", 0, 2, 3, 1))
+	if w.err != nil {
+		return nil, w.err
+	}
+	if unused := w.unused(); len(unused) > 0 {
+		return nil, fmt.Errorf("onnxexport: the resizer's variables %s were not exported (a layer this writer does not know)", strings.Join(unused, ", "))
+	}
+	g := &protos.GraphProto{
+		Name:        "learnable_resizer",
+		Node:        w.nodes,
+		Initializer: w.inits,
+		Input:       []*protos.ValueInfoProto{valueInfo(ResizerInput, dim("N"), dim("H"), dim("W"), fixed(3))},
+		Output: []*protos.ValueInfoProto{valueInfo(ResizerOutput, dim("N"),
+			fixed(int64(cfg.TargetHeight)), fixed(int64(cfg.TargetWidth)), fixed(3))},
+	}
+	return marshal(g, fmt.Sprintf("learnable resizer %s", cfg))
+}
+
+// WriteResizer writes Resizer(m) to path.
+func WriteResizer(m *resizer.Model, path string) error {
+	b, err := Resizer(m)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+func marshal(g *protos.GraphProto, doc string) ([]byte, error) {
+	mp := &protos.ModelProto{
+		IrVersion:       8, // ONNX 1.13+, the IR of opset 18
+		OpsetImport:     []*protos.OperatorSetIdProto{{Domain: "", Version: Opset}},
+		ProducerName:    "learnresize",
+		ProducerVersion: "onnxexport",
+		DocString:       doc,
+		Graph:           g,
+	}
+	b, err := proto.Marshal(mp)
+	if err != nil {
+		return nil, fmt.Errorf("onnxexport: %w", err)
+	}
+	return b, nil
+}
+
+// writer accumulates an ONNX graph's nodes and initializers, reading the weights from a store.
+type writer struct {
+	store  *model.Store
+	prefix string // the scope of the variables read, e.g. "/learnable_resizer/"
+	nodes  []*protos.NodeProto
+	inits  []*protos.TensorProto
+	used   map[string]bool
+	err    error
+}
+
+// node adds an operator whose single output is named name, and returns that name.
+func (w *writer) node(op, name string, inputs []string, attrs ...*protos.AttributeProto) string {
+	w.nodes = append(w.nodes, &protos.NodeProto{OpType: op, Name: name, Input: inputs, Output: []string{name}, Attribute: attrs})
+	return name
+}
+
+// variable returns the float32 values and dimensions of the store's variable at prefix+path.
+func (w *writer) variable(path string) ([]float32, []int) {
+	if w.err != nil {
+		return nil, nil
+	}
+	full := w.prefix + path
+	v := w.store.GetVariable(full)
+	if v == nil {
+		w.err = fmt.Errorf("onnxexport: variable %s not found", full)
+		return nil, nil
+	}
+	if w.used == nil {
+		w.used = map[string]bool{}
+	}
+	w.used[full] = true
+	t, err := v.Value()
+	if err != nil {
+		w.err = fmt.Errorf("onnxexport: %s: %w", full, err)
+		return nil, nil
+	}
+	if t.DType() != dtypes.Float32 {
+		w.err = fmt.Errorf("onnxexport: %s is %s, want float32", full, t.DType())
+		return nil, nil
+	}
+	return tensors.MustCopyFlatData[float32](t), t.Shape().Dimensions
+}
+
+// unused lists the store's variables under the prefix that no layer read (optimizer state and
+// GoMLX's own are outside the prefix).
+func (w *writer) unused() []string {
+	var out []string
+	for v := range w.store.IterVariables() {
+		if p := v.Path(); strings.HasPrefix(p, w.prefix) && !w.used[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (w *writer) initializer(name string, dims []int64, vals []float32) string {
+	w.inits = append(w.inits, &protos.TensorProto{Name: name, Dims: dims, DataType: int32(protos.TensorProto_FLOAT), FloatData: vals})
+	return name
+}
+
+func (w *writer) constInt64(name string, vals ...int64) string {
+	w.inits = append(w.inits, &protos.TensorProto{Name: name, Dims: []int64{int64(len(vals))}, DataType: int32(protos.TensorProto_INT64), Int64Data: vals})
+	return name
+}
+
+// conv adds a Keras Conv2D (stride 1, "same" padding, odd kernel) named name: its kernel, stored
+// [k, k, in, out] as Keras does, written [out, in, k, k] as ONNX wants.
+func (w *writer) conv(name, in string, kernel int, bias bool) string {
+	vals, d := w.variable(name + "/kernel")
+	if w.err != nil {
+		return name
+	}
+	if len(d) != 4 || d[0] != kernel || d[1] != kernel {
+		w.err = fmt.Errorf("onnxexport: %s/kernel has shape %v, want [%d, %d, in, out]", name, d, kernel, kernel)
+		return name
+	}
+	k, cin, cout := d[0], d[2], d[3]
+	oihw := make([]float32, len(vals))
+	for i := range k {
+		for j := range k {
+			for c := range cin {
+				for o := range cout {
+					oihw[((o*cin+c)*k+i)*k+j] = vals[((i*k+j)*cin+c)*cout+o]
+				}
+			}
+		}
+	}
+	inputs := []string{in, w.initializer(name+"/kernel", []int64{int64(cout), int64(cin), int64(k), int64(k)}, oihw)}
+	if bias {
+		b, _ := w.variable(name + "/bias")
+		inputs = append(inputs, w.initializer(name+"/bias", []int64{int64(cout)}, b))
+	}
+	p := int64(k / 2)
+	return w.node("Conv", name, inputs, ints("kernel_shape", int64(k), int64(k)), ints("pads", p, p, p, p))
+}
+
+// batchNorm adds a Keras BatchNormalization in inference form (moving statistics).
+func (w *writer) batchNorm(name, in string) string {
+	inputs := []string{in}
+	for _, v := range []string{"gamma", "beta", "moving_mean", "moving_variance"} {
+		vals, _ := w.variable(name + "/" + v)
+		inputs = append(inputs, w.initializer(name+"/"+v, []int64{int64(len(vals))}, vals))
+	}
+	return w.node("BatchNormalization", name, inputs, float("epsilon", resizer.BatchNormEpsilon))
+}
+
+// kerasName numbers layers as Keras does: conv2d, conv2d_1, ...
+func kerasName(base string, i int) string {
+	if i == 0 {
+		return base
+	}
+	return fmt.Sprintf("%s_%d", base, i)
+}
+
+func ints(name string, v ...int64) *protos.AttributeProto {
+	return &protos.AttributeProto{Name: name, Type: protos.AttributeProto_INTS, Ints: v}
+}
+
+func float(name string, v float64) *protos.AttributeProto {
+	return &protos.AttributeProto{Name: name, Type: protos.AttributeProto_FLOAT, F: float32(v)}
+}
+
+func str(name, v string) *protos.AttributeProto {
+	return &protos.AttributeProto{Name: name, Type: protos.AttributeProto_STRING, S: []byte(v)}
+}
+
+func dim(param string) *protos.TensorShapeProto_Dimension {
+	return &protos.TensorShapeProto_Dimension{Value: &protos.TensorShapeProto_Dimension_DimParam{DimParam: param}}
+}
+
+func fixed(n int64) *protos.TensorShapeProto_Dimension {
+	return &protos.TensorShapeProto_Dimension{Value: &protos.TensorShapeProto_Dimension_DimValue{DimValue: n}}
+}
+
+func valueInfo(name string, dims ...*protos.TensorShapeProto_Dimension) *protos.ValueInfoProto {
+	return &protos.ValueInfoProto{Name: name, Type: &protos.TypeProto{Value: &protos.TypeProto_TensorType{
+		TensorType: &protos.TypeProto_Tensor{ElemType: int32(protos.TensorProto_FLOAT), Shape: &protos.TensorShapeProto{Dim: dims}},
+	}}}
+}
