@@ -285,6 +285,10 @@ func LoadPretrainedBackbone(store *model.Store, cfg Config, path string) error {
 }
 
 // normalizeImageNet maps NHWC images in [0, 1] to (x - mean) / std per RGB channel.
+// ImageNetStatistics are the channel means and standard deviations NormalizeImageNet uses (RGB,
+// for pixels in [0, 1]), for code that must normalise as the model does (onnxexport).
+func ImageNetStatistics() (mean, std [3]float64) { return imageNetMean, imageNetStd }
+
 func normalizeImageNet(x *Node) *Node {
 	g := x.Graph()
 	mean := ConvertDType(Const(g, []float32{float32(imageNetMean[0]), float32(imageNetMean[1]), float32(imageNetMean[2])}), x.DType())

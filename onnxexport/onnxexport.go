@@ -40,36 +40,67 @@ const (
 // ONNX equivalent.
 func Resizer(m *resizer.Model) ([]byte, error) {
 	cfg := m.Config()
-	if cfg.Interpolation != resizer.Bilinear {
-		return nil, fmt.Errorf("onnxexport: resizer with %s interpolation: only bilinear resizers export exactly to ONNX's Resize", cfg.Interpolation)
+	if err := exportable(cfg.Interpolation); err != nil {
+		return nil, err
 	}
-	w := &writer{store: m.Store(), prefix: "/" + resizer.ScopeName + "/"}
+	w := &writer{store: m.Store()}
 	// NHWC in, as the Go model takes it; ONNX's convolutions are NCHW.
 	x := w.node("Transpose", "images_nchw", []string{ResizerInput}, ints("perm", 0, 3, 1, 2))
-	sizes := w.constInt64("target_size", int64(cfg.TargetHeight), int64(cfg.TargetWidth))
-	resize := func(name, in string) string {
-		return w.node("Resize", name, []string{in, "", "", sizes},
-			str("mode", "linear"), str("coordinate_transformation_mode", "half_pixel"), ints("axes", 2, 3))
+	out := w.resizer(x, cfg)
+	w.node("Transpose", ResizerOutput, []string{out}, ints("perm", 0, 2, 3, 1))
+	if err := w.check("/" + resizer.ScopeName + "/"); err != nil {
+		return nil, err
 	}
+	g := &protos.GraphProto{
+		Name:        "learnable_resizer",
+		Node:        w.nodes,
+		Initializer: w.inits,
+		Input:       []*protos.ValueInfoProto{valueInfo(ResizerInput, protos.TensorProto_FLOAT, dim("N"), dim("H"), dim("W"), fixed(3))},
+		Output: []*protos.ValueInfoProto{valueInfo(ResizerOutput, protos.TensorProto_FLOAT, dim("N"),
+			fixed(int64(cfg.TargetHeight)), fixed(int64(cfg.TargetWidth)), fixed(3))},
+	}
+	return marshal(g, fmt.Sprintf("learnable resizer %s", cfg))
+}
+
+// exportable refuses the interpolations ONNX's Resize does not compute exactly.
+func exportable(m resizer.Method) error {
+	if m != resizer.Bilinear {
+		return fmt.Errorf("onnxexport: %s interpolation: only bilinear (tf.image.resize's, half-pixel centres) exports exactly, "+
+			"as ONNX's Resize linear half_pixel; its bicubic (weights quantised to 1/1024) and area have no exact equivalent", m)
+	}
+	return nil
+}
+
+// resize adds tf.image.resize's bilinear (half-pixel centres, no antialiasing) of NCHW in to the
+// target size: ONNX's Resize, linear, half_pixel, on the spatial axes.
+func (w *writer) resize(name, in string, height, width int) string {
+	sizes := w.constInt64(name+"/size", int64(height), int64(width))
+	return w.node("Resize", name, []string{in, "", "", sizes},
+		str("mode", "linear"), str("coordinate_transformation_mode", "half_pixel"), ints("axes", 2, 3))
+}
+
+// resizer adds the learnable resizer's layers (resizer.Builder.Done's, in its order and so with its
+// Keras names) on NCHW in, its variables under /learnable_resizer/, and returns its output.
+func (w *writer) resizer(x string, cfg resizer.Config) string {
+	scope := "/" + resizer.ScopeName + "/"
 	convs, bns := 0, 0
 	conv := func(in string, kernel int, bias bool) string {
 		name := kerasName("conv2d", convs)
 		convs++
-		return w.conv(name, in, kernel, bias)
+		return w.conv(scope, name, in, kernel, 1, bias)
 	}
 	bn := func(in string) string {
 		name := kerasName("batch_normalization", bns)
 		bns++
-		return w.batchNorm(name, in)
+		return w.batchNorm(scope, name, in, resizer.BatchNormEpsilon)
 	}
 	leaky := func(in string) string {
 		return w.node("LeakyRelu", in+"_leaky_re_lu", []string{in}, float("alpha", resizer.LeakyAlpha))
 	}
-	// The layers of resizer.Builder.Done, in its order (and so its Keras names).
-	naive := resize("naive_resize", x)
+	naive := w.resize("naive_resize", x, cfg.TargetHeight, cfg.TargetWidth)
 	h := leaky(conv(x, 7, true))
 	h = bn(leaky(conv(h, 1, true)))
-	bottleneck := resize("bottleneck_resize", h)
+	bottleneck := w.resize("bottleneck_resize", h, cfg.TargetHeight, cfg.TargetWidth)
 	r := bottleneck
 	for i := range cfg.ResBlocks {
 		y := leaky(bn(conv(r, 3, false)))
@@ -77,23 +108,7 @@ func Resizer(m *resizer.Model) ([]byte, error) {
 		r = w.node("Add", fmt.Sprintf("residual_block_%d", i), []string{r, y})
 	}
 	r = w.node("Add", "projection", []string{bn(conv(r, 3, false)), bottleneck})
-	out := w.node("Add", "resizer_output_nchw", []string{conv(r, 7, true), naive})
-	w.node("Transpose", ResizerOutput, []string{out}, ints("perm", 0, 2, 3, 1))
-	if w.err != nil {
-		return nil, w.err
-	}
-	if unused := w.unused(); len(unused) > 0 {
-		return nil, fmt.Errorf("onnxexport: the resizer's variables %s were not exported (a layer this writer does not know)", strings.Join(unused, ", "))
-	}
-	g := &protos.GraphProto{
-		Name:        "learnable_resizer",
-		Node:        w.nodes,
-		Initializer: w.inits,
-		Input:       []*protos.ValueInfoProto{valueInfo(ResizerInput, dim("N"), dim("H"), dim("W"), fixed(3))},
-		Output: []*protos.ValueInfoProto{valueInfo(ResizerOutput, dim("N"),
-			fixed(int64(cfg.TargetHeight)), fixed(int64(cfg.TargetWidth)), fixed(3))},
-	}
-	return marshal(g, fmt.Sprintf("learnable resizer %s", cfg))
+	return w.node("Add", "learnable_resizer", []string{conv(r, 7, true), naive})
 }
 
 // WriteResizer writes Resizer(m) to path.
@@ -123,12 +138,11 @@ func marshal(g *protos.GraphProto, doc string) ([]byte, error) {
 
 // writer accumulates an ONNX graph's nodes and initializers, reading the weights from a store.
 type writer struct {
-	store  *model.Store
-	prefix string // the scope of the variables read, e.g. "/learnable_resizer/"
-	nodes  []*protos.NodeProto
-	inits  []*protos.TensorProto
-	used   map[string]bool
-	err    error
+	store *model.Store
+	nodes []*protos.NodeProto
+	inits []*protos.TensorProto
+	used  map[string]bool
+	err   error
 }
 
 // node adds an operator whose single output is named name, and returns that name.
@@ -137,12 +151,11 @@ func (w *writer) node(op, name string, inputs []string, attrs ...*protos.Attribu
 	return name
 }
 
-// variable returns the float32 values and dimensions of the store's variable at prefix+path.
-func (w *writer) variable(path string) ([]float32, []int) {
+// variable returns the float32 values and dimensions of the store's variable at full.
+func (w *writer) variable(full string) ([]float32, []int) {
 	if w.err != nil {
 		return nil, nil
 	}
-	full := w.prefix + path
 	v := w.store.GetVariable(full)
 	if v == nil {
 		w.err = fmt.Errorf("onnxexport: variable %s not found", full)
@@ -164,16 +177,26 @@ func (w *writer) variable(path string) ([]float32, []int) {
 	return tensors.MustCopyFlatData[float32](t), t.Shape().Dimensions
 }
 
-// unused lists the store's variables under the prefix that no layer read (optimizer state and
-// GoMLX's own are outside the prefix).
-func (w *writer) unused() []string {
-	var out []string
+// check returns the first error of the writing, or, if a variable of the model's scopes (prefixes:
+// optimizer state and GoMLX's own variables lie outside them) was not read, says which: a layer this
+// writer does not know would otherwise be left out silently.
+func (w *writer) check(prefixes ...string) error {
+	if w.err != nil {
+		return w.err
+	}
+	var unused []string
 	for v := range w.store.IterVariables() {
-		if p := v.Path(); strings.HasPrefix(p, w.prefix) && !w.used[p] {
-			out = append(out, p)
+		p := v.Path()
+		for _, pre := range prefixes {
+			if strings.HasPrefix(p, pre) && !w.used[p] {
+				unused = append(unused, p)
+			}
 		}
 	}
-	return out
+	if len(unused) > 0 {
+		return fmt.Errorf("onnxexport: the model's variables %s were not exported (a layer this writer does not know)", strings.Join(unused, ", "))
+	}
+	return nil
 }
 
 func (w *writer) initializer(name string, dims []int64, vals []float32) string {
@@ -186,15 +209,16 @@ func (w *writer) constInt64(name string, vals ...int64) string {
 	return name
 }
 
-// conv adds a Keras Conv2D (stride 1, "same" padding, odd kernel) named name: its kernel, stored
-// [k, k, in, out] as Keras does, written [out, in, k, k] as ONNX wants.
-func (w *writer) conv(name, in string, kernel int, bias bool) string {
-	vals, d := w.variable(name + "/kernel")
+// conv adds a Keras Conv2D named name (variables under scope+name): stride, and "same" padding for
+// stride 1 (k/2 on every side, k odd), none for larger strides (the model pads explicitly first).
+// Its kernel, stored [k, k, in, out] as Keras does, is written [out, in, k, k] as ONNX wants.
+func (w *writer) conv(scope, name, in string, kernel, stride int, bias bool) string {
+	vals, d := w.variable(scope + name + "/kernel")
 	if w.err != nil {
 		return name
 	}
 	if len(d) != 4 || d[0] != kernel || d[1] != kernel {
-		w.err = fmt.Errorf("onnxexport: %s/kernel has shape %v, want [%d, %d, in, out]", name, d, kernel, kernel)
+		w.err = fmt.Errorf("onnxexport: %s%s/kernel has shape %v, want [%d, %d, in, out]", scope, name, d, kernel, kernel)
 		return name
 	}
 	k, cin, cout := d[0], d[2], d[3]
@@ -210,21 +234,25 @@ func (w *writer) conv(name, in string, kernel int, bias bool) string {
 	}
 	inputs := []string{in, w.initializer(name+"/kernel", []int64{int64(cout), int64(cin), int64(k), int64(k)}, oihw)}
 	if bias {
-		b, _ := w.variable(name + "/bias")
+		b, _ := w.variable(scope + name + "/bias")
 		inputs = append(inputs, w.initializer(name+"/bias", []int64{int64(cout)}, b))
 	}
 	p := int64(k / 2)
-	return w.node("Conv", name, inputs, ints("kernel_shape", int64(k), int64(k)), ints("pads", p, p, p, p))
+	if stride > 1 {
+		p = 0
+	}
+	return w.node("Conv", name, inputs, ints("kernel_shape", int64(k), int64(k)), ints("strides", int64(stride), int64(stride)),
+		ints("pads", p, p, p, p))
 }
 
 // batchNorm adds a Keras BatchNormalization in inference form (moving statistics).
-func (w *writer) batchNorm(name, in string) string {
+func (w *writer) batchNorm(scope, name, in string, epsilon float64) string {
 	inputs := []string{in}
 	for _, v := range []string{"gamma", "beta", "moving_mean", "moving_variance"} {
-		vals, _ := w.variable(name + "/" + v)
+		vals, _ := w.variable(scope + name + "/" + v)
 		inputs = append(inputs, w.initializer(name+"/"+v, []int64{int64(len(vals))}, vals))
 	}
-	return w.node("BatchNormalization", name, inputs, float("epsilon", resizer.BatchNormEpsilon))
+	return w.node("BatchNormalization", name, inputs, float("epsilon", epsilon))
 }
 
 // kerasName numbers layers as Keras does: conv2d, conv2d_1, ...
@@ -255,8 +283,8 @@ func fixed(n int64) *protos.TensorShapeProto_Dimension {
 	return &protos.TensorShapeProto_Dimension{Value: &protos.TensorShapeProto_Dimension_DimValue{DimValue: n}}
 }
 
-func valueInfo(name string, dims ...*protos.TensorShapeProto_Dimension) *protos.ValueInfoProto {
+func valueInfo(name string, dtype protos.TensorProto_DataType, dims ...*protos.TensorShapeProto_Dimension) *protos.ValueInfoProto {
 	return &protos.ValueInfoProto{Name: name, Type: &protos.TypeProto{Value: &protos.TypeProto_TensorType{
-		TensorType: &protos.TypeProto_Tensor{ElemType: int32(protos.TensorProto_FLOAT), Shape: &protos.TensorShapeProto{Dim: dims}},
+		TensorType: &protos.TypeProto_Tensor{ElemType: int32(dtype), Shape: &protos.TensorShapeProto{Dim: dims}},
 	}}}
 }

@@ -9,11 +9,15 @@ import (
 
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/learnresize/learnresize/internal/ortlib"
+	"github.com/learnresize/learnresize/models"
 	"github.com/learnresize/learnresize/resizer"
+	"github.com/learnresize/learnresize/training"
 )
 
 // startORT loads ONNX Runtime's CPU library (scripts/install_onnxruntime.sh) for this test binary,
@@ -159,4 +163,130 @@ func TestResizerRefusesOtherInterpolations(t *testing.T) {
 	if _, err := Resizer(m); err == nil {
 		t.Error("a bicubic resizer exported")
 	}
+}
+
+// TestClassifierONNXMatchesGoMLX: the whole classifier trained in
+// training/testdata/run-2026-12-01 (learnable resizer + a small DenseNet), and the same run as a
+// baseline (its DenseNet behind the plain resize), exported and run in ONNX Runtime on committed
+// real photos, give the GoMLX model's logits and probabilities in inference mode within float32
+// rounding.
+func TestClassifierONNXMatchesGoMLX(t *testing.T) {
+	startORT(t)
+	b, err := compute.NewWithConfig("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, cfg, err := training.LoadRun(filepath.Join("..", "training", "testdata", "run-2026-12-01"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"cat_1063_64.png", "dog_1773_64.png", "cat_947_64.png", "dog_5_64.png"}
+	in := photos(t, names, cfg.Model.InputHeight, cfg.Model.InputWidth)
+	px := make([]uint8, 0, in.Shape().Size())
+	for _, v := range tensors.MustCopyFlatData[float32](in) {
+		px = append(px, uint8(math.Round(float64(v)*255)))
+	}
+	for _, mc := range []models.Config{cfg.Model, cfg.Model.Baseline()} {
+		data, err := Classifier(store, mc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want *tensors.Tensor
+		want, err = model.CallOnce(b, store, func(scope *model.Scope, g *Graph) *Node {
+			return models.Build(scope, Const(g, tensors.FromFlatDataAndDimensions(px, len(names), mc.InputHeight, mc.InputWidth, 3)), mc, nil)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{ClassifierInput}, []string{Logits, Probabilities}, nil)
+		if err != nil {
+			t.Fatalf("%s: ONNX Runtime refuses the exported classifier: %v", mc.Name(), err)
+		}
+		x, err := ort.NewTensor(ort.NewShape(int64(len(names)), int64(mc.InputHeight), int64(mc.InputWidth), 3), px)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs := []ort.Value{nil, nil}
+		if err := sess.Run([]ort.Value{x}, outs); err != nil {
+			t.Fatal(err)
+		}
+		logits, probs := outs[0].(*ort.Tensor[float32]).GetData(), outs[1].(*ort.Tensor[float32]).GetData()
+		wv := tensors.MustCopyFlatData[float32](want)
+		worst := 0.0
+		for i := range wv {
+			worst = math.Max(worst, math.Abs(float64(logits[i]-wv[i])))
+		}
+		for i := 0; i < len(names); i++ {
+			l0, l1 := float64(wv[2*i]), float64(wv[2*i+1])
+			p1 := 1 / (1 + math.Exp(l0-l1))
+			if d := math.Abs(float64(probs[2*i+1]) - p1); d > 1e-5 {
+				t.Errorf("%s, photo %d: probability %v, softmax of GoMLX's logits %v", mc.Name(), i, probs[2*i+1], p1)
+			}
+		}
+		// Measured 2-3e-8 (float32 sums in another order); 1e-5 leaves a margin of 300. A wrong
+		// layer, layout or padding moves these barely trained logits (about 0.1) by O(0.1); even a
+		// wrong batch-norm epsilon (1e-3 for 1.001e-5) by 1.9e-4.
+		if worst > 1e-5 || math.IsNaN(worst) {
+			t.Errorf("%s: ONNX Runtime's logits up to %.3g off GoMLX's (%v vs %v)", mc.Name(), worst, logits, wv)
+		}
+		t.Logf("%s: logits within %.2g of GoMLX's on %d real photos (%v)", mc.Name(), worst, len(names), wv)
+		_ = x.Destroy()
+		_ = sess.Destroy()
+	}
+}
+
+// TestDenseNet121ONNXMatchesGoMLX: the tutorial's architecture (DenseNet-121 preset, learnable
+// resizer; initialised, not trained: no trained DenseNet-121 is committed) exported and run in ONNX
+// Runtime on real photos at 64 -> 32 gives GoMLX's logits: every block, transition and the preset's
+// layer names.
+func TestDenseNet121ONNXMatchesGoMLX(t *testing.T) {
+	startORT(t)
+	b, err := compute.NewWithConfig("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := models.Tutorial()
+	cfg.InputHeight, cfg.InputWidth, cfg.TargetHeight, cfg.TargetWidth = 64, 64, 32, 32
+	names := []string{"cat_1500_64.png", "dog_2868_64.png"}
+	in := photos(t, names, 64, 64)
+	px := make([]uint8, 0, in.Shape().Size())
+	for _, v := range tensors.MustCopyFlatData[float32](in) {
+		px = append(px, uint8(math.Round(float64(v)*255)))
+	}
+	store := model.NewStore()
+	store.SetParam(model.ParamInitialSeed, int64(3))
+	want, err := model.CallOnce(b, store, func(scope *model.Scope, g *Graph) *Node {
+		return models.Build(scope, Const(g, tensors.FromFlatDataAndDimensions(px, len(names), 64, 64, 3)), cfg, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := Classifier(store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{ClassifierInput}, []string{Logits}, nil)
+	if err != nil {
+		t.Fatalf("ONNX Runtime refuses the exported DenseNet-121: %v", err)
+	}
+	defer sess.Destroy()
+	x, err := ort.NewTensor(ort.NewShape(int64(len(names)), 64, 64, 3), px)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Destroy()
+	outs := []ort.Value{nil}
+	if err := sess.Run([]ort.Value{x}, outs); err != nil {
+		t.Fatal(err)
+	}
+	got, wv := outs[0].(*ort.Tensor[float32]).GetData(), tensors.MustCopyFlatData[float32](want)
+	worst, scale := 0.0, 0.0
+	for i := range wv {
+		worst = math.Max(worst, math.Abs(float64(got[i]-wv[i])))
+		scale = math.Max(scale, math.Abs(float64(wv[i])))
+	}
+	if worst > 1e-5*math.Max(scale, 1) || math.IsNaN(worst) {
+		t.Errorf("DenseNet-121: ONNX Runtime's logits %v, GoMLX's %v (%.3g apart)", got, wv, worst)
+	}
+	t.Logf("DenseNet-121 + resizer (%d bytes of ONNX): logits within %.2g of GoMLX's (%v)", len(data), worst, wv)
 }

@@ -52,6 +52,29 @@ func readCheckpoint(store *model.Store, ckpt string) (trainingMeta, *History, er
 	return meta, h, nil
 }
 
+// LoadRun reads a trained model: the latest checkpoint of the training run in dir, or the
+// checkpoint folder dir itself (one holding training.json), its variables into a new store, and the
+// configuration it was trained with (for onnxexport, or evaluation outside Fit).
+func LoadRun(dir string) (*model.Store, Config, error) {
+	ckpt := dir
+	if _, err := os.Stat(filepath.Join(dir, rundir.MetaFile)); err != nil {
+		latest, err := LatestCheckpoint(dir)
+		if err != nil {
+			return nil, Config{}, err
+		}
+		if latest == "" {
+			return nil, Config{}, fmt.Errorf("training: %s holds no training run (no checkpoint)", dir)
+		}
+		ckpt = latest
+	}
+	store := model.NewStore()
+	meta, _, err := readCheckpoint(store, ckpt)
+	if err != nil {
+		return nil, Config{}, err
+	}
+	return store, meta.Config, nil
+}
+
 // withIntactCheckpoint adds to err, the failure to read checkpoint bad (or LATEST, if bad is ""),
 // the newest other checkpoint of dir that reads completely, and how to continue from it.
 func withIntactCheckpoint(err error, dir, bad string) error {

@@ -7,18 +7,21 @@ import (
 	"testing"
 )
 
-// TestExportONNX: export-onnx writes resizer.onnx from a run folder and says what it holds; it
-// refuses to overwrite without -force (exit 1), missing flags (exit 2) and a run without a
-// learnable resizer, naming the problem. (onnxexport's tests run the file in ONNX Runtime.)
+// TestExportONNX: export-onnx writes model.onnx and resizer.onnx from a run folder and says what
+// they hold; it refuses to overwrite without -force (exit 1), missing flags (exit 2) and a folder
+// without a run, naming the problem. (onnxexport's tests run the files in ONNX Runtime.)
 func TestExportONNX(t *testing.T) {
 	out := t.TempDir()
 	run := filepath.Join("..", "..", "training", "testdata", "run-2026-12-01")
 	code, stdout, stderr := runCLI(t, "export-onnx", "-checkpoint", run, "-out", out)
-	if code != 0 || !strings.Contains(stdout, "resizer.onnx") || !strings.Contains(stdout, `output "resized" [N, 32, 32, 3]`) {
+	if code != 0 || !strings.Contains(stdout, "resizer.onnx") || !strings.Contains(stdout, `output "resized" [N, 32, 32, 3]`) ||
+		!strings.Contains(stdout, "model.onnx") || !strings.Contains(stdout, `input "images" uint8 [N, 64, 64, 3]`) {
 		t.Fatalf("export-onnx exited %d:\n%s\n%s", code, stdout, stderr)
 	}
-	if fi, err := os.Stat(filepath.Join(out, "resizer.onnx")); err != nil || fi.Size() < 1000 {
-		t.Fatalf("resizer.onnx: %v %v", fi, err)
+	for _, f := range []string{"resizer.onnx", "model.onnx"} {
+		if fi, err := os.Stat(filepath.Join(out, f)); err != nil || fi.Size() < 1000 {
+			t.Fatalf("%s: %v %v", f, fi, err)
+		}
 	}
 	if code, _, stderr := runCLI(t, "export-onnx", "-checkpoint", run, "-out", out); code != 1 || !strings.Contains(stderr, "-force") {
 		t.Errorf("second export without -force: exit %d, %q", code, stderr)

@@ -45,7 +45,7 @@ var commands = map[string]command{
 	"warmstart":   {"the paper's warm-start experiment: fine-tune at -inp, evaluate at -target, warm-start a resizer there", runWarmStart},
 	"train":       {"train one model (-baseline: plain resize instead of the learnable resizer)", runTrain},
 	"resize":      {"apply a trained resizer to image files or folders (PNG outputs and side-by-side views)", runResize},
-	"export-onnx": {"write a trained run's learnable resizer as resizer.onnx, for ONNX Runtime and other runtimes", runExportONNX},
+	"export-onnx": {"write a trained run as ONNX files (model.onnx, resizer.onnx) for ONNX Runtime and other runtimes", runExportONNX},
 	"summary":     {"Keras-style summary of the model (-baseline for the plain-resize one)", runSummary},
 	"download":    {"download (or verify) the cats_vs_dogs zip and report what TFDS's rule keeps", runDownload},
 	"export":      {"copy a split's original images into a folder (the same examples for another framework)", runExport},
