@@ -87,7 +87,7 @@ func (w *writer) resizer(x string, cfg resizer.Config) string {
 	conv := func(in string, kernel int, bias bool) string {
 		name := kerasName("conv2d", convs)
 		convs++
-		return w.conv(scope, name, in, kernel, 1, bias)
+		return w.conv(scope, name, in, kernel, 1, kernel/2, bias)
 	}
 	bn := func(in string) string {
 		name := kerasName("batch_normalization", bns)
@@ -209,10 +209,10 @@ func (w *writer) constInt64(name string, vals ...int64) string {
 	return name
 }
 
-// conv adds a Keras Conv2D named name (variables under scope+name): stride, and "same" padding for
-// stride 1 (k/2 on every side, k odd), none for larger strides (the model pads explicitly first).
-// Its kernel, stored [k, k, in, out] as Keras does, is written [out, in, k, k] as ONNX wants.
-func (w *writer) conv(scope, name, in string, kernel, stride int, bias bool) string {
+// conv adds a Keras Conv2D named name (variables under scope+name) with stride and pad zeros on
+// every side ("same" at stride 1 is k/2). Its kernel, stored [k, k, in, out] as Keras does, is
+// written [out, in, k, k] as ONNX wants.
+func (w *writer) conv(scope, name, in string, kernel, stride, pad int, bias bool) string {
 	vals, d := w.variable(scope + name + "/kernel")
 	if w.err != nil {
 		return name
@@ -237,10 +237,7 @@ func (w *writer) conv(scope, name, in string, kernel, stride int, bias bool) str
 		b, _ := w.variable(scope + name + "/bias")
 		inputs = append(inputs, w.initializer(name+"/bias", []int64{int64(cout)}, b))
 	}
-	p := int64(k / 2)
-	if stride > 1 {
-		p = 0
-	}
+	p := int64(pad)
 	return w.node("Conv", name, inputs, ints("kernel_shape", int64(k), int64(k)), ints("strides", int64(stride), int64(stride)),
 		ints("pads", p, p, p, p))
 }

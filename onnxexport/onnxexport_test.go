@@ -235,58 +235,65 @@ func TestClassifierONNXMatchesGoMLX(t *testing.T) {
 	}
 }
 
-// TestDenseNet121ONNXMatchesGoMLX: the tutorial's architecture (DenseNet-121 preset, learnable
-// resizer; initialised, not trained: no trained DenseNet-121 is committed) exported and run in ONNX
-// Runtime on real photos at 64 -> 32 gives GoMLX's logits: every block, transition and the preset's
-// layer names.
-func TestDenseNet121ONNXMatchesGoMLX(t *testing.T) {
+// TestBackbonesONNXMatchGoMLX: the tutorial's architecture (DenseNet-121 and the learnable
+// resizer) and the paper's second backbone, ResNet-50 in Keras' layout behind the plain resize and
+// in torchvision's behind the resizer (initialised, not trained: no trained one is committed),
+// exported and run in ONNX Runtime on real photos at 64 -> 32, give GoMLX's logits: every block,
+// transition, stride, padding and the presets' layer names.
+func TestBackbonesONNXMatchGoMLX(t *testing.T) {
 	startORT(t)
 	b, err := compute.NewWithConfig("go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := models.Tutorial()
-	cfg.InputHeight, cfg.InputWidth, cfg.TargetHeight, cfg.TargetWidth = 64, 64, 32, 32
 	names := []string{"cat_1500_64.png", "dog_2868_64.png"}
 	in := photos(t, names, 64, 64)
 	px := make([]uint8, 0, in.Shape().Size())
 	for _, v := range tensors.MustCopyFlatData[float32](in) {
 		px = append(px, uint8(math.Round(float64(v)*255)))
 	}
-	store := model.NewStore()
-	store.SetParam(model.ParamInitialSeed, int64(3))
-	want, err := model.CallOnce(b, store, func(scope *model.Scope, g *Graph) *Node {
-		return models.Build(scope, Const(g, tensors.FromFlatDataAndDimensions(px, len(names), 64, 64, 3)), cfg, nil)
-	})
-	if err != nil {
-		t.Fatal(err)
+	tutorial := models.Tutorial()
+	tutorial.InputHeight, tutorial.InputWidth, tutorial.TargetHeight, tutorial.TargetWidth = 64, 64, 32, 32
+	keras := tutorial.Baseline()
+	keras.Preset = "resnet50"
+	tv := tutorial
+	tv.Preset, tv.TorchvisionLayout, tv.Normalize = "resnet50", true, models.NormalizeImageNet
+	for _, cfg := range []models.Config{tutorial, keras, tv} {
+		store := model.NewStore()
+		store.SetParam(model.ParamInitialSeed, int64(3))
+		want, err := model.CallOnce(b, store, func(scope *model.Scope, g *Graph) *Node {
+			return models.Build(scope, Const(g, tensors.FromFlatDataAndDimensions(px, len(names), 64, 64, 3)), cfg, nil)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := Classifier(store, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{ClassifierInput}, []string{Logits}, nil)
+		if err != nil {
+			t.Fatalf("%s: ONNX Runtime refuses the exported model: %v", cfg.Title(), err)
+		}
+		x, err := ort.NewTensor(ort.NewShape(int64(len(names)), 64, 64, 3), px)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs := []ort.Value{nil}
+		if err := sess.Run([]ort.Value{x}, outs); err != nil {
+			t.Fatal(err)
+		}
+		got, wv := outs[0].(*ort.Tensor[float32]).GetData(), tensors.MustCopyFlatData[float32](want)
+		worst, scale := 0.0, 0.0
+		for i := range wv {
+			worst = math.Max(worst, math.Abs(float64(got[i]-wv[i])))
+			scale = math.Max(scale, math.Abs(float64(wv[i])))
+		}
+		if worst > 1e-5*math.Max(scale, 1) || math.IsNaN(worst) {
+			t.Errorf("%s: ONNX Runtime's logits %v, GoMLX's %v (%.3g apart)", cfg.Title(), got, wv, worst)
+		}
+		t.Logf("%s (%.1f MB of ONNX): logits within %.2g of GoMLX's (%v)", cfg.Title(), float64(len(data))/1e6, worst, wv)
+		_ = x.Destroy()
+		_ = sess.Destroy()
 	}
-	data, err := Classifier(store, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{ClassifierInput}, []string{Logits}, nil)
-	if err != nil {
-		t.Fatalf("ONNX Runtime refuses the exported DenseNet-121: %v", err)
-	}
-	defer sess.Destroy()
-	x, err := ort.NewTensor(ort.NewShape(int64(len(names)), 64, 64, 3), px)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer x.Destroy()
-	outs := []ort.Value{nil}
-	if err := sess.Run([]ort.Value{x}, outs); err != nil {
-		t.Fatal(err)
-	}
-	got, wv := outs[0].(*ort.Tensor[float32]).GetData(), tensors.MustCopyFlatData[float32](want)
-	worst, scale := 0.0, 0.0
-	for i := range wv {
-		worst = math.Max(worst, math.Abs(float64(got[i]-wv[i])))
-		scale = math.Max(scale, math.Abs(float64(wv[i])))
-	}
-	if worst > 1e-5*math.Max(scale, 1) || math.IsNaN(worst) {
-		t.Errorf("DenseNet-121: ONNX Runtime's logits %v, GoMLX's %v (%.3g apart)", got, wv, worst)
-	}
-	t.Logf("DenseNet-121 + resizer (%d bytes of ONNX): logits within %.2g of GoMLX's (%v)", len(data), worst, wv)
 }
