@@ -23,7 +23,7 @@ import (
 	"github.com/learnresize/learnresize/resizer"
 )
 
-// Opset is the ONNX operator set the files use (Resize's axes attribute needs 18).
+// Opset is the ONNX operator set the files use.
 const Opset = 18
 
 // The input and output names of resizer.onnx.
@@ -73,10 +73,16 @@ func exportable(m resizer.Method) error {
 
 // resize adds tf.image.resize's bilinear (half-pixel centres, no antialiasing) of NCHW in to the
 // target size: ONNX's Resize, linear, half_pixel, on the spatial axes.
+//
+// Its sizes are all four of the output's, [N, C] taken from the input's shape: onnxruntime-web
+// 1.30's shape inference refuses Resize's axes attribute (sizes of two values for four dimensions).
 func (w *writer) resize(name, in string, height, width int) string {
-	sizes := w.constInt64(name+"/size", int64(height), int64(width))
+	nc := w.node("Shape", name+"/batch_channels", []string{in}, &protos.AttributeProto{Name: "start", Type: protos.AttributeProto_INT, I: 0},
+		&protos.AttributeProto{Name: "end", Type: protos.AttributeProto_INT, I: 2})
+	sizes := w.node("Concat", name+"/sizes", []string{nc, w.constInt64(name+"/size", int64(height), int64(width))},
+		&protos.AttributeProto{Name: "axis", Type: protos.AttributeProto_INT, I: 0})
 	return w.node("Resize", name, []string{in, "", "", sizes},
-		str("mode", "linear"), str("coordinate_transformation_mode", "half_pixel"), ints("axes", 2, 3))
+		str("mode", "linear"), str("coordinate_transformation_mode", "half_pixel"))
 }
 
 // resizer adds the learnable resizer's layers (resizer.Builder.Done's, in its order and so with its
@@ -284,4 +290,26 @@ func valueInfo(name string, dtype protos.TensorProto_DataType, dims ...*protos.T
 	return &protos.ValueInfoProto{Name: name, Type: &protos.TypeProto{Value: &protos.TypeProto_TensorType{
 		TensorType: &protos.TypeProto_Tensor{ElemType: int32(dtype), Shape: &protos.TensorShapeProto{Dim: dims}},
 	}}}
+}
+
+// Bilinear returns tf.image.resize's bilinear resize to height x width as an ONNX model, with
+// Resizer's input and output (float32 NHWC, H and W free): the plain resize the learned one is shown
+// beside, computed the same way wherever the models run.
+func Bilinear(height, width int) ([]byte, error) {
+	if height <= 0 || width <= 0 {
+		return nil, fmt.Errorf("onnxexport: target size %dx%d must be positive", height, width)
+	}
+	w := &writer{}
+	x := w.node("Transpose", "images_nchw", []string{ResizerInput}, ints("perm", 0, 3, 1, 2))
+	x = w.resize("resizing", x, height, width)
+	w.node("Transpose", ResizerOutput, []string{x}, ints("perm", 0, 2, 3, 1))
+	g := &protos.GraphProto{
+		Name:        "bilinear_resize",
+		Node:        w.nodes,
+		Initializer: w.inits,
+		Input:       []*protos.ValueInfoProto{valueInfo(ResizerInput, protos.TensorProto_FLOAT, dim("N"), dim("H"), dim("W"), fixed(3))},
+		Output: []*protos.ValueInfoProto{valueInfo(ResizerOutput, protos.TensorProto_FLOAT, dim("N"),
+			fixed(int64(height)), fixed(int64(width)), fixed(3))},
+	}
+	return marshal(g, fmt.Sprintf("tf.image.resize bilinear to %dx%d", height, width))
 }

@@ -36,3 +36,23 @@ func TestExportONNX(t *testing.T) {
 		t.Errorf("a folder without a resizer: exit %d, %q", code, stderr)
 	}
 }
+
+// TestServeRefusesBadFlags: serve listens on this machine only, and needs a run (exit 2 for flags).
+func TestServeRefusesBadFlags(t *testing.T) {
+	run := filepath.Join("..", "..", "training", "testdata", "run-2026-12-01")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-checkpoint", run, "-addr", "0.0.0.0:8080"}, "127.0.0.1 or localhost only"},
+		{[]string{"-addr", "127.0.0.1:8080"}, "-checkpoint is required"},
+		{[]string{"-checkpoint", run, "-addr", "nonsense"}, "-addr"},
+	} {
+		if code, _, stderr := runCLI(t, append([]string{"serve"}, c.args...)...); code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("serve %q: exit %d, %q; want 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+	if code, _, stderr := runCLI(t, "serve", "-checkpoint", run, "-ort", t.TempDir()); code != 1 || !strings.Contains(stderr, "npm ci") {
+		t.Errorf("serve without onnxruntime-web: exit %d, %q", code, stderr)
+	}
+}

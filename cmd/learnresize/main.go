@@ -45,6 +45,7 @@ var commands = map[string]command{
 	"warmstart":   {"the paper's warm-start experiment: fine-tune at -inp, evaluate at -target, warm-start a resizer there", runWarmStart},
 	"train":       {"train one model (-baseline: plain resize instead of the learnable resizer)", runTrain},
 	"resize":      {"apply a trained resizer to image files or folders (PNG outputs and side-by-side views)", runResize},
+	"serve":       {"serve a trained run's web page (learned resize and probabilities, computed in the browser) on 127.0.0.1", runServe},
 	"export-onnx": {"write a trained run as ONNX files (model.onnx, resizer.onnx) for ONNX Runtime and other runtimes", runExportONNX},
 	"summary":     {"Keras-style summary of the model (-baseline for the plain-resize one)", runSummary},
 	"download":    {"download (or verify) the cats_vs_dogs zip and report what TFDS's rule keeps", runDownload},
@@ -53,7 +54,7 @@ var commands = map[string]command{
 }
 
 // commandOrder is the order of the usage text: the main job first.
-var commandOrder = []string{"compare", "warmstart", "train", "resize", "export-onnx", "summary", "download", "export", "bench"}
+var commandOrder = []string{"compare", "warmstart", "train", "resize", "export-onnx", "serve", "summary", "download", "export", "bench"}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: learnresize <command> [flags]\n\nCommands:")
