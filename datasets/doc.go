@@ -26,7 +26,7 @@
 //     sub-folder per class (OpenImageFolder, as Keras's image_dataset_from_directory).
 //   - Splits (split.go) are TFDS expressions over the source's fixed order, with TFDS's rounding.
 //   - Prepare (prepare.go) decodes (decode.go: JPEG, PNG, GIF, BMP by magic bytes) and resizes
-//     (hostresize.go: tf.image.resize's weights, from resizer.NewAxisWeights) on every core, once,
+//     (hostresize.go: tf.image.resize's weights, from resample.NewTaps) on every core, once,
 //     into an on-disk cache of uint8 pixels (cache.go) that later runs reuse.
 //   - Loaders (pipeline.go) iterate a split from the cache: tf.data's shuffle buffer, batches,
 //     one-hot labels, background prefetch; Batch.Tensors and Loader.Dataset (gomlx.go) hand batches to

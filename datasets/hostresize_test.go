@@ -41,7 +41,7 @@ func referenceResize(t *testing.T, method resample.Method, src []uint8, h, w, c,
 	return out
 }
 
-func TestHostResizerMatchesAxisWeights(t *testing.T) {
+func TestHostResizerMatchesTaps(t *testing.T) {
 	methods := []resample.Method{resample.Bilinear, resample.Nearest, resample.Area, resample.Bicubic}
 	shapes := []struct{ h, w, c, H, W int }{
 		{7, 9, 3, 3, 4},    // down
