@@ -44,22 +44,28 @@ func Resizer(m *resizer.Model) ([]byte, error) {
 		return nil, err
 	}
 	w := &writer{store: m.Store()}
+	return w.imageGraph("learnable_resizer", fmt.Sprintf("learnable resizer %s", cfg), cfg.TargetHeight, cfg.TargetWidth,
+		func(x string) string { return w.resizer(x, cfg) }, "/"+resizer.ScopeName+"/")
+}
+
+// imageGraph is a model from images to images at height x width (Resizer's input and output,
+// float32 NHWC, N, H and W free), body the layers on NCHW, the variables under prefixes all read.
+func (w *writer) imageGraph(name, doc string, height, width int, body func(x string) string, prefixes ...string) ([]byte, error) {
 	// NHWC in, as the Go model takes it; ONNX's convolutions are NCHW.
 	x := w.node("Transpose", "images_nchw", []string{ResizerInput}, ints("perm", 0, 3, 1, 2))
-	out := w.resizer(x, cfg)
-	w.node("Transpose", ResizerOutput, []string{out}, ints("perm", 0, 2, 3, 1))
-	if err := w.check("/" + resizer.ScopeName + "/"); err != nil {
+	w.node("Transpose", ResizerOutput, []string{body(x)}, ints("perm", 0, 2, 3, 1))
+	if err := w.check(prefixes...); err != nil {
 		return nil, err
 	}
 	g := &protos.GraphProto{
-		Name:        "learnable_resizer",
+		Name:        name,
 		Node:        w.nodes,
 		Initializer: w.inits,
 		Input:       []*protos.ValueInfoProto{valueInfo(ResizerInput, protos.TensorProto_FLOAT, dim("N"), dim("H"), dim("W"), fixed(3))},
 		Output: []*protos.ValueInfoProto{valueInfo(ResizerOutput, protos.TensorProto_FLOAT, dim("N"),
-			fixed(int64(cfg.TargetHeight)), fixed(int64(cfg.TargetWidth)), fixed(3))},
+			fixed(int64(height)), fixed(int64(width)), fixed(3))},
 	}
-	return marshal(g, fmt.Sprintf("learnable resizer %s", cfg))
+	return marshal(g, doc)
 }
 
 // exportable refuses the interpolations ONNX's Resize does not compute exactly.
@@ -190,6 +196,9 @@ func (w *writer) check(prefixes ...string) error {
 	if w.err != nil {
 		return w.err
 	}
+	if len(prefixes) == 0 {
+		return nil
+	}
 	var unused []string
 	for v := range w.store.IterVariables() {
 		p := v.Path()
@@ -300,16 +309,6 @@ func Bilinear(height, width int) ([]byte, error) {
 		return nil, fmt.Errorf("onnxexport: target size %dx%d must be positive", height, width)
 	}
 	w := &writer{}
-	x := w.node("Transpose", "images_nchw", []string{ResizerInput}, ints("perm", 0, 3, 1, 2))
-	x = w.resize("resizing", x, height, width)
-	w.node("Transpose", ResizerOutput, []string{x}, ints("perm", 0, 2, 3, 1))
-	g := &protos.GraphProto{
-		Name:        "bilinear_resize",
-		Node:        w.nodes,
-		Initializer: w.inits,
-		Input:       []*protos.ValueInfoProto{valueInfo(ResizerInput, protos.TensorProto_FLOAT, dim("N"), dim("H"), dim("W"), fixed(3))},
-		Output: []*protos.ValueInfoProto{valueInfo(ResizerOutput, protos.TensorProto_FLOAT, dim("N"),
-			fixed(int64(height)), fixed(int64(width)), fixed(3))},
-	}
-	return marshal(g, fmt.Sprintf("tf.image.resize bilinear to %dx%d", height, width))
+	return w.imageGraph("bilinear_resize", fmt.Sprintf("tf.image.resize bilinear to %dx%d", height, width), height, width,
+		func(x string) string { return w.resize("resizing", x, height, width) })
 }

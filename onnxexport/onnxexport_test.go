@@ -297,3 +297,50 @@ func TestBackbonesONNXMatchGoMLX(t *testing.T) {
 		_ = sess.Destroy()
 	}
 }
+
+// TestBilinearONNXMatchesResize: bilinear.onnx (the page's plain resize) in ONNX Runtime gives
+// resizer.Resize's tf.image.resize bilinear on real photos, down (300 -> 32) and up (48x64 -> 80).
+func TestBilinearONNXMatchesResize(t *testing.T) {
+	startORT(t)
+	b, err := compute.NewWithConfig("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name         string
+		h, w, th, tw int
+	}{{"cat_947_300.png", 300, 300, 32, 32}, {"dog_5_64.png", 48, 64, 80, 80}} {
+		in := photos(t, []string{c.name}, c.h, c.w)
+		want, err := ExecOnce(b, func(x *Node) *Node { return resizer.Resize(x, c.th, c.tw, resizer.Bilinear) }, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := Bilinear(c.th, c.tw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{ResizerInput}, []string{ResizerOutput}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := ort.NewTensor(ort.NewShape(1, int64(c.h), int64(c.w), 3), tensors.MustCopyFlatData[float32](in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs := []ort.Value{nil}
+		if err := sess.Run([]ort.Value{x}, outs); err != nil {
+			t.Fatal(err)
+		}
+		got, wv := outs[0].(*ort.Tensor[float32]).GetData(), tensors.MustCopyFlatData[float32](want)
+		worst := 0.0
+		for i := range wv {
+			worst = math.Max(worst, math.Abs(float64(got[i]-wv[i])))
+		}
+		if worst > 1e-5 {
+			t.Errorf("%dx%d -> %dx%d: ONNX Runtime's bilinear up to %.3g off resizer.Resize", c.h, c.w, c.th, c.tw, worst)
+		}
+		t.Logf("%dx%d -> %dx%d: within %.2g", c.h, c.w, c.th, c.tw, worst)
+		_ = x.Destroy()
+		_ = sess.Destroy()
+	}
+}
