@@ -36,7 +36,7 @@ func Classifier(store *model.Store, cfg models.Config) ([]byte, error) {
 		return nil, err
 	}
 	w := &writer{store: store}
-	x := w.node("Cast", "images_float", []string{ClassifierInput}, &protos.AttributeProto{Name: "to", Type: protos.AttributeProto_INT, I: int64(protos.TensorProto_FLOAT)})
+	x := w.node("Cast", "images_float", []string{ClassifierInput}, intAttr("to", int64(protos.TensorProto_FLOAT)))
 	x = w.node("Transpose", "images_nchw", []string{x}, ints("perm", 0, 3, 1, 2))
 	x = w.node("Mul", "rescaling", []string{x, w.initializer("rescaling/scale", nil, []float32{1.0 / 255})})
 	prefixes := []string{"/" + cfg.BackboneScope() + "/"}
@@ -59,7 +59,7 @@ func Classifier(store *model.Store, cfg models.Config) ([]byte, error) {
 		logits = w.denseNet(x, cfg)
 	}
 	w.node("Identity", Logits, []string{logits})
-	w.node("Softmax", Probabilities, []string{logits}, &protos.AttributeProto{Name: "axis", Type: protos.AttributeProto_INT, I: 1})
+	w.node("Softmax", Probabilities, []string{logits}, intAttr("axis", 1))
 	if err := w.check(prefixes...); err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func (w *writer) denseNet(x string, cfg models.Config) string {
 			y = w.conv(scope, name+"_1_conv", y, 1, 1, 0, false)
 			y = relu(name+"_1_relu", bn(name+"_1_bn", y))
 			y = w.conv(scope, name+"_2_conv", y, 3, 1, 1, false)
-			x = w.node("Concat", name+"_concat", []string{x, y}, &protos.AttributeProto{Name: "axis", Type: protos.AttributeProto_INT, I: 1})
+			x = w.node("Concat", name+"_concat", []string{x, y}, intAttr("axis", 1))
 		}
 		if i < len(blocks)-1 {
 			name := fmt.Sprintf("pool%d", i+2)

@@ -83,10 +83,9 @@ func exportable(m resizer.Method) error {
 // Its sizes are all four of the output's, [N, C] taken from the input's shape: onnxruntime-web
 // 1.30's shape inference refuses Resize's axes attribute (sizes of two values for four dimensions).
 func (w *writer) resize(name, in string, height, width int) string {
-	nc := w.node("Shape", name+"/batch_channels", []string{in}, &protos.AttributeProto{Name: "start", Type: protos.AttributeProto_INT, I: 0},
-		&protos.AttributeProto{Name: "end", Type: protos.AttributeProto_INT, I: 2})
+	nc := w.node("Shape", name+"/batch_channels", []string{in}, intAttr("start", 0), intAttr("end", 2))
 	sizes := w.node("Concat", name+"/sizes", []string{nc, w.constInt64(name+"/size", int64(height), int64(width))},
-		&protos.AttributeProto{Name: "axis", Type: protos.AttributeProto_INT, I: 0})
+		intAttr("axis", 0))
 	return w.node("Resize", name, []string{in, "", "", sizes},
 		str("mode", "linear"), str("coordinate_transformation_mode", "half_pixel"))
 }
@@ -273,6 +272,10 @@ func kerasName(base string, i int) string {
 		return base
 	}
 	return fmt.Sprintf("%s_%d", base, i)
+}
+
+func intAttr(name string, v int64) *protos.AttributeProto {
+	return &protos.AttributeProto{Name: name, Type: protos.AttributeProto_INT, I: v}
 }
 
 func ints(name string, v ...int64) *protos.AttributeProto {

@@ -12,7 +12,6 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -34,23 +33,14 @@ const DefaultORTDir = "web/node_modules/onnxruntime-web/dist"
 
 // Config is /config.json: what the page needs to know of the run.
 type Config struct {
-	Run                     string   `json:"run"`
-	Title                   string   `json:"title"`
-	InputHeight, InputWidth int      `json:"-"`
-	TargetHeight            int      `json:"targetHeight"`
-	TargetWidth             int      `json:"targetWidth"`
-	Resizer                 bool     `json:"resizer"`
-	Classes                 []string `json:"classes"`
-}
-
-// MarshalJSON writes the input size under the page's names.
-func (c Config) MarshalJSON() ([]byte, error) {
-	type plain Config
-	return json.Marshal(struct {
-		plain
-		InputHeight int `json:"inputHeight"`
-		InputWidth  int `json:"inputWidth"`
-	}{plain(c), c.InputHeight, c.InputWidth})
+	Run          string   `json:"run"`
+	Title        string   `json:"title"`
+	InputHeight  int      `json:"inputHeight"`
+	InputWidth   int      `json:"inputWidth"`
+	TargetHeight int      `json:"targetHeight"`
+	TargetWidth  int      `json:"targetWidth"`
+	Resizer      bool     `json:"resizer"`
+	Classes      []string `json:"classes"`
 }
 
 // Handler serves the page for the training run in run: /, /app.mjs, /config.json, /model.onnx,
@@ -100,12 +90,8 @@ func Handler(run, ortDir string) (http.Handler, Config, error) {
 	}
 	files["/config.json"] = cj
 	mux := http.NewServeMux()
-	sub, err := fs.Sub(page, ".")
-	if err != nil {
-		return nil, Config{}, err
-	}
 	mux.Handle("/ort/", http.StripPrefix("/ort/", http.FileServer(http.Dir(ortDir))))
-	static := http.FileServer(http.FS(sub))
+	static := http.FileServer(http.FS(page))
 	mux.HandleFunc("/favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if b, ok := files[r.URL.Path]; ok {
