@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -69,6 +70,51 @@ func photos(t *testing.T, names []string, h, w int) *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(px, len(names), h, w, 3)
 }
 
+// runONNX runs the ONNX model data in ONNX Runtime on one input (its name, dimensions and values)
+// and returns the values and shapes of the outputs named.
+func runONNX[T ort.TensorData](t *testing.T, data []byte, input string, dims []int64, in []T, outputs ...string) ([][]float32, []ort.Shape) {
+	t.Helper()
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{input}, outputs, nil)
+	if err != nil {
+		t.Fatalf("ONNX Runtime refuses the exported model: %v", err)
+	}
+	defer sess.Destroy()
+	x, err := ort.NewTensor(ort.NewShape(dims...), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Destroy()
+	outs := make([]ort.Value, len(outputs))
+	if err := sess.Run([]ort.Value{x}, outs); err != nil {
+		t.Fatalf("ONNX Runtime, input %v: %v", dims, err)
+	}
+	vals, shapes := make([][]float32, len(outs)), make([]ort.Shape, len(outs))
+	for i, o := range outs {
+		tt := o.(*ort.Tensor[float32])
+		vals[i], shapes[i] = slices.Clone(tt.GetData()), tt.GetShape()
+		_ = tt.Destroy()
+	}
+	return vals, shapes
+}
+
+// maxDiff is the largest |got - want| and the largest |want|.
+func maxDiff(got, want []float32) (worst, scale float64) {
+	for i := range want {
+		worst = math.Max(worst, math.Abs(float64(got[i]-want[i])))
+		scale = math.Max(scale, math.Abs(float64(want[i])))
+	}
+	return worst, scale
+}
+
+// asPixels gives back the uint8 pixels of photos' float32 values (pixels / 255).
+func asPixels(in *tensors.Tensor) []uint8 {
+	px := make([]uint8, 0, in.Shape().Size())
+	for _, v := range tensors.MustCopyFlatData[float32](in) {
+		px = append(px, uint8(math.Round(float64(v)*255)))
+	}
+	return px
+}
+
 // TestResizerONNXMatchesGoMLX: the resizer trained in training/testdata/run-2026-12-01 (real
 // photos, one epoch), exported, runs in ONNX Runtime and gives the GoMLX model's output on real
 // photos at the training size, a larger one and a non-square crop (H and W are free), within
@@ -87,11 +133,6 @@ func TestResizerONNXMatchesGoMLX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{ResizerInput}, []string{ResizerOutput}, nil)
-	if err != nil {
-		t.Fatalf("ONNX Runtime refuses the exported resizer: %v", err)
-	}
-	defer sess.Destroy()
 	cfg := m.Config()
 	for _, c := range []struct {
 		names []string
@@ -106,46 +147,19 @@ func TestResizerONNXMatchesGoMLX(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		x, err := ort.NewTensor(ort.NewShape(int64(len(c.names)), int64(c.h), int64(c.w), 3), tensors.MustCopyFlatData[float32](in))
-		if err != nil {
-			t.Fatal(err)
+		n := int64(len(c.names))
+		got, shapes := runONNX(t, data, ResizerInput, []int64{n, int64(c.h), int64(c.w), 3}, tensors.MustCopyFlatData[float32](in), ResizerOutput)
+		if wantShape := (ort.Shape{n, int64(cfg.TargetHeight), int64(cfg.TargetWidth), 3}); !slices.Equal(shapes[0], wantShape) {
+			t.Fatalf("%dx%d: output shape %v, want %v", c.h, c.w, shapes[0], wantShape)
 		}
-		outs := []ort.Value{nil}
-		if err := sess.Run([]ort.Value{x}, outs); err != nil {
-			t.Fatalf("%dx%d: %v", c.h, c.w, err)
-		}
-		got := outs[0].(*ort.Tensor[float32])
-		wantShape := ort.NewShape(int64(len(c.names)), int64(cfg.TargetHeight), int64(cfg.TargetWidth), 3)
-		if !slicesEqual(got.GetShape(), wantShape) {
-			t.Fatalf("%dx%d: output shape %v, want %v", c.h, c.w, got.GetShape(), wantShape)
-		}
-		wv, gv := tensors.MustCopyFlatData[float32](want), got.GetData()
-		worst, scale := 0.0, 0.0
-		for i := range wv {
-			worst = math.Max(worst, math.Abs(float64(gv[i]-wv[i])))
-			scale = math.Max(scale, math.Abs(float64(wv[i])))
-		}
+		worst, scale := maxDiff(got[0], tensors.MustCopyFlatData[float32](want))
 		// Float32 sums of a few hundred products per convolution, six convolutions deep: a few 1e-6
 		// of the output's range; a wrong tap, padding or layout is O(1).
 		if worst > 1e-5*scale || math.IsNaN(worst) {
 			t.Errorf("%dx%d: ONNX Runtime's output is up to %.3g off GoMLX's (range %.3g)", c.h, c.w, worst, scale)
 		}
 		t.Logf("%d photos at %dx%d: ONNX Runtime within %.2g of GoMLX (output range %.3g)", len(c.names), c.h, c.w, worst, scale)
-		_ = x.Destroy()
-		_ = got.Destroy()
 	}
-}
-
-func slicesEqual(a, b ort.Shape) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestResizerRefusesOtherInterpolations: tf.image.resize's bicubic has no exact ONNX equivalent.
@@ -182,10 +196,7 @@ func TestClassifierONNXMatchesGoMLX(t *testing.T) {
 	}
 	names := []string{"cat_1063_64.png", "dog_1773_64.png", "cat_947_64.png", "dog_5_64.png"}
 	in := photos(t, names, cfg.Model.InputHeight, cfg.Model.InputWidth)
-	px := make([]uint8, 0, in.Shape().Size())
-	for _, v := range tensors.MustCopyFlatData[float32](in) {
-		px = append(px, uint8(math.Round(float64(v)*255)))
-	}
+	px := asPixels(in)
 	for _, mc := range []models.Config{cfg.Model, cfg.Model.Baseline()} {
 		data, err := Classifier(store, mc)
 		if err != nil {
@@ -198,24 +209,11 @@ func TestClassifierONNXMatchesGoMLX(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{ClassifierInput}, []string{Logits, Probabilities}, nil)
-		if err != nil {
-			t.Fatalf("%s: ONNX Runtime refuses the exported classifier: %v", mc.Name(), err)
-		}
-		x, err := ort.NewTensor(ort.NewShape(int64(len(names)), int64(mc.InputHeight), int64(mc.InputWidth), 3), px)
-		if err != nil {
-			t.Fatal(err)
-		}
-		outs := []ort.Value{nil, nil}
-		if err := sess.Run([]ort.Value{x}, outs); err != nil {
-			t.Fatal(err)
-		}
-		logits, probs := outs[0].(*ort.Tensor[float32]).GetData(), outs[1].(*ort.Tensor[float32]).GetData()
+		outs, _ := runONNX(t, data, ClassifierInput, []int64{int64(len(names)), int64(mc.InputHeight), int64(mc.InputWidth), 3}, px,
+			Logits, Probabilities)
+		logits, probs := outs[0], outs[1]
 		wv := tensors.MustCopyFlatData[float32](want)
-		worst := 0.0
-		for i := range wv {
-			worst = math.Max(worst, math.Abs(float64(logits[i]-wv[i])))
-		}
+		worst, _ := maxDiff(logits, wv)
 		for i := 0; i < len(names); i++ {
 			l0, l1 := float64(wv[2*i]), float64(wv[2*i+1])
 			p1 := 1 / (1 + math.Exp(l0-l1))
@@ -230,8 +228,6 @@ func TestClassifierONNXMatchesGoMLX(t *testing.T) {
 			t.Errorf("%s: ONNX Runtime's logits up to %.3g off GoMLX's (%v vs %v)", mc.Name(), worst, logits, wv)
 		}
 		t.Logf("%s: logits within %.2g of GoMLX's on %d real photos (%v)", mc.Name(), worst, len(names), wv)
-		_ = x.Destroy()
-		_ = sess.Destroy()
 	}
 }
 
@@ -248,10 +244,7 @@ func TestBackbonesONNXMatchGoMLX(t *testing.T) {
 	}
 	names := []string{"cat_1500_64.png", "dog_2868_64.png"}
 	in := photos(t, names, 64, 64)
-	px := make([]uint8, 0, in.Shape().Size())
-	for _, v := range tensors.MustCopyFlatData[float32](in) {
-		px = append(px, uint8(math.Round(float64(v)*255)))
-	}
+	px := asPixels(in)
 	tutorial := models.Tutorial()
 	tutorial.InputHeight, tutorial.InputWidth, tutorial.TargetHeight, tutorial.TargetWidth = 64, 64, 32, 32
 	keras := tutorial.Baseline()
@@ -271,30 +264,13 @@ func TestBackbonesONNXMatchGoMLX(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{ClassifierInput}, []string{Logits}, nil)
-		if err != nil {
-			t.Fatalf("%s: ONNX Runtime refuses the exported model: %v", cfg.Title(), err)
-		}
-		x, err := ort.NewTensor(ort.NewShape(int64(len(names)), 64, 64, 3), px)
-		if err != nil {
-			t.Fatal(err)
-		}
-		outs := []ort.Value{nil}
-		if err := sess.Run([]ort.Value{x}, outs); err != nil {
-			t.Fatal(err)
-		}
-		got, wv := outs[0].(*ort.Tensor[float32]).GetData(), tensors.MustCopyFlatData[float32](want)
-		worst, scale := 0.0, 0.0
-		for i := range wv {
-			worst = math.Max(worst, math.Abs(float64(got[i]-wv[i])))
-			scale = math.Max(scale, math.Abs(float64(wv[i])))
-		}
+		outs, _ := runONNX(t, data, ClassifierInput, []int64{int64(len(names)), 64, 64, 3}, px, Logits)
+		got, wv := outs[0], tensors.MustCopyFlatData[float32](want)
+		worst, scale := maxDiff(got, wv)
 		if worst > 1e-5*math.Max(scale, 1) || math.IsNaN(worst) {
 			t.Errorf("%s: ONNX Runtime's logits %v, GoMLX's %v (%.3g apart)", cfg.Title(), got, wv, worst)
 		}
 		t.Logf("%s (%.1f MB of ONNX): logits within %.2g of GoMLX's (%v)", cfg.Title(), float64(len(data))/1e6, worst, wv)
-		_ = x.Destroy()
-		_ = sess.Destroy()
 	}
 }
 
@@ -319,28 +295,11 @@ func TestBilinearONNXMatchesResize(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{ResizerInput}, []string{ResizerOutput}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		x, err := ort.NewTensor(ort.NewShape(1, int64(c.h), int64(c.w), 3), tensors.MustCopyFlatData[float32](in))
-		if err != nil {
-			t.Fatal(err)
-		}
-		outs := []ort.Value{nil}
-		if err := sess.Run([]ort.Value{x}, outs); err != nil {
-			t.Fatal(err)
-		}
-		got, wv := outs[0].(*ort.Tensor[float32]).GetData(), tensors.MustCopyFlatData[float32](want)
-		worst := 0.0
-		for i := range wv {
-			worst = math.Max(worst, math.Abs(float64(got[i]-wv[i])))
-		}
+		outs, _ := runONNX(t, data, ResizerInput, []int64{1, int64(c.h), int64(c.w), 3}, tensors.MustCopyFlatData[float32](in), ResizerOutput)
+		worst, _ := maxDiff(outs[0], tensors.MustCopyFlatData[float32](want))
 		if worst > 1e-5 {
 			t.Errorf("%dx%d -> %dx%d: ONNX Runtime's bilinear up to %.3g off resizer.Resize", c.h, c.w, c.th, c.tw, worst)
 		}
 		t.Logf("%dx%d -> %dx%d: within %.2g", c.h, c.w, c.th, c.tw, worst)
-		_ = x.Destroy()
-		_ = sess.Destroy()
 	}
 }
