@@ -2,6 +2,7 @@ package resizer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
@@ -473,5 +475,70 @@ func TestCheckpointGivesIdenticalGradients(t *testing.T) {
 	}
 	if nonZero < len(plain)-2 { // a BN beta just before a BN can have a zero gradient
 		t.Errorf("only %d of %d gradients are non-zero", nonZero, len(plain))
+	}
+}
+
+// TestRecomputeKeepsTheTailsOwnRecomputation: with Recompute, the convolutions inside the
+// recomputed stretches leave the im2col matrices to the stretch, but the ones after the last
+// stretch must recompute their own, as they do without Recompute. Once they did not, and at batch
+// 64 on the pure-Go backend the final 7x7 convolution's matrices (4.2 GB) were kept for the
+// backward pass only when Recompute was asked for. Counted in the gradient graph on the go backend
+// (every convolution is im2col + matmul there): the final convolution's matrix, 7*7*16 = 784
+// columns at 150x150 (batch 2: 141 MB, over layers' recomputation bound), built once in the forward
+// pass and once more in the backward pass.
+func TestRecomputeKeepsTheTailsOwnRecomputation(t *testing.T) {
+	var gob compute.Backend
+	for _, be := range backendtest.All(t) {
+		if be.Name == "go" {
+			gob = be.Backend
+		}
+	}
+	for _, recompute := range []bool{false, true} {
+		store := model.NewStore()
+		store.SetParam(model.ParamInitialSeed, int64(1))
+		var count int
+		errBuilt := errors.New("built")
+		exec, err := model.NewExec(gob, store, func(scope *model.Scope, x *Node) *Node {
+			g := x.Graph()
+			scope.Store().SetTraining(g, true)
+			y := New(scope, x).Target(150, 150).Recompute(recompute).Done()
+			var vars []*Node
+			for v := range scope.IterVariables() {
+				vars = append(vars, v.NodeValue(g))
+			}
+			// Counted among the nodes the loss and its gradients need, as a training step outputs both
+			// (autodiff leaves unused ones behind).
+			seen := map[*Node]bool{}
+			var walk func(n *Node)
+			walk = func(n *Node) {
+				if seen[n] {
+					return
+				}
+				seen[n] = true
+				if n.Type() == NodeTypeConcatenate && n.Shape().Rank() == 4 && n.Shape().Dimensions[3] == 7*7*16 {
+					count++
+				}
+				for _, in := range n.Inputs() {
+					walk(in)
+				}
+			}
+			loss := ReduceAllSum(y)
+			walk(loss)
+			for _, grad := range Gradient(loss, vars...) {
+				walk(grad)
+			}
+			panic(errBuilt) // counted: no need to compile
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = exec.Compile(shapes.Make(dtypes.Float32, 2, 300, 300, 3))
+		exec.Finalize()
+		if err == nil || !strings.Contains(err.Error(), errBuilt.Error()) {
+			t.Fatalf("recompute=%v: building the graph: %v", recompute, err)
+		}
+		if count != 2 {
+			t.Errorf("recompute=%v: the final 7x7 convolution's im2col matrix is in the training step %d time(s), want 2 (forward, and again in the backward pass)", recompute, count)
+		}
 	}
 }
