@@ -127,9 +127,22 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 	var fns []benchmarks.NamedFunction
 	samples := make([][]time.Duration, 0, len(all))
 	errs := make([]error, 0, len(all))
+	// On the pure-Go backend, the training steps run under the Go heap limit training.Fit sets, for
+	// the largest of them.
+	var heap training.HeapLimit
+	defer heap.Release()
 	for _, bn := range all {
 		if len(cfg.Only) > 0 && !slices.ContainsFunc(cfg.Only, func(s string) bool { return strings.Contains(bn.name, s) || s == bn.kind }) {
 			continue
+		}
+		var est training.MemoryEstimate
+		if bn.model != nil {
+			var err error
+			est, err = training.EstimateMemory(b, training.Config{Model: *bn.model, BatchSize: cfg.Batch, LabelSmoothing: benchSmoothing})
+			if err != nil {
+				return nil, fmt.Errorf("bench %q: %w", bn.name, err)
+			}
+			heap.Raise(b, est.Values)
 		}
 		run, err := bn.setup()
 		if err != nil {
@@ -150,10 +163,6 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 			PeakRSSBytes: peak, FirstCallPeakRSSBytes: firstPeak}
 		estimate := ""
 		if bn.model != nil {
-			est, err := training.EstimateMemory(b, training.Config{Model: *bn.model, BatchSize: cfg.Batch, LabelSmoothing: benchSmoothing})
-			if err != nil {
-				return nil, fmt.Errorf("bench %q: %w", bn.name, err)
-			}
 			res.PlannedValuesBytes, res.EstimatedBytes = est.Values, est.Process
 			estimate = fmt.Sprintf("; values %s, estimate %s", rssString(uint64(est.Values)), rssString(uint64(est.Process)))
 		}

@@ -177,10 +177,12 @@ func (c Config) Buffer() int {
 }
 
 // compatible reports why a run with config c cannot resume a checkpoint written with config old
-// (nil if it can: only Epochs may grow).
+// (nil if it can: only Epochs may grow, and Recompute may differ, since recomputing activations
+// changes how a step uses memory, not what it computes; the memory check may choose it).
 func (c Config) compatible(old Config) error {
 	a, b := c, old
 	a.Epochs, b.Epochs = 0, 0
+	a.Model.Recompute, b.Model.Recompute = false, false
 	for _, x := range []*Config{&a, &b} {
 		if len(x.Model.Blocks) > 0 {
 			x.Model.Preset = "" // ignored with blocks (runs before 2026-11-26 recorded the default preset)

@@ -107,7 +107,7 @@ func lockDir(dir, what, prefix string) (*fileutil.Lock, error) {
 
 // fit is Fit, reusing a run of pool (when not nil) for a new run of an already-seen configuration.
 func fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Options, pool runPool) (*History, error) {
-	opt, err := checkFit(b, cfg, data, opt)
+	cfg, opt, err := checkFit(b, cfg, data, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +121,7 @@ func fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 	if err != nil {
 		return nil, err
 	}
+	defer r.heap.Release()
 	for epoch := start; epoch < cfg.Epochs; epoch++ {
 		if err := ctx.Err(); err != nil {
 			return hist, err
@@ -160,24 +161,26 @@ func fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 }
 
 // checkFit validates Fit's arguments, fills in the options' defaults and creates the directories.
-func checkFit(b compute.Backend, cfg Config, data Data, opt Options) (Options, error) {
+// It returns the configuration to train: cfg, with Recompute on where the memory check chose it.
+func checkFit(b compute.Backend, cfg Config, data Data, opt Options) (Config, Options, error) {
 	if err := cfg.Validate(); err != nil {
-		return opt, fmt.Errorf("training: %w", err)
+		return cfg, opt, fmt.Errorf("training: %w", err)
 	}
 	if b == nil || data.Train == nil || data.Val == nil {
-		return opt, errors.New("training: backend and train/validation data are required")
+		return cfg, opt, errors.New("training: backend and train/validation data are required")
 	}
 	if opt.Dir == "" {
-		return opt, errors.New("training: an output directory is required")
+		return cfg, opt, errors.New("training: an output directory is required")
 	}
 	if err := models.CheckMemory(cfg.Model, cfg.BatchSize); err != nil {
-		return opt, fmt.Errorf("training: %w", err)
+		return cfg, opt, fmt.Errorf("training: %w", err)
 	}
 	if !opt.SkipMemoryCheck {
 		est, err := CheckMemory(b, cfg, data.NumTrain)
 		if err != nil {
-			return opt, fmt.Errorf("training: %w", err)
+			return cfg, opt, fmt.Errorf("training: %w", err)
 		}
+		cfg = est.Apply(cfg)
 		if opt.Log != nil && est.Process > 0 {
 			fmt.Fprintf(opt.Log, "Memory: %s\n", est)
 		}
@@ -189,9 +192,9 @@ func checkFit(b compute.Backend, cfg Config, data Data, opt Options) (Options, e
 		opt.DevicePrefetch = DefaultDevicePrefetch
 	}
 	if err := os.MkdirAll(filepath.Join(opt.Dir, rundir.CheckpointsDir), 0o755); err != nil {
-		return opt, fmt.Errorf("training: %w", err)
+		return cfg, opt, fmt.Errorf("training: %w", err)
 	}
-	return opt, nil
+	return cfg, opt, nil
 }
 
 // countParams counts the model's parameters as Keras does (including batch-norm moving statistics,

@@ -26,21 +26,28 @@ import (
 // GPU's), it estimates the new graph's memory and, if that is more than the machine has available
 // now, releases every compiled graph this process holds (this run's and, in a comparison, the
 // pooled runs'), saying so on the progress bar's log.
+//
+// On the pure-Go backend it also limits Go's heap to what the largest of the run's training steps
+// needs (HeapLimit).
 func (r *run) makeRoom(n int, bar *progress) {
 	if r.compiled[n] {
+		r.heap.Raise(r.b, r.stepValues[n]) // a pooled run's next seed
 		return
 	}
 	held := r.holding()
 	defer func() { r.compiled[n] = true }()
-	if len(held) == 0 {
+	kind := platform.Of(r.b)
+	if len(held) == 0 && kind != platform.Go {
 		return
 	}
 	plan, err := StepMemory(r.b, r.cfg.Model, n, r.cfg.LabelSmoothing)
 	if err != nil {
 		return // no estimate: compile as GoMLX would
 	}
-	est := estimateFromPlan(platform.Of(r.b), n, 0, plan.Peak)
-	if est.Process == 0 {
+	r.stepValues[n] = plan.Peak
+	r.heap.Raise(r.b, plan.Peak)
+	est := estimateFromPlan(kind, r.cfg.Model.Recompute, n, 0, plan.Peak)
+	if est.Process == 0 || len(held) == 0 {
 		return
 	}
 	avail, ok := availableMemory()

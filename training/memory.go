@@ -72,11 +72,20 @@ func StepMemory(b compute.Backend, cfg models.Config, batch int, smoothing float
 const (
 	onnxBaseBytes = 0.4e9
 	onnxFactor    = 2.2
-	// The pure-Go backend keeps freed buffers in pools (sync.Pool, by size rounded up by up to 25%)
-	// until Go's collector runs, which with GOGC=100 lets the heap reach twice what is live: 5.91 GB
-	// at batch 8 with the resizer for 2.3 GB of values (one measured point).
+	// With activations recomputed in the backward pass (models.Config.Recompute) ONNX Runtime holds
+	// several times what the plan needs: 5.35, 8.66 and 15.4 GB at batches 16, 32 and 64 for 0.78,
+	// 1.54 and 3.05 GB of values (within 1% of this fit), where the steps without recomputing took
+	// 6.4, 11.1 and 20.0 GB: the recomputed values come back in sizes the forward pass freed, and
+	// take those idle buffers, as above.
+	onnxRecomputeBaseBytes = 1.85e9
+	onnxRecomputeFactor    = 4.45
+	// The pure-Go backend: Go's heap, limited during training to what the step's plan needs
+	// (HeapLimit); its kernels' temporaries (transposed and packed operands of the matrix products)
+	// and the pools' size rounding come on top, more at larger batches: 3.71, 6.93 and 20.8 GB at
+	// batches 8, 16 and 64 with the resizer for 2.31, 3.82 and 9.36 GB of values. The fit is exact at
+	// batch 64, where the check matters, and 45% and 25% above at the others.
 	goBaseBytes = 0.3e9
-	goFactor    = 2.4
+	goFactor    = 2.2
 )
 
 // MemoryEstimate is what one training step needs on a backend.
@@ -101,6 +110,22 @@ type MemoryEstimate struct {
 	// fits alone (CheckMemory sets it): Fit will release one before compiling the other, and so
 	// compile both again every epoch.
 	Alternate bool
+	// Recompute says the step recomputes activations in the backward pass (models.Config.Recompute).
+	Recompute bool
+	// ChoseRecompute says that CheckMemory turned Recompute on because the step did not fit
+	// without it, when it would need Without bytes; Apply gives the configuration that fits.
+	ChoseRecompute bool
+	Without        int64
+	// Available is the memory that was available when CheckMemory chose to recompute.
+	Available uint64
+}
+
+// Apply returns cfg as the estimate says it fits: with Recompute on where CheckMemory chose it.
+func (e MemoryEstimate) Apply(cfg Config) Config {
+	if e.ChoseRecompute {
+		cfg.Model.Recompute = true
+	}
+	return cfg
 }
 
 // String is the estimate for the user: "the training step at batch 64 needs about 21 GB of memory
@@ -111,6 +136,13 @@ func (e MemoryEstimate) String() string {
 	}
 	s := fmt.Sprintf("the training step at batch %d needs about %s of memory on %s (its values %s at once)",
 		e.Batch, resources.Size(uint64(e.Process)), e.Backend, resources.Size(uint64(e.Values)))
+	if e.ChoseRecompute {
+		s = fmt.Sprintf("the training step at batch %d would need about %s of memory on %s, more than the %s available, so its "+
+			"activations are recomputed in the backward pass instead of kept (as -recompute asks; about 10%% slower at the "+
+			"tutorial's settings): about %s (its values %s at once)",
+			e.Batch, resources.Size(uint64(e.Without)), e.Backend, resources.Size(e.Available), resources.Size(uint64(e.Process)),
+			resources.Size(uint64(e.Values)))
+	}
 	switch {
 	case e.Alternate:
 		s += fmt.Sprintf("; with the epoch's last, partial batch of %d (a second compiled graph) it would need %s, more than is available, "+
@@ -128,16 +160,18 @@ func EstimateMemory(b compute.Backend, cfg Config) (MemoryEstimate, error) {
 	if err != nil {
 		return MemoryEstimate{}, err
 	}
-	return estimateFromPlan(platform.Of(b), cfg.BatchSize, 0, plan.Peak), nil
+	return estimateFromPlan(platform.Of(b), cfg.Model.Recompute, cfg.BatchSize, 0, plan.Peak), nil
 }
 
-// estimateFromPlan turns a plan's peak into the process estimate for a kind of backend, with the
-// epoch's last partial batch of remainder examples (0: none) as a second graph whose values scale
-// with its batch (counted in Together).
-func estimateFromPlan(kind platform.Kind, batch, remainder int, values int64) MemoryEstimate {
-	e := MemoryEstimate{Batch: batch, Values: values, Remainder: remainder}
+// estimateFromPlan turns a plan's peak into the process estimate for a kind of backend and a step
+// that recomputes activations or not, with the epoch's last partial batch of remainder examples (0:
+// none) as a second graph whose values scale with its batch (counted in Together).
+func estimateFromPlan(kind platform.Kind, recompute bool, batch, remainder int, values int64) MemoryEstimate {
+	e := MemoryEstimate{Batch: batch, Values: values, Remainder: remainder, Recompute: recompute}
 	base, factor := 0.0, 0.0
 	switch {
+	case kind == platform.ONNX && recompute:
+		e.Backend, base, factor = "ONNX Runtime", onnxRecomputeBaseBytes, onnxRecomputeFactor
 	case kind == platform.ONNX:
 		e.Backend, base, factor = "ONNX Runtime", onnxBaseBytes, onnxFactor
 	case kind == platform.Go:
@@ -169,31 +203,64 @@ type MemoryError struct {
 	Fits int
 	// FitsEstimate is Fits' estimate.
 	FitsEstimate MemoryEstimate
+	// Recomputing is the estimate with activations recomputed (CheckMemory tries it when the step
+	// does not fit without), if it was tried; it did not fit either.
+	Recomputing *MemoryEstimate
 }
 
 func (e *MemoryError) Error() string {
 	msg := fmt.Sprintf("%s, and this machine has %s available", e.Estimate, resources.Size(e.Available))
+	if e.Recomputing != nil {
+		msg += fmt.Sprintf("; recomputing activations in the backward pass it would still need about %s", resources.Size(uint64(e.Recomputing.Process)))
+	}
 	if e.Fits > 0 {
 		msg += fmt.Sprintf(": use -batch %d (about %s)", e.Fits, resources.Size(uint64(e.FitsEstimate.Process)))
 	} else {
 		msg += ": use a smaller -inp"
 	}
-	return msg + ", -recompute, or free memory; -memory-check=false runs it anyway"
+	if e.Recomputing == nil && !e.Estimate.Recompute {
+		msg += ", -recompute"
+	}
+	return msg + ", or free memory; -memory-check=false runs it anyway"
 }
 
 // CheckMemory refuses, before any compilation, a training step that its estimate (EstimateMemory)
 // says cannot fit in the memory this machine has available, with a *MemoryError naming the largest
-// batch that would. numTrain, the number of training examples (0: unknown), gives the epoch's last
-// partial batch, a second graph: when the two do not fit together but the step alone does, the
-// estimate says so (Alternate) and passes, since Fit then releases one graph before compiling the
-// other. It returns the estimate, and passes where there is none (XLA, whose memory is a GPU's) or
-// the available memory is unknown.
+// batch that would. A DenseNet's step that does not fit is estimated again with its activations
+// recomputed in the backward pass (models.Config.Recompute; about 10% slower, a quarter less
+// memory at the tutorial's settings on ONNX Runtime): when that fits, the check passes with that
+// estimate (ChoseRecompute), and the caller trains with MemoryEstimate.Apply's configuration, as
+// Fit does. numTrain, the number of training examples (0: unknown), gives the epoch's last partial
+// batch, a second graph: when the two do not fit together but the step alone does, the estimate
+// says so (Alternate) and passes, since Fit then releases one graph before compiling the other. It
+// returns the estimate, and passes where there is none (XLA, whose memory is a GPU's) or the
+// available memory is unknown.
 func CheckMemory(b compute.Backend, cfg Config, numTrain int) (MemoryEstimate, error) {
+	est, err := checkMemory(b, cfg, numTrain)
+	var me *MemoryError
+	if !errors.As(err, &me) || cfg.Model.Recompute || cfg.Model.IsResNet() {
+		return est, err
+	}
+	rc := cfg
+	rc.Model.Recompute = true
+	rest, rerr := checkMemory(b, rc, numTrain)
+	if rerr != nil {
+		if rest.Process > 0 {
+			me.Recomputing = &rest
+		}
+		return est, err
+	}
+	rest.ChoseRecompute, rest.Without, rest.Available = true, est.Process, me.Available
+	return rest, nil
+}
+
+// checkMemory is CheckMemory for cfg as it is.
+func checkMemory(b compute.Backend, cfg Config, numTrain int) (MemoryEstimate, error) {
 	est, err := EstimateMemory(b, cfg)
 	if err != nil || est.Process == 0 {
 		return est, err
 	}
-	est = estimateFromPlan(platform.Of(b), cfg.BatchSize, remainderOf(numTrain, cfg.BatchSize), est.Values)
+	est = estimateFromPlan(platform.Of(b), cfg.Model.Recompute, cfg.BatchSize, remainderOf(numTrain, cfg.BatchSize), est.Values)
 	avail, ok := availableMemory()
 	if !ok || uint64(est.Together) <= avail {
 		return est, nil
@@ -205,7 +272,7 @@ func CheckMemory(b compute.Backend, cfg Config, numTrain int) (MemoryEstimate, e
 	me := &MemoryError{Estimate: est, Available: avail}
 	for batch := 1; batch < cfg.BatchSize; batch *= 2 {
 		// The values grow in proportion to the batch (activations); the weights are a few MB.
-		smaller := estimateFromPlan(platform.Of(b), batch, 0, est.Values*int64(batch)/int64(cfg.BatchSize))
+		smaller := estimateFromPlan(platform.Of(b), cfg.Model.Recompute, batch, 0, est.Values*int64(batch)/int64(cfg.BatchSize))
 		if uint64(smaller.Process) <= avail {
 			me.Fits, me.FitsEstimate = batch, smaller
 		}

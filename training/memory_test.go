@@ -184,3 +184,96 @@ func TestChunksSplitInOrder(t *testing.T) {
 		t.Errorf("chunk sizes %v, want [16 16 5 16]", sizes)
 	}
 }
+
+// TestCheckMemoryRecomputesWhenShort: a DenseNet step that does not fit in the memory available is
+// estimated again with its activations recomputed; where that fits, the check passes with it, says
+// so, and Apply turns Recompute on. Where neither fits, the refusal gives both estimates and does
+// not suggest -recompute, already counted. Checked with the available memory stubbed between the
+// two estimates, on every CPU backend, with the tutorial's model at batch 16 (only planned: nothing
+// is compiled).
+func TestCheckMemoryRecomputesWhenShort(t *testing.T) {
+	for _, be := range backendtest.All(t) {
+		if be.Name == "xla" {
+			continue // no estimate: its memory is a GPU's
+		}
+		cfg := Default()
+		cfg.BatchSize = 16 // on ONNX Runtime recomputing pays from about batch 8 (its estimate's larger base)
+		plain, err := EstimateMemory(be.Backend, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := cfg
+		rc.Model.Recompute = true
+		recomputing, err := EstimateMemory(be.Backend, rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recomputing.Process >= plain.Process {
+			t.Fatalf("%s: recomputing is estimated at %d bytes, not less than %d without", be.Name, recomputing.Process, plain.Process)
+		}
+		restore := availableMemory
+		availableMemory = func() (uint64, bool) { return uint64(plain.Process+recomputing.Process) / 2, true }
+		est, err := CheckMemory(be.Backend, cfg, 0)
+		availableMemory = func() (uint64, bool) { return uint64(recomputing.Process) / 2, true }
+		_, short := CheckMemory(be.Backend, cfg, 0)
+		availableMemory = restore
+		if err != nil || !est.ChoseRecompute || !est.Recompute || est.Process != recomputing.Process || est.Without != plain.Process ||
+			!est.Apply(cfg).Model.Recompute || !strings.Contains(est.String(), "recomputed in the backward pass") {
+			t.Errorf("%s: with room for the step only recomputing: %+v (%v), %q", be.Name, est, err, est.String())
+		}
+		if cfg.Model.Recompute {
+			t.Errorf("%s: CheckMemory changed its argument", be.Name)
+		}
+		var me *MemoryError
+		if !errors.As(short, &me) || me.Recomputing == nil || strings.Contains(short.Error(), "-recompute") ||
+			!strings.Contains(short.Error(), "recomputing activations in the backward pass it would still need") {
+			t.Errorf("%s: with room for neither: %v", be.Name, short)
+		}
+	}
+}
+
+// TestFitTrainsRecomputingWhenShort: Fit trains with the configuration the memory check chose (the
+// tiny model on the pure-Go backend, the available memory stubbed between its two estimates), and
+// the run records it; resuming it without Recompute asked for is allowed (recomputing changes the
+// memory a step uses, not what it computes).
+func TestFitTrainsRecomputingWhenShort(t *testing.T) {
+	be := backendtest.All(t)[0]
+	if be.Name != "go" {
+		t.Fatalf("the first test backend is %s, want go", be.Name)
+	}
+	cfg := tinyConfig()
+	cfg.Epochs = 1
+	plain, err := EstimateMemory(be.Backend, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := cfg
+	rc.Model.Recompute = true
+	recomputing, err := EstimateMemory(be.Backend, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recomputing.Process >= plain.Process {
+		t.Fatalf("recomputing is estimated at %d bytes, not less than %d without", recomputing.Process, plain.Process)
+	}
+	restore := availableMemory
+	availableMemory = func() (uint64, bool) { return uint64(plain.Process+recomputing.Process) / 2, true }
+	defer func() { availableMemory = restore }()
+	dir := t.TempDir()
+	var log strings.Builder
+	if _, err := Fit(context.Background(), be.Backend, cfg, tinyData(), Options{Dir: dir, Log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	_, saved, err := LoadRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !saved.Model.Recompute || !strings.Contains(log.String(), "recomputed in the backward pass") {
+		t.Errorf("the run recorded Recompute=%v; log:\n%s", saved.Model.Recompute, log.String())
+	}
+	availableMemory = restore
+	cfg.Epochs = 2
+	if _, err := Fit(context.Background(), be.Backend, cfg, tinyData(), Options{Dir: dir, Resume: true}); err != nil {
+		t.Errorf("resuming with memory to spare (Recompute off): %v", err)
+	}
+}

@@ -140,10 +140,15 @@ type run struct {
 	compiled map[int]bool
 	// pool holds the comparison's other runs, whose graphs makeRoom may release (nil in a Fit).
 	pool runPool
+	// heap is the Go heap limit for the run's largest training step (the pure-Go backend only);
+	// Fit releases it when it returns, and a pooled run's next Fit raises it again.
+	heap HeapLimit
+	// stepValues holds the planned values of the training step at each batch size planned.
+	stepValues map[int]int64
 }
 
 func newRun(b compute.Backend, store *model.Store, cfg Config, opt Options) *run {
-	r := &run{b: b, store: store, opt: opt, cfg: cfg, compiled: map[int]bool{},
+	r := &run{b: b, store: store, opt: opt, cfg: cfg, compiled: map[int]bool{}, stepValues: map[int]int64{},
 		eval: &evaluator{backend: b, store: store, cfg: cfg, prefetch: opt.DevicePrefetch}}
 	r.buildTrainer(cfg)
 	return r

@@ -35,7 +35,8 @@ type dataFlags struct {
 // addMemoryCheckFlag adds -memory-check to the commands that train (train, compare, warmstart).
 func (d *dataFlags) addMemoryCheckFlag(fs *flag.FlagSet) {
 	fs.BoolVar(&d.memoryCheck, "memory-check", true,
-		"estimate the training step's memory before compiling and refuse a batch that cannot fit (false: run anyway)")
+		"estimate the training step's memory before compiling; recompute activations where only that fits, refuse a "+
+			"batch that cannot fit even so (false: run as asked)")
 }
 
 // addDataFlags adds the flags saying where the images are; with prefetch, -device-prefetch too
@@ -113,19 +114,20 @@ func openData(ctx context.Context, cfg training.Config, df *dataFlags, stderr io
 
 // checkMemory is -memory-check: once the flags and the data are checked (and the cache built, which
 // takes seconds), before anything compiles, it prints the training step's memory estimate and
-// refuses (training.CheckMemory) a batch that cannot fit.
-func (d *dataFlags) checkMemory(b compute.Backend, cfg training.Config, numTrain int, stderr io.Writer) error {
+// refuses (training.CheckMemory) a batch that cannot fit. It returns the configuration to train:
+// cfg, with activations recomputed where only that fits.
+func (d *dataFlags) checkMemory(b compute.Backend, cfg training.Config, numTrain int, stderr io.Writer) (training.Config, error) {
 	if !d.memoryCheck {
-		return nil
+		return cfg, nil
 	}
 	est, err := training.CheckMemory(b, cfg, numTrain)
 	if err != nil {
-		return err
+		return cfg, err
 	}
 	if est.Process > 0 {
 		fmt.Fprintf(stderr, "Memory: %s\n", est)
 	}
-	return nil
+	return est.Apply(cfg), nil
 }
 
 // prefetchOption is training.Options.DevicePrefetch: -device-prefetch has its meaning.
@@ -180,7 +182,8 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return interrupted(ctx, err, "")
 	}
 	defer data.Close()
-	if err := df.checkMemory(b, cfg, data.Data.NumTrain, stderr); err != nil {
+	cfg, err = df.checkMemory(b, cfg, data.Data.NumTrain, stderr)
+	if err != nil {
 		return err
 	}
 	warnSlowSteps(stderr, info, cfg)
@@ -222,7 +225,7 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return ef.run(cfg, b, info, "the comparison", stdout, stderr,
-		func(ctx context.Context, data training.Data, seeds []int64, opt training.Options) (*training.Comparison, error) {
+		func(ctx context.Context, cfg training.Config, data training.Data, seeds []int64, opt training.Options) (*training.Comparison, error) {
 			return training.Compare(ctx, b, cfg, data, seeds, opt)
 		})
 }
@@ -251,7 +254,7 @@ func addExperimentFlags(fs *flag.FlagSet, name string) *experimentFlags {
 // the data, the slow-step warning, the training options, then the table and the figures. what names
 // the experiment in the interrupt messages.
 func (ef *experimentFlags) run(cfg training.Config, b compute.Backend, info backend.Info, what string, stdout, stderr io.Writer,
-	experiment func(ctx context.Context, data training.Data, seeds []int64, opt training.Options) (*training.Comparison, error)) error {
+	experiment func(ctx context.Context, cfg training.Config, data training.Data, seeds []int64, opt training.Options) (*training.Comparison, error)) error {
 	seeds, err := parseSeeds(*ef.seeds, cfg.Seed)
 	if err != nil {
 		return err
@@ -264,11 +267,12 @@ func (ef *experimentFlags) run(cfg training.Config, b compute.Backend, info back
 		return interrupted(ctx, err, "")
 	}
 	defer data.Close()
-	if err := ef.data.checkMemory(b, cfg, data.Data.NumTrain, stderr); err != nil {
+	cfg, err = ef.data.checkMemory(b, cfg, data.Data.NumTrain, stderr)
+	if err != nil {
 		return err
 	}
 	warnSlowSteps(stderr, info, cfg)
-	cmp, err := experiment(ctx, data.Data, seeds, training.Options{Dir: *ef.out, Resume: *ef.resume, Log: stderr,
+	cmp, err := experiment(ctx, cfg, data.Data, seeds, training.Options{Dir: *ef.out, Resume: *ef.resume, Log: stderr,
 		Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: ef.data.prefetchOption(), OnStep: it.onStep,
 		SkipMemoryCheck: true})
 	if err != nil {

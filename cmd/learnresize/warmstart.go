@@ -28,7 +28,7 @@ func runWarmStart(args []string, stdout, stderr io.Writer) error {
 			m.TargetHeight, m.TargetWidth, m.InputHeight, m.InputWidth)
 	}
 	return ef.run(cfg, b, info, "the warm-start experiment", stdout, stderr,
-		func(ctx context.Context, data training.Data, seeds []int64, opt training.Options) (*training.Comparison, error) {
+		func(ctx context.Context, cfg training.Config, data training.Data, seeds []int64, opt training.Options) (*training.Comparison, error) {
 			return training.WarmStart(ctx, b, cfg, data, seeds, training.WarmStartOptions{Options: opt, FinetuneEpochs: *finetune})
 		})
 }
