@@ -245,12 +245,12 @@ progress bar (here one line redrawn in place, `plots.CellLog()`), saves a checkp
 and resumes an interrupted run (re-running this cell continues where it stopped).
 
 Before it compiles anything, `Fit` prints what the training step needs at this batch on this backend
-(`Memory: the training step at batch 64 needs about ... GB of memory on ONNX Runtime ...`) and stops with
-an error naming the largest batch that fits when the machine's available memory is less. On a CPU the
-tutorial's batch 64 needs about 21 GB with ONNX Runtime; set `cfg.BatchSize = 32` in `config()` on a
-16 GB machine, or `cfg.Model.Recompute = true` (gradient checkpointing) to save a few GB. When the
-epoch's last, partial batch needs a second graph that does not fit beside the first, `Fit` releases the
-first and says so.
+(`Memory: the training step at batch 64 needs about ... GB of memory on ONNX Runtime ...`). On a CPU the
+tutorial's batch 64 needs about 21 GB with ONNX Runtime; where the machine has less available, `Fit`
+recomputes the activations in the backward pass instead of keeping them (about 15 GB, 10% slower) and
+says so, and where even that does not fit it stops with an error naming the largest batch that fits
+(set `cfg.BatchSize = 32` in `config()` then). When the epoch's last, partial batch needs a second graph
+that does not fit beside the first, `Fit` releases the first and says so.
 """),
 code("""
 %%
