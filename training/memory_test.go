@@ -198,19 +198,7 @@ func TestCheckMemoryRecomputesWhenShort(t *testing.T) {
 		}
 		cfg := Default()
 		cfg.BatchSize = 16 // on ONNX Runtime recomputing pays from about batch 8 (its estimate's larger base)
-		plain, err := EstimateMemory(be.Backend, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc := cfg
-		rc.Model.Recompute = true
-		recomputing, err := EstimateMemory(be.Backend, rc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if recomputing.Process >= plain.Process {
-			t.Fatalf("%s: recomputing is estimated at %d bytes, not less than %d without", be.Name, recomputing.Process, plain.Process)
-		}
+		plain, recomputing := estimatesBothWays(t, be, cfg)
 		restore := availableMemory
 		availableMemory = func() (uint64, bool) { return uint64(plain.Process+recomputing.Process) / 2, true }
 		est, err := CheckMemory(be.Backend, cfg, 0)
@@ -243,19 +231,7 @@ func TestFitTrainsRecomputingWhenShort(t *testing.T) {
 	}
 	cfg := tinyConfig()
 	cfg.Epochs = 1
-	plain, err := EstimateMemory(be.Backend, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := cfg
-	rc.Model.Recompute = true
-	recomputing, err := EstimateMemory(be.Backend, rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if recomputing.Process >= plain.Process {
-		t.Fatalf("recomputing is estimated at %d bytes, not less than %d without", recomputing.Process, plain.Process)
-	}
+	plain, recomputing := estimatesBothWays(t, be, cfg)
 	restore := availableMemory
 	availableMemory = func() (uint64, bool) { return uint64(plain.Process+recomputing.Process) / 2, true }
 	defer func() { availableMemory = restore }()
@@ -276,4 +252,22 @@ func TestFitTrainsRecomputingWhenShort(t *testing.T) {
 	if _, err := Fit(context.Background(), be.Backend, cfg, tinyData(), Options{Dir: dir, Resume: true}); err != nil {
 		t.Errorf("resuming with memory to spare (Recompute off): %v", err)
 	}
+}
+
+// estimatesBothWays returns cfg's memory estimates on be without and with activations recomputed,
+// failing the test unless recomputing is estimated to need less (the tests above need room between).
+func estimatesBothWays(t *testing.T, be backendtest.Backend, cfg Config) (plain, recomputing MemoryEstimate) {
+	t.Helper()
+	plain, err := EstimateMemory(be.Backend, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Model.Recompute = true
+	if recomputing, err = EstimateMemory(be.Backend, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if recomputing.Process >= plain.Process {
+		t.Fatalf("%s: recomputing is estimated at %d bytes, not less than %d without", be.Name, recomputing.Process, plain.Process)
+	}
+	return plain, recomputing
 }
