@@ -54,3 +54,22 @@ func TestGoHeapLimitedDuringTraining(t *testing.T) {
 		}
 	}
 }
+
+// TestGoHeapLimitIsWhatIsAvailable: the limit is the memory available (the live heap kept, less
+// the slack), so a machine with memory to spare runs at full speed, but never less than the step
+// needs, and the step's floor where the available memory is unknown.
+func TestGoHeapLimitIsWhatIsAvailable(t *testing.T) {
+	const gb = 1 << 30
+	for _, c := range []struct {
+		live, values, avail, want int64
+	}{
+		{live: 1 * gb, values: 10 * gb, avail: 20 * gb, want: 21*gb - heapLimitSlack},             // room to spare
+		{live: 1 * gb, values: 10 * gb, avail: 5 * gb, want: 12*gb + heapLimitSlack},              // short: the floor
+		{live: 1 * gb, values: 10 * gb, avail: 0, want: 12*gb + heapLimitSlack},                   // unknown: the floor
+		{live: 0, values: 10 * gb, avail: 11*gb + 2*heapLimitSlack, want: 11*gb + heapLimitSlack}, // at the floor
+	} {
+		if got := goHeapLimit(c.live, c.values, c.avail); got != c.want {
+			t.Errorf("goHeapLimit(live %d, values %d, available %d) = %d, want %d", c.live, c.values, c.avail, got, c.want)
+		}
+	}
+}

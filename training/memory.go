@@ -79,11 +79,12 @@ const (
 	// take those idle buffers, as above.
 	onnxRecomputeBaseBytes = 1.85e9
 	onnxRecomputeFactor    = 4.45
-	// The pure-Go backend: Go's heap, limited during training to what the step's plan needs
-	// (HeapLimit); its kernels' temporaries (transposed and packed operands of the matrix products)
-	// and the pools' size rounding come on top, more at larger batches: 3.71, 6.93 and 20.8 GB at
-	// batches 8, 16 and 64 with the resizer for 2.31, 3.82 and 9.36 GB of values. The fit is exact at
-	// batch 64, where the check matters, and 45% and 25% above at the others.
+	// The pure-Go backend: Go's heap, which training limits to the memory available (HeapLimit), and
+	// where that is short, down to what the step's plan needs; its kernels' temporaries (transposed
+	// and packed operands of the matrix products) and the pools' size rounding come on top, more at
+	// larger batches. Measured with the heap held at the plan: 3.71, 6.93 and 20.8 GB at batches 8, 16
+	// and 64 with the resizer for 2.31, 3.82 and 9.36 GB of values (the fit is exact at batch 64,
+	// where the check matters, 45% and 25% above at the others); batch 16 with 9 GB available: 8.9 GB.
 	goBaseBytes = 0.3e9
 	goFactor    = 2.2
 )
