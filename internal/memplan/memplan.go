@@ -12,9 +12,9 @@
 // gave the same peak as this package (1.45 GB against 1.48 GB).
 //
 // What a process holds is more (docs/BENCHMARKS.md): ONNX Runtime's allocation planner gives a new
-// value the buffer of any dead value of exactly its size, so buffers freed in the forward pass stay
-// allocated, idle, until values of their size come back in the backward pass (Plan.Reuse models
-// that), its arena grows by doubling, and kernels have temporaries of their own; the pure-Go
+// value the buffer of a dead value of exactly its shape and element size (its allocation_planner.cc,
+// SameSize), so buffers freed in the forward pass stay allocated, idle, until values of their shape
+// come back in the backward pass (Plan.Reuse models that), its arena grows by doubling, and kernels have temporaries of their own; the pure-Go
 // backend pools freed buffers until Go's collector runs. Reshapes, identities and optimization
 // barriers are views of their input (ONNX Runtime aliases them).
 package memplan
@@ -39,8 +39,8 @@ type Plan struct {
 	// Nodes is how many nodes the outputs depend on.
 	Nodes int
 	// Reuse is the peak under ONNX Runtime's static buffer reuse (see the package comment): a value
-	// takes the buffer of a dead value of exactly its size when there is one, and a buffer
-	// stays allocated from its first value's allocation to its last value's death.
+	// takes the buffer of a dead value of exactly its shape and element size when there is one, and
+	// a buffer stays allocated from its first value's allocation to its last value's death.
 	Reuse int64
 }
 
@@ -197,25 +197,28 @@ func postOrder(outputs []*Node) []*Node {
 }
 
 // reusePeak simulates ONNX Runtime's allocation planner without memory patterns: each new value
-// takes a free buffer of exactly its size if one exists (the buffers of dead values), else a new
-// one; a buffer lives from its first value's allocation to its last value's death.
+// takes the most recently freed buffer of exactly its shape and element size if one exists (the
+// buffers of dead values; scalars are never shared), else a new one; a buffer lives from its first
+// value's allocation to its last value's death.
 func reusePeak(order []*Node, owner map[*Node]*Node, last map[*Node]int) int64 {
 	type buffer struct {
 		size       int64
+		key        string
 		start, end int
 	}
 	var bufs []*buffer
-	free := map[int64][]*buffer{}
+	free := map[string][]*buffer{}
 	of := map[*Node]*buffer{}
 	dies := make([][]*Node, len(order)+1)
 	for i, n := range order {
 		if sz := bytesOf(n); owner[n] == n && sz > 0 {
 			var b *buffer
-			if l := free[sz]; len(l) > 0 {
+			key := reuseKey(n)
+			if l := free[key]; key != "" && len(l) > 0 {
 				b = l[len(l)-1]
-				free[sz] = l[:len(l)-1]
+				free[key] = l[:len(l)-1]
 			} else {
-				b = &buffer{size: sz, start: i}
+				b = &buffer{size: sz, key: key, start: i}
 				bufs = append(bufs, b)
 			}
 			of[n] = b
@@ -229,7 +232,7 @@ func reusePeak(order []*Node, owner map[*Node]*Node, last map[*Node]int) int64 {
 		// After node i has run, the buffers of the values it read last are free for the next ones.
 		for _, d := range dies[i] {
 			b := of[d]
-			free[b.size] = append(free[b.size], b)
+			free[b.key] = append(free[b.key], b)
 		}
 	}
 	delta := make([]int64, len(order)+2)
@@ -243,6 +246,16 @@ func reusePeak(order []*Node, owner map[*Node]*Node, last map[*Node]int) int64 {
 		peak = max(peak, cur)
 	}
 	return peak
+}
+
+// reuseKey is what ONNX Runtime's planner matches a dead value's buffer on: the element size and
+// the dimensions; "" (never shared) for scalars.
+func reuseKey(n *Node) string {
+	s := n.Shape()
+	if s.Rank() == 0 {
+		return ""
+	}
+	return fmt.Sprint(s.DType.Size(), s.Dimensions)
 }
 
 // reverseDFS orders the nodes (given in creation order) as ONNX Runtime's default execution order.

@@ -78,6 +78,39 @@ func TestReuseHoldsIdleBuffers(t *testing.T) {
 	}
 }
 
+// TestReuseMatchesShapes: ONNX Runtime's planner shares a dead value's buffer with a value of the
+// same dimensions and element size (its type may differ: int32 takes a float32 buffer), not with one
+// of the same bytes in another shape. A [2n] float32 value dies, a [3n] one lives and dies, then a
+// value of a's bytes is made: shared, a's buffer is held idle beside the [3n] one (5n values at
+// once); not shared, the peak is the [3n] value's, as when each buffer is freed at its last use.
+func TestReuseMatchesShapes(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		later  func(s *Node) *Node
+		shared bool
+	}{
+		{"[n, 2] float32", func(s *Node) *Node { return BroadcastToDims(s, n, 2) }, false},
+		{"[2n] int32", func(s *Node) *Node { return BroadcastToDims(ConvertDType(s, dtypes.Int32), 2*n) }, true},
+	} {
+		p := plan(t, Creation, func(x *Node) []*Node {
+			a := BroadcastToDims(ReduceAllSum(x), 2*n)
+			big := BroadcastToDims(ReduceAllSum(a), 3*n)
+			b := c.later(ReduceAllSum(big))
+			return []*Node{ConvertDType(ReduceAllSum(b), dtypes.Float32)}
+		})
+		if want := int64(4 * 3 * n); p.Peak < want || p.Peak > want+16 {
+			t.Errorf("%s: peak %d bytes, want the [3n] value's (%d)", c.name, p.Peak, want)
+		}
+		want := p.Peak
+		if c.shared {
+			want += 4 * 2 * n
+		}
+		if p.Reuse != want {
+			t.Errorf("%s: reuse peak %d bytes, want %d (a's buffer shared: %v)", c.name, p.Reuse, want, c.shared)
+		}
+	}
+}
+
 // TestOrders: every order plans the same nodes and a reverse depth-first walk differs from
 // creation order where independent branches interleave.
 func TestOrders(t *testing.T) {
