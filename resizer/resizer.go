@@ -127,8 +127,8 @@ func (b *Builder) Formulation(f Formulation) *Builder { b.form = f; return b }
 // size) and each residual block are recomputed in the backward pass instead of keeping their
 // activations. Same values, gradients equal up to float32 rounding (some are summed in another
 // order), less memory: at the tutorial's shapes these are the largest tensors of the model (batch
-// 64: ~370 MB per 300x300x16 activation, 830 MB per im2col matrix of a 3x3 convolution at 150x150
-// on the CPU backends). It does not change the variables.
+// 64: ~370 MB per 300x300x16 activation, 830 MB of a 3x3 convolution's taps at 150x150 on the CPU
+// backends, which write it as matrix products). It does not change the variables.
 func (b *Builder) Recompute(v bool) *Builder { b.recompute = v; return b }
 
 // Config returns the configuration Done will build.
@@ -162,10 +162,11 @@ func (b *Builder) Done() *Node {
 	conv := func(y *Node, filters, kernel int, bias bool) *Node {
 		s := scope.In("%s", kerasName("conv2d", convs))
 		convs++
-		// A recomputed stretch recomputes its convolutions' im2col matrices anyway, and their own
-		// recomputation would end the stretch early. The convolutions after the last stretch
-		// recompute their own, as without Recompute: at batch 64 on the pure-Go backend the tail's
-		// 7x7 matrices are 4.2 GB, the 3x3 one before it 0.83 GB.
+		// A recomputed stretch recomputes its convolutions' taps (the shifted copies of the input
+		// that the kernel gradient reads) anyway, and their own recomputation would end the stretch
+		// early. The convolutions after the last stretch recompute their own, as without
+		// Recompute: at batch 64 on the pure-Go backend the tail's 7x7 taps are 4.2 GB, the 3x3
+		// one's before it 0.83 GB.
 		return layers.Conv(s, y).Filters(filters).Kernel(kernel).UseBias(bias).Recompute(!inStretch).Done()
 	}
 	bn := func(y *Node) *Node {

@@ -268,7 +268,13 @@ type float32Gate struct {
 const (
 	// photoFloorLoss and photoFloorGrad: relative errors this small are float32's rounding of the
 	// values themselves, where a ratio to PyTorch's (which can be 1e-8 by chance) says nothing.
-	photoFloorLoss = 1e-6 // the loss (absolute; the losses are ~0.5-0.9)
+	// The loss's: a float32 step-1 loss against our float64 one (the go backend, 1e-9 from
+	// PyTorch's) on six other batches of two development photos at the tutorial's shapes, both
+	// models, every CPU backend, was up to 2.8e-6 off with the convolutions as im2col matrices
+	// (RMS 0.8-1.9e-6) and up to 2.8e-6 as products per tap (RMS 0.6-1.6e-6; 2026-12-02). The
+	// floor was 1e-6 before, which this fixture's batch met by chance (its baseline on the go
+	// backend: 4.8e-7 as im2col, 1.02e-6 per tap).
+	photoFloorLoss = 3e-6 // the loss (absolute; the losses are ~0.5-0.9)
 	photoFloorGrad = 1e-5 // gradients, logits and moving statistics (relative)
 	// photoKinkFloor bounds, at the tutorial's shapes, what a kink may move one variable by
 	// (float32Gate; measured worst 3.2%; one term of 32 can move a sum by ~1/sqrt(32) = 18%).

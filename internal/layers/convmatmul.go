@@ -13,10 +13,23 @@ import (
 // whole feature map (GoMLX's autodiff swaps batch and channels): for DenseNet-121's 3x3 convolutions
 // at batch 8 that took 40-127 ms each, 80% of the training step's convolution time. On the pure-Go
 // backend ConvGeneral is a scalar loop (0.6-2 GFLOP/s) while its matrix multiplication is blocked.
-// Written as im2col (the k*k shifted copies of the input side by side on the channel axis) and one
-// matrix multiplication, the forward pass and both gradients are matrix multiplications, slices,
-// pads and concatenations, which both backends run well. The cost is memory: the im2col matrix is
-// k*k times the input and is kept for the backward pass, so it is bounded (matmulConvMaxBytes).
+// Written as matrix multiplications of the input's k*k shifted copies (its taps), the forward pass
+// and both gradients are matrix multiplications, slices, pads and sums, which both backends run
+// well. Two ways (convMatmul):
+//   - on 16 channels or more, one product per tap, summed (convTaps): tap (i, j) of the input times
+//     the kernel's [in, out] matrix at (i, j). Nothing k*k times the input exists at once, and the
+//     taps are buffers of one shape that ONNX Runtime's allocation planner can pass from one to the
+//     next (it reuses a dead value's buffer only for a value of the same shape, internal/memplan).
+//     Against the im2col matrix below, at the tutorial's batch 64 on ONNX Runtime the training step
+//     took 17.3 s and 17.9 GB against 20.8 s and 20.0 GB (13.0 against 15.4 GB recomputing); on
+//     the pure-Go backend at batch 8 14.1 s and 4.23 GB against 17.5 s and 6.5 GB
+//     (docs/BENCHMARKS.md).
+//   - on fewer channels (the resizer's first 7x7 convolution, on 3; DenseNet's stem on 12), where
+//     a product per tap would be a thin k*k-fold pass: im2col, the taps side by side on the channel
+//     axis, and one matrix multiplication. The matrix is k*k times the input and is kept for the
+//     backward pass, so it is bounded (matmulConvMaxBytes).
+// Either way the backward pass's kernel gradient reads the taps (k*k times the input), so large ones
+// are recomputed from the input rather than kept (recomputes).
 //
 // The choice, per convolution (MatmulConv):
 //   - XLA: never (its convolutions are fast).
@@ -51,6 +64,10 @@ const (
 	// 426 MB) the step's values plan at 6.3 GB with this bound, 5.7 GB with every matrix
 	// recomputed and 12.2 GB with none (internal/memplan).
 	matmulConvRecomputeBytes = 128 << 20
+	// matmulConvTapChannels is the fewest input channels for which convMatmul sums a product per
+	// kernel tap (convTaps) instead of multiplying one im2col matrix: each product's inner dimension
+	// is the channel count.
+	matmulConvTapChannels = 16
 )
 
 // MatmulConv reports whether convSame and convValid write a stride-1 convolution of NHWC x with a
@@ -69,7 +86,7 @@ func matmulConvShape(b compute.Backend, s shapes.Shape, k int, training bool) bo
 	}
 	d := s.Dimensions
 	bytes := s.Size() * k * k * s.DType.Size()
-	if bytes > matmulConvMaxBytes {
+	if bytes > matmulConvMaxBytes && !sumsTaps(s, k) {
 		// Tiled over the batch on the pure-Go backend while one example's matrix fits.
 		return platform.Of(b) == platform.Go && d[0] > 0 && bytes/d[0] <= matmulConvMaxBytes
 	}
@@ -96,14 +113,18 @@ func recomputes(x *Node, k int, want bool) bool {
 	return want && k > 1 && x.Shape().Size()*k*k*x.DType().Size() >= matmulConvRecomputeBytes
 }
 
-// convMatmul is a stride-1 convolution with pad zeros on every side, as im2col + one matrix
-// multiplication. With recompute (see recomputes) the im2col matrix is recomputed from x in the
+// convMatmul is a stride-1 convolution with pad zeros on every side, as a sum of a matrix product
+// per kernel tap (convTaps) or as im2col + one matrix multiplication (see the rules at the top of
+// this file). With recompute (see recomputes) the im2col matrix is recomputed from x in the
 // backward pass (GoMLX's gradient checkpointing: x the checkpoint, y the stretch's end) instead of
 // kept from the forward pass: it is k*k times x, and x is kept anyway (the layer before reads it
 // for its own gradient). At batch 64 the kept matrices were 7 GB of the 12 GB the tutorial training
 // step's values need (internal/memplan).
 func convMatmul(x, kernel *Node, pad int, recompute bool) *Node {
 	k, n := kernel.Shape().Dimensions[0], x.Shape().Dimensions[0]
+	if sumsTaps(x.Shape(), k) {
+		return convTaps(x, kernel, pad, recompute)
+	}
 	bytes := x.Shape().Size() * k * k * x.DType().Size()
 	if bytes > matmulConvMaxBytes && n > 1 {
 		// A matrix over the bound (the pure-Go backend only, matmulConvShape): the convolution of
@@ -146,6 +167,49 @@ func convMatmulTile(x, kernel *Node, pad int, recompute bool) *Node {
 		cols = Concatenate(taps, -1)
 	}
 	y := Reshape(Dot(Reshape(cols, n*h*w, k*k*c), Reshape(kernel, k*k*c, f)).Product(), n, h, w, f)
+	if recompute {
+		y = y.StopCheckpoint()
+	}
+	return y
+}
+
+// sumsTaps reports whether convMatmul writes a k x k convolution of an input of shape s as a sum
+// of a product per tap (convTaps) rather than one im2col matrix.
+func sumsTaps(s shapes.Shape, k int) bool {
+	return k > 1 && s.Rank() == 4 && s.Dimensions[3] >= matmulConvTapChannels
+}
+
+// convTaps is convMatmul as a sum over the kernel's taps: y = sum over (i, j) of
+// x_padded[:, i:i+h, j:j+w, :] · kernel[i, j], in row-major tap order, each a [n*h*w, in] x [in,
+// out] product. The running sum is each Add's second operand so that ONNX Runtime, which visits an
+// operation's later-numbered input first (internal/memplan's ONNXRuntime order), computes each
+// product after the sum before it and holds two of them at once, not k*k.
+func convTaps(x, kernel *Node, pad int, recompute bool) *Node {
+	d := x.Shape().Dimensions
+	k, f := kernel.Shape().Dimensions[0], kernel.Shape().Dimensions[3]
+	n, c := d[0], d[3]
+	h, w := d[1]+2*pad-k+1, d[2]+2*pad-k+1
+	if recompute {
+		x = x.Checkpoint()
+	}
+	xp := x
+	if pad > 0 {
+		zero := ScalarZero(x.Graph(), x.DType())
+		xp = Pad(x, zero, PadAxis{}, PadAxis{Start: pad, End: pad}, PadAxis{Start: pad, End: pad}, PadAxis{})
+	}
+	var y *Node
+	for i := range k {
+		for j := range k {
+			tap := Reshape(Slice(xp, AxisRange(), AxisRange(i, i+h), AxisRange(j, j+w), AxisRange()), n*h*w, c)
+			p := Dot(tap, Reshape(Slice(kernel, AxisElem(i), AxisElem(j)), c, f)).Product()
+			if y == nil {
+				y = p
+			} else {
+				y = Add(p, y)
+			}
+		}
+	}
+	y = Reshape(y, n, h, w, f)
 	if recompute {
 		y = y.StopCheckpoint()
 	}

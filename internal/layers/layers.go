@@ -37,9 +37,9 @@ func Conv(scope *model.Scope, x *Node) *ConvBuilder {
 	return &ConvBuilder{scope: scope, x: x, strides: 1, same: true, bias: true, recompute: true}
 }
 
-// Recompute sets whether, in a training graph, a convolution written as im2col + matmul
-// (convmatmul.go) recomputes its im2col matrix in the backward pass instead of keeping it (default
-// true). Set it false inside a stretch the caller already recomputes (GoMLX's Checkpoint ...
+// Recompute sets whether, in a training graph, a convolution written as matrix products
+// (convmatmul.go) recomputes the shifted copies of its input (its taps, or their im2col matrix) in
+// the backward pass instead of keeping them, when they are large (default true). Set it false inside a stretch the caller already recomputes (GoMLX's Checkpoint ...
 // StopCheckpoint): the convolution's own checkpoint would end the caller's stretch.
 func (c *ConvBuilder) Recompute(r bool) *ConvBuilder { c.recompute = r; return c }
 

@@ -98,15 +98,27 @@ var opCases = []opCase{
 	convCase("conv 7x7/2 valid 17x16", []int{1, 17, 16, 2}, []int{7, 7, 2, 3}, 2),
 	convCase("conv 3x3/3 valid 11x11", []int{2, 11, 11, 2}, []int{3, 3, 2, 3}, 3),
 	convCase("conv 1x1/2 valid 7x7", []int{2, 7, 7, 3}, []int{1, 1, 3, 2}, 2),
-	// Stride-1 "same" convolutions: im2col + matmul for 1x1 and for 3x3 with >= 16 channels
-	// (convmatmul.go), the backend's convolution otherwise.
+	// Stride-1 "same" convolutions: matrix products for 1x1 and for 3x3 with >= 16 channels (a
+	// product per tap, summed: convmatmul.go), the backend's convolution otherwise.
 	convCase("conv 3x3 same, 16 channels (matmul)", []int{2, 6, 7, 16}, []int{3, 3, 16, 5}, 0),
-	// The same with its im2col matrix recomputed in the backward pass, as large matrices are in
-	// training graphs (recomputes): the gradients come from the recomputed copy.
-	{name: "conv 3x3 same, 16 channels (matmul, im2col recomputed)", x: []int{2, 6, 7, 16}, k: []int{3, 3, 16, 5},
+	// The same with its taps recomputed in the backward pass, as large ones are in training graphs
+	// (recomputes): the gradients come from the recomputed copies.
+	{name: "conv 3x3 same, 16 channels (matmul, taps recomputed)", x: []int{2, 6, 7, 16}, k: []int{3, 3, 16, 5},
 		f: func(xn, kn *Node) *Node { return convMatmul(xn, kn, 1, true) },
 		ref: func(xv, kv []float64) ([]float64, []int) {
 			return hostConv(xv, []int{2, 6, 7, 16}, kv, []int{3, 3, 16, 5}, 1, 1)
+		}},
+	// Below 16 channels convMatmul multiplies one im2col matrix instead (DenseNet's stem on 12), on
+	// every backend here (called directly), kept and recomputed.
+	{name: "conv 3x3 same, 12 channels (im2col)", x: []int{2, 6, 7, 12}, k: []int{3, 3, 12, 5},
+		f: func(xn, kn *Node) *Node { return convMatmul(xn, kn, 1, false) },
+		ref: func(xv, kv []float64) ([]float64, []int) {
+			return hostConv(xv, []int{2, 6, 7, 12}, kv, []int{3, 3, 12, 5}, 1, 1)
+		}},
+	{name: "conv 3x3 same, 12 channels (im2col recomputed)", x: []int{2, 6, 7, 12}, k: []int{3, 3, 12, 5},
+		f: func(xn, kn *Node) *Node { return convMatmul(xn, kn, 1, true) },
+		ref: func(xv, kv []float64) ([]float64, []int) {
+			return hostConv(xv, []int{2, 6, 7, 12}, kv, []int{3, 3, 12, 5}, 1, 1)
 		}},
 	convCase("conv 1x1 same (matmul)", []int{2, 5, 4, 6}, []int{1, 1, 6, 3}, 0),
 	convCase("conv 3x3 same, 4 channels", []int{2, 6, 5, 4}, []int{3, 3, 4, 3}, 0),
