@@ -60,25 +60,23 @@ func StepMemory(b compute.Backend, cfg models.Config, batch int, smoothing float
 	return plan, nil
 }
 
-// Process memory of a training step, from the bytes its values need at once (memplan.Plan.Peak),
-// per CPU backend: base + factor × values, fitted to peaks measured on a 2-core Intel Xeon VM
-// (docs/BENCHMARKS.md, issue 26's memory table): on ONNX Runtime, 4.27, 11.1 and 20.0 GB at batches
-// 8, 32 and 64 with the resizer for 1.8, 4.7 and 9.4 GB of values, 14.4 GB for the baseline's 7.1 GB
-// at batch 64; the fit is within 5% of those, 11% above the last. Its allocation planner gives each
-// new value the buffer of a dead value of exactly its size, so a buffer freed in the forward pass
-// stays allocated, idle, until a value of its size comes in the backward pass (onnxruntime PR 7359;
-// the switch that turns that off, enable_mem_reuse, is not in ONNX Runtime's C API, which
-// compute-onnx uses), and its arena grows by doubling.
+// Process memory of a training step, per CPU backend: base + factor × the planned bytes, fitted to
+// peaks measured on a 2-core Intel Xeon VM (docs/BENCHMARKS.md, issue 26's memory tables).
+//
+// On ONNX Runtime the planned bytes are those of memplan's model of its allocation planner
+// (memplan.Plan.Reuse): a new value takes the buffer of a dead value of exactly its shape, so a
+// buffer freed in the forward pass stays allocated, idle, until a value of its shape comes in the
+// backward pass (onnxruntime PR 7359; the switch that turns that off, enable_mem_reuse, is not in
+// ONNX Runtime's C API, which compute-onnx uses). Above that come its arena's growth by doubling
+// and its kernels' temporaries: about 2 GB at the tutorial's shapes. One fit for both models,
+// steps that recompute activations and steps that do not, with the convolutions as im2col matrices
+// (before 2026-12-02) and as products per tap (now): within -6% to +8% of the 16 peaks measured at
+// batches 8 to 64 (20.0 GB measured for 17.6 GB reused as im2col, 17.9 GB for 15.5 per tap,
+// 13.0 GB for 10.3 GB recomputing, 4.37 GB for 2.56 GB at batch 8). The pure-Go backend has no
+// such reuse; its planned bytes are the values' (memplan.Plan.Peak).
 const (
-	onnxBaseBytes = 0.4e9
-	onnxFactor    = 2.2
-	// With activations recomputed in the backward pass (models.Config.Recompute) ONNX Runtime holds
-	// several times what the plan needs: 5.35, 8.66 and 15.4 GB at batches 16, 32 and 64 for 0.78,
-	// 1.54 and 3.05 GB of values (within 1% of this fit), where the steps without recomputing took
-	// 6.4, 11.1 and 20.0 GB: the recomputed values come back in sizes the forward pass freed, and
-	// take those idle buffers, as above.
-	onnxRecomputeBaseBytes = 1.85e9
-	onnxRecomputeFactor    = 4.45
+	onnxBaseBytes = 1.8e9
+	onnxFactor    = 1.07
 	// The pure-Go backend: Go's heap, which training limits to the memory available (HeapLimit), and
 	// where that is short, down to what the step's plan needs; its kernels' temporaries (transposed
 	// and packed operands of the matrix products) and the pools' size rounding come on top, more at
@@ -92,8 +90,11 @@ const (
 // MemoryEstimate is what one training step needs on a backend.
 type MemoryEstimate struct {
 	Batch int
-	// Values is the planned peak of the step's values (memplan), in bytes.
+	// Values is the planned peak of the step's values (memplan.Plan.Peak), in bytes.
 	Values int64
+	// Reused is the planned peak with ONNX Runtime's reuse of buffers (memplan.Plan.Reuse), in
+	// bytes: what the estimate on ONNX Runtime is made from.
+	Reused int64
 	// Process is the estimated peak resident memory of a process that runs the step on this
 	// backend, in bytes; 0 where there is no estimate (XLA: its memory is the GPU's).
 	Process int64
@@ -161,31 +162,36 @@ func EstimateMemory(b compute.Backend, cfg Config) (MemoryEstimate, error) {
 	if err != nil {
 		return MemoryEstimate{}, err
 	}
-	return estimateFromPlan(platform.Of(b), cfg.Model.Recompute, cfg.BatchSize, 0, plan.Peak), nil
+	return estimateFromPlan(platform.Of(b), cfg.Model.Recompute, cfg.BatchSize, 0, plan.Peak, plan.Reuse), nil
 }
 
-// estimateFromPlan turns a plan's peak into the process estimate for a kind of backend and a step
-// that recomputes activations or not, with the epoch's last partial batch of remainder examples (0:
-// none) as a second graph whose values scale with its batch (counted in Together).
-func estimateFromPlan(kind platform.Kind, recompute bool, batch, remainder int, values int64) MemoryEstimate {
-	e := MemoryEstimate{Batch: batch, Values: values, Remainder: remainder, Recompute: recompute}
-	base, factor := 0.0, 0.0
-	switch {
-	case kind == platform.ONNX && recompute:
-		e.Backend, base, factor = "ONNX Runtime", onnxRecomputeBaseBytes, onnxRecomputeFactor
-	case kind == platform.ONNX:
-		e.Backend, base, factor = "ONNX Runtime", onnxBaseBytes, onnxFactor
-	case kind == platform.Go:
+// estimateFromPlan turns a plan's peaks (values: memplan.Plan.Peak, reused: memplan.Plan.Reuse)
+// into the process estimate for a kind of backend and a step that recomputes activations or not,
+// with the epoch's last partial batch of remainder examples (0: none) as a second graph whose
+// planned bytes scale with its batch (counted in Together).
+func estimateFromPlan(kind platform.Kind, recompute bool, batch, remainder int, values, reused int64) MemoryEstimate {
+	e := MemoryEstimate{Batch: batch, Values: values, Reused: reused, Remainder: remainder, Recompute: recompute}
+	base, factor, planned := 0.0, 0.0, float64(values)
+	switch kind {
+	case platform.ONNX:
+		e.Backend, base, factor, planned = "ONNX Runtime", onnxBaseBytes, onnxFactor, float64(reused)
+	case platform.Go:
 		e.Backend, base, factor = "the pure-Go backend", goBaseBytes, goFactor
 	default:
 		return e
 	}
-	e.Process = int64(base + factor*float64(values))
+	e.Process = int64(base + factor*planned)
 	e.Together = e.Process
 	if remainder > 0 {
-		e.Together += int64(factor * float64(values) * float64(remainder) / float64(batch))
+		e.Together += int64(factor * planned * float64(remainder) / float64(batch))
 	}
 	return e
+}
+
+// scaled is the estimate e at another batch: the planned bytes grow in proportion to the batch
+// (activations; the weights are a few MB).
+func (e MemoryEstimate) scaled(kind platform.Kind, batch int) MemoryEstimate {
+	return estimateFromPlan(kind, e.Recompute, batch, 0, e.Values*int64(batch)/int64(e.Batch), e.Reused*int64(batch)/int64(e.Batch))
 }
 
 // remainderOf is the size of the last, partial batch of an epoch of n examples (0 if none or n unknown).
@@ -261,7 +267,7 @@ func checkMemory(b compute.Backend, cfg Config, numTrain int) (MemoryEstimate, e
 	if err != nil || est.Process == 0 {
 		return est, err
 	}
-	est = estimateFromPlan(platform.Of(b), cfg.Model.Recompute, cfg.BatchSize, remainderOf(numTrain, cfg.BatchSize), est.Values)
+	est = estimateFromPlan(platform.Of(b), cfg.Model.Recompute, cfg.BatchSize, remainderOf(numTrain, cfg.BatchSize), est.Values, est.Reused)
 	avail, ok := availableMemory()
 	if !ok || uint64(est.Together) <= avail {
 		return est, nil
@@ -272,8 +278,7 @@ func checkMemory(b compute.Backend, cfg Config, numTrain int) (MemoryEstimate, e
 	}
 	me := &MemoryError{Estimate: est, Available: avail}
 	for batch := 1; batch < cfg.BatchSize; batch *= 2 {
-		// The values grow in proportion to the batch (activations); the weights are a few MB.
-		smaller := estimateFromPlan(platform.Of(b), cfg.Model.Recompute, batch, 0, est.Values*int64(batch)/int64(cfg.BatchSize))
+		smaller := est.scaled(platform.Of(b), batch)
 		if uint64(smaller.Process) <= avail {
 			me.Fits, me.FitsEstimate = batch, smaller
 		}
