@@ -77,6 +77,11 @@ func Compare(ctx context.Context, b compute.Backend, cfg Config, data Data, seed
 			return nil, err
 		}
 	}
+	// Each model's memory is checked (and recomputing chosen) once, up front; the runs skip it.
+	if variants, err = checkVariants(b, variants, data, opt, "training: compare"); err != nil {
+		return nil, err
+	}
+	opt.SkipMemoryCheck = true
 	pool := runPool{}
 	for _, seed := range seeds {
 		for i, v := range variants {

@@ -3,6 +3,7 @@ package training
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -140,7 +141,7 @@ func (e MemoryEstimate) String() string {
 		e.Batch, resources.Size(uint64(e.Process)), e.Backend, resources.Size(uint64(e.Values)))
 	if e.ChoseRecompute {
 		s = fmt.Sprintf("the training step at batch %d would need about %s of memory on %s, more than the %s available, so its "+
-			"activations are recomputed in the backward pass instead of kept (as -recompute asks; about 10%% slower at the "+
+			"activations are recomputed in the backward pass instead of kept (as -recompute asks; 5-15%% slower at the "+
 			"tutorial's settings): about %s (its values %s at once)",
 			e.Batch, resources.Size(uint64(e.Without)), e.Backend, resources.Size(e.Available), resources.Size(uint64(e.Process)),
 			resources.Size(uint64(e.Values)))
@@ -234,7 +235,7 @@ func (e *MemoryError) Error() string {
 // CheckMemory refuses, before any compilation, a training step that its estimate (EstimateMemory)
 // says cannot fit in the memory this machine has available, with a *MemoryError naming the largest
 // batch that would. A DenseNet's step that does not fit is estimated again with its activations
-// recomputed in the backward pass (models.Config.Recompute; about 10% slower, a quarter less
+// recomputed in the backward pass (models.Config.Recompute; 5-15% slower, 27% less
 // memory at the tutorial's settings on ONNX Runtime): when that fits, the check passes with that
 // estimate (ChoseRecompute), and the caller trains with MemoryEstimate.Apply's configuration, as
 // Fit does. numTrain, the number of training examples (0: unknown), gives the epoch's last partial
@@ -259,6 +260,32 @@ func CheckMemory(b compute.Backend, cfg Config, numTrain int) (MemoryEstimate, e
 	}
 	rest.ChoseRecompute, rest.Without, rest.Available = true, est.Process, me.Available
 	return rest, nil
+}
+
+// checkVariants is CheckMemory for each model an experiment trains (Compare's two, WarmStart's
+// three training stages), once, before any of them trains, unless opt.SkipMemoryCheck: each gets
+// its own decision to recompute activations (Apply), the same for all its seeds, and the experiment
+// is refused before minutes of work if one cannot fit. Checked later, when each run starts, the
+// memory available would be what the graphs the process already compiled leave, which Fit releases
+// when a step needs the room (makeRoom), and one model's seeds could be decided differently. Each
+// estimate is logged under the model's title and sizes. It returns the configurations to train.
+func checkVariants(b compute.Backend, variants []Config, data Data, opt Options, prefix string) ([]Config, error) {
+	out := slices.Clone(variants)
+	if opt.SkipMemoryCheck {
+		return out, nil
+	}
+	for i, v := range out {
+		est, err := CheckMemory(b, v, data.NumTrain)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", prefix, v.Model.Title(), err)
+		}
+		out[i] = est.Apply(v)
+		if opt.Log != nil && est.Process > 0 {
+			fmt.Fprintf(opt.Log, "Memory, %s (%dx%d -> %dx%d): %s\n", v.Model.Title(), v.Model.InputHeight, v.Model.InputWidth,
+				v.Model.TargetHeight, v.Model.TargetWidth, est)
+		}
+	}
+	return out, nil
 }
 
 // checkMemory is CheckMemory for cfg as it is.

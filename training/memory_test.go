@@ -3,9 +3,13 @@ package training
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/train"
@@ -270,4 +274,62 @@ func estimatesBothWays(t *testing.T, be backendtest.Backend, cfg Config) (plain,
 		t.Fatalf("%s: recomputing is estimated at %d bytes, not less than %d without", be.Name, recomputing.Process, plain.Process)
 	}
 	return plain, recomputing
+}
+
+// TestCompareDecidesMemoryOncePerModel: Compare checks each model's memory once, before any run
+// trains, and each model keeps its own decision for every seed: with the memory available stubbed
+// between the resizer model's two estimates (and above the baseline's), the resizer model's runs
+// recompute activations and the baseline's do not. Once training has begun the stub says almost
+// nothing is available, as on a machine whose process holds the graphs it compiled: a check made
+// again when each run starts would refuse the next run, or decide it differently.
+func TestCompareDecidesMemoryOncePerModel(t *testing.T) {
+	be := backendtest.All(t)[0]
+	if be.Name != "go" {
+		t.Fatalf("the first test backend is %s, want go", be.Name)
+	}
+	cfg := tinyConfig()
+	cfg.Epochs = 1
+	cfg.Model.Resizer = true
+	plain, recomputing := estimatesBothWays(t, be, cfg)
+	baseline := cfg
+	baseline.Model.Resizer = false
+	base, err := EstimateMemory(be.Backend, baseline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := max((plain.Process+recomputing.Process)/2, base.Process)
+	if room >= plain.Process {
+		t.Fatalf("the baseline's estimate (%d bytes) leaves no room between the resizer model's (%d, %d recomputing)",
+			base.Process, plain.Process, recomputing.Process)
+	}
+	var training atomic.Bool
+	restore := availableMemory
+	availableMemory = func() (uint64, bool) {
+		if training.Load() {
+			return 1 << 20, true
+		}
+		return uint64(room), true
+	}
+	defer func() { availableMemory = restore }()
+	dir := t.TempDir()
+	var log strings.Builder
+	_, err = Compare(context.Background(), be.Backend, cfg, tinyData(), []int64{1, 2}, CompareOptions{Dir: dir, Log: &log,
+		OnStep: func(time.Duration) { training.Store(true) }})
+	if err != nil {
+		t.Fatalf("%v; log:\n%s", err, log.String())
+	}
+	for _, seed := range []int64{1, 2} {
+		for name, want := range map[string]bool{"resizer": true, "baseline": false} {
+			_, saved, err := LoadRun(filepath.Join(dir, fmt.Sprintf("%s-seed%d", name, seed)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if saved.Model.Recompute != want {
+				t.Errorf("%s, seed %d: trained with Recompute=%v, want %v", name, seed, saved.Model.Recompute, want)
+			}
+		}
+	}
+	if n := strings.Count(log.String(), "Memory, "); n != 2 {
+		t.Errorf("%d memory estimates logged, want one per model; log:\n%s", n, log.String())
+	}
 }

@@ -95,6 +95,13 @@ func WarmStart(ctx context.Context, b compute.Backend, cfg Config, data Data, se
 			return nil, err
 		}
 	}
+	// Each training stage's memory is checked (and recomputing chosen) once, up front; the runs skip it.
+	trained, err := checkVariants(b, []Config{stages[0], stages[2], stages[3]}, data, opt.Options, "training: warm start")
+	if err != nil {
+		return nil, err
+	}
+	stages[0], stages[2], stages[3] = trained[0], trained[1], trained[2]
+	opt.SkipMemoryCheck = true
 	hi, lo := fmt.Sprintf("%dx%d", m.InputHeight, m.InputWidth), fmt.Sprintf("%dx%d", m.TargetHeight, m.TargetWidth)
 	backbone := m.Backbone()
 	cmp := &Comparison{Config: cfg, Backend: opt.BackendInfo, Seeds: seeds, Rows: []ComparisonRow{

@@ -112,23 +112,21 @@ func openData(ctx context.Context, cfg training.Config, df *dataFlags, stderr io
 	return data, nil
 }
 
-// checkMemory is -memory-check: once the flags and the data are checked (and the cache built, which
-// takes seconds), before anything compiles, it prints the training step's memory estimate and
-// refuses (training.CheckMemory) a batch that cannot fit. It returns the configuration to train:
-// cfg, with activations recomputed where only that fits.
-func (d *dataFlags) checkMemory(b compute.Backend, cfg training.Config, numTrain int, stderr io.Writer) (training.Config, error) {
+// checkMemory is -memory-check's early refusal: once the flags and the data are checked (and the
+// cache built, which takes seconds), before the slow-step warning and before anything compiles, it
+// refuses (training.CheckMemory) a batch whose training step cannot fit, recomputing activations or
+// not. The estimate, and whether to recompute, are the library's to print and decide, per model
+// (Fit, and Compare and WarmStart for each model they train): skipMemoryCheck is what they are told.
+func (d *dataFlags) checkMemory(b compute.Backend, cfg training.Config, numTrain int) error {
 	if !d.memoryCheck {
-		return cfg, nil
+		return nil
 	}
-	est, err := training.CheckMemory(b, cfg, numTrain)
-	if err != nil {
-		return cfg, err
-	}
-	if est.Process > 0 {
-		fmt.Fprintf(stderr, "Memory: %s\n", est)
-	}
-	return est.Apply(cfg), nil
+	_, err := training.CheckMemory(b, cfg, numTrain)
+	return err
 }
+
+// skipMemoryCheck is training.Options.SkipMemoryCheck: -memory-check=false.
+func (d *dataFlags) skipMemoryCheck() bool { return !d.memoryCheck }
 
 // prefetchOption is training.Options.DevicePrefetch: -device-prefetch has its meaning.
 func (d *dataFlags) prefetchOption() int { return d.devicePrefetch }
@@ -182,14 +180,13 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return interrupted(ctx, err, "")
 	}
 	defer data.Close()
-	cfg, err = df.checkMemory(b, cfg, data.Data.NumTrain, stderr)
-	if err != nil {
+	if err := df.checkMemory(b, cfg, data.Data.NumTrain); err != nil {
 		return err
 	}
 	warnSlowSteps(stderr, info, cfg)
 	h, err := training.Fit(ctx, b, cfg, data.Data, training.Options{Dir: *out, Resume: *resume, ResumeFrom: *resumeFrom, Log: stderr,
 		Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: df.prefetchOption(), OnStep: it.onStep,
-		SkipMemoryCheck: true})
+		SkipMemoryCheck: df.skipMemoryCheck()})
 	if err != nil {
 		return interrupted(ctx, err, resumeHint)
 	}
@@ -267,14 +264,13 @@ func (ef *experimentFlags) run(cfg training.Config, b compute.Backend, info back
 		return interrupted(ctx, err, "")
 	}
 	defer data.Close()
-	cfg, err = ef.data.checkMemory(b, cfg, data.Data.NumTrain, stderr)
-	if err != nil {
+	if err := ef.data.checkMemory(b, cfg, data.Data.NumTrain); err != nil {
 		return err
 	}
 	warnSlowSteps(stderr, info, cfg)
 	cmp, err := experiment(ctx, cfg, data.Data, seeds, training.Options{Dir: *ef.out, Resume: *ef.resume, Log: stderr,
 		Interactive: interactive(stderr), BackendInfo: info.String(), DevicePrefetch: ef.data.prefetchOption(), OnStep: it.onStep,
-		SkipMemoryCheck: true})
+		SkipMemoryCheck: ef.data.skipMemoryCheck()})
 	if err != nil {
 		return interrupted(ctx, err, fmt.Sprintf("run the same command again with -resume (-out %s)", *ef.out))
 	}
