@@ -61,31 +61,34 @@ func StepMemory(b compute.Backend, cfg models.Config, batch int, smoothing float
 	return plan, nil
 }
 
-// Process memory of a training step, per CPU backend: base + factor × the planned bytes, fitted to
-// peaks measured on a 2-core Intel Xeon VM (docs/BENCHMARKS.md, issue 26's memory tables).
+// Process memory of a training step, per CPU backend, fitted to peaks measured on a 2-core Intel
+// Xeon VM (docs/BENCHMARKS.md, issue 26's memory tables).
 //
-// On ONNX Runtime the planned bytes are those of memplan's model of its allocation planner
-// (memplan.Plan.Reuse): a new value takes the buffer of a dead value of exactly its shape, so a
-// buffer freed in the forward pass stays allocated, idle, until a value of its shape comes in the
-// backward pass (onnxruntime PR 7359; the switch that turns that off, enable_mem_reuse, is not in
-// ONNX Runtime's C API, which compute-onnx uses). Above that come its arena's growth by doubling
-// and its kernels' temporaries: about 2 GB at the tutorial's shapes. One fit for both models,
-// steps that recompute activations and steps that do not, with the convolutions as im2col matrices
-// (before 2026-12-02) and as products per tap (now): within -6% to +8% of the 16 peaks measured at
-// batches 8 to 64 (20.0 GB measured for 17.6 GB reused as im2col, 17.9 GB for 15.5 per tap,
-// 13.0 GB for 10.3 GB recomputing, 4.37 GB for 2.56 GB at batch 8). The pure-Go backend has no
-// such reuse; its planned bytes are the values' (memplan.Plan.Peak).
+// On ONNX Runtime: base + perNode × the graph's operations + factor × the bytes of memplan's model
+// of its allocation planner (memplan.Plan.Reuse). The planner gives a new value the buffer of a dead
+// value of exactly its shape, so a buffer freed in the forward pass stays allocated, idle, until a
+// value of its shape comes in the backward pass (onnxruntime PR 7359; the switch that turns that
+// off, enable_mem_reuse, is not in ONNX Runtime's C API, which compute-onnx uses); its arena's
+// growth by doubling and kernels' temporaries come on top. The session itself grows with the graph:
+// about 1.5 GB for the tutorial's training step (26,700 operations) whatever the batch, where the
+// small configuration's whole process takes 0.15 GB. One fit for both models, steps that recompute
+// activations and steps that do not (convolutions per tap, 2026-12-02): within -4% to +8% of the
+// eight peaks measured at batches 16 to 64, +1% and +19% at batch 8 (4.37 GB with the resizer, 2.76
+// GB without), +68% for the small configuration's 0.15 GB. The pure-Go backend has no such reuse:
+// base + factor × the values' peak (memplan.Plan.Peak).
 const (
-	onnxBaseBytes = 1.8e9
-	onnxFactor    = 1.07
+	onnxBaseBytes    = 0.05e9
+	onnxBytesPerNode = 0.56e9 / 1e4
+	onnxFactor       = 1.08
 	// The pure-Go backend: Go's heap, which training limits to the memory available (HeapLimit), and
 	// where that is short, down to what the step's plan needs; its kernels' temporaries (transposed
-	// and packed operands of the matrix products) and the pools' size rounding come on top, more at
-	// larger batches. Measured with the heap held at the plan: 3.71, 6.93 and 20.8 GB at batches 8, 16
-	// and 64 with the resizer for 2.31, 3.82 and 9.36 GB of values (the fit is exact at batch 64,
-	// where the check matters, 45% and 25% above at the others); batch 16 with 9 GB available: 8.9 GB.
+	// and packed operands of the matrix products, the im2col matrix of the resizer's first 7x7
+	// convolution) and the pools' size rounding come on top. Measured with the heap held at the plan
+	// (GOMEMLIMIT), convolutions per tap (2026-12-02): 2.79, 4.41 and 14.3 GB at batches 8, 16 and 64
+	// with the resizer for 1.83, 3.03 and 9.37 GB of values (the fit is exact at batch 64, 9-10%
+	// above at the others). With the memory to spare the heap grows into it: 20.6 GB at batch 64.
 	goBaseBytes = 0.3e9
-	goFactor    = 2.2
+	goFactor    = 1.5
 )
 
 // MemoryEstimate is what one training step needs on a backend.
@@ -94,8 +97,10 @@ type MemoryEstimate struct {
 	// Values is the planned peak of the step's values (memplan.Plan.Peak), in bytes.
 	Values int64
 	// Reused is the planned peak with ONNX Runtime's reuse of buffers (memplan.Plan.Reuse), in
-	// bytes: what the estimate on ONNX Runtime is made from.
+	// bytes, and Nodes the graph's operations (memplan.Plan.Nodes): what the estimate on ONNX Runtime
+	// is made from.
 	Reused int64
+	Nodes  int
 	// Process is the estimated peak resident memory of a process that runs the step on this
 	// backend, in bytes; 0 where there is no estimate (XLA: its memory is the GPU's).
 	Process int64
@@ -163,36 +168,38 @@ func EstimateMemory(b compute.Backend, cfg Config) (MemoryEstimate, error) {
 	if err != nil {
 		return MemoryEstimate{}, err
 	}
-	return estimateFromPlan(platform.Of(b), cfg.Model.Recompute, cfg.BatchSize, 0, plan.Peak, plan.Reuse), nil
+	return estimateFromPlan(platform.Of(b), cfg.Model.Recompute, cfg.BatchSize, 0, plan), nil
 }
 
-// estimateFromPlan turns a plan's peaks (values: memplan.Plan.Peak, reused: memplan.Plan.Reuse)
-// into the process estimate for a kind of backend and a step that recomputes activations or not,
-// with the epoch's last partial batch of remainder examples (0: none) as a second graph whose
-// planned bytes scale with its batch (counted in Together).
-func estimateFromPlan(kind platform.Kind, recompute bool, batch, remainder int, values, reused int64) MemoryEstimate {
-	e := MemoryEstimate{Batch: batch, Values: values, Reused: reused, Remainder: remainder, Recompute: recompute}
-	base, factor, planned := 0.0, 0.0, float64(values)
+// estimateFromPlan turns a step's plan into the process estimate for a kind of backend and a step
+// that recomputes activations or not, with the epoch's last partial batch of remainder examples (0:
+// none) as a second graph (its own session on ONNX Runtime) whose planned bytes scale with its batch
+// (counted in Together).
+func estimateFromPlan(kind platform.Kind, recompute bool, batch, remainder int, plan memplan.Plan) MemoryEstimate {
+	e := MemoryEstimate{Batch: batch, Values: plan.Peak, Reused: plan.Reuse, Nodes: plan.Nodes, Remainder: remainder, Recompute: recompute}
+	var graph, factor, planned float64 // graph: what does not grow with the batch
 	switch kind {
 	case platform.ONNX:
-		e.Backend, base, factor, planned = "ONNX Runtime", onnxBaseBytes, onnxFactor, float64(reused)
+		e.Backend, graph, factor, planned = "ONNX Runtime", onnxBytesPerNode*float64(plan.Nodes), onnxFactor, float64(plan.Reuse)
+		e.Process = int64(onnxBaseBytes + graph + factor*planned)
 	case platform.Go:
-		e.Backend, base, factor = "the pure-Go backend", goBaseBytes, goFactor
+		e.Backend, factor, planned = "the pure-Go backend", goFactor, float64(plan.Peak)
+		e.Process = int64(goBaseBytes + factor*planned)
 	default:
 		return e
 	}
-	e.Process = int64(base + factor*planned)
 	e.Together = e.Process
 	if remainder > 0 {
-		e.Together += int64(factor * planned * float64(remainder) / float64(batch))
+		e.Together += int64(graph + factor*planned*float64(remainder)/float64(batch))
 	}
 	return e
 }
 
 // scaled is the estimate e at another batch: the planned bytes grow in proportion to the batch
-// (activations; the weights are a few MB).
+// (activations; the weights are a few MB), the graph's operations stay.
 func (e MemoryEstimate) scaled(kind platform.Kind, batch int) MemoryEstimate {
-	return estimateFromPlan(kind, e.Recompute, batch, 0, e.Values*int64(batch)/int64(e.Batch), e.Reused*int64(batch)/int64(e.Batch))
+	return estimateFromPlan(kind, e.Recompute, batch, 0, memplan.Plan{Peak: e.Values * int64(batch) / int64(e.Batch),
+		Reuse: e.Reused * int64(batch) / int64(e.Batch), Nodes: e.Nodes})
 }
 
 // remainderOf is the size of the last, partial batch of an epoch of n examples (0 if none or n unknown).
@@ -281,7 +288,7 @@ func checkVariants(b compute.Backend, variants []Config, data Data, opt Options,
 		}
 		out[i] = est.Apply(v)
 		if opt.Log != nil && est.Process > 0 {
-			fmt.Fprintf(opt.Log, "Memory, %s (%dx%d -> %dx%d): %s\n", v.Model.Title(), v.Model.InputHeight, v.Model.InputWidth,
+			fmt.Fprintf(opt.Log, "Memory, %s, %dx%d -> %dx%d: %s\n", v.Model.Title(), v.Model.InputHeight, v.Model.InputWidth,
 				v.Model.TargetHeight, v.Model.TargetWidth, est)
 		}
 	}
@@ -294,7 +301,8 @@ func checkMemory(b compute.Backend, cfg Config, numTrain int) (MemoryEstimate, e
 	if err != nil || est.Process == 0 {
 		return est, err
 	}
-	est = estimateFromPlan(platform.Of(b), cfg.Model.Recompute, cfg.BatchSize, remainderOf(numTrain, cfg.BatchSize), est.Values, est.Reused)
+	est = estimateFromPlan(platform.Of(b), cfg.Model.Recompute, cfg.BatchSize, remainderOf(numTrain, cfg.BatchSize),
+		memplan.Plan{Peak: est.Values, Reuse: est.Reused, Nodes: est.Nodes})
 	avail, ok := availableMemory()
 	if !ok || uint64(est.Together) <= avail {
 		return est, nil

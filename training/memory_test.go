@@ -333,3 +333,19 @@ func TestCompareDecidesMemoryOncePerModel(t *testing.T) {
 		t.Errorf("%d memory estimates logged, want one per model; log:\n%s", n, log.String())
 	}
 }
+
+// TestSmallModelsEstimatedSmall: the estimate of a small model's step stays near what its process
+// takes (the small configuration's whole training process peaked at 0.15 GB on ONNX Runtime), so a
+// machine with little memory is not refused it: a fit that carried the tutorial's graph-sized
+// overhead (1.8 GB) as a constant estimated 1.84 GB.
+func TestSmallModelsEstimatedSmall(t *testing.T) {
+	for _, be := range backendtest.All(t) {
+		est, err := EstimateMemory(be.Backend, Small())
+		if err != nil {
+			t.Fatalf("%s: %v", be.Name, err)
+		}
+		if est.Process > 0.5e9 {
+			t.Errorf("%s: the small configuration's step estimated at %s", be.Name, est)
+		}
+	}
+}
