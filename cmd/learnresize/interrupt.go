@@ -111,12 +111,13 @@ func interrupted(ctx context.Context, err error, resume string) error {
 }
 
 // Seconds per image of a training step at 300x300 input, with the learnable resizer, on 2 cores,
-// measured 2026-12-01 on an Intel Xeon VM (docs/BENCHMARKS.md, issue 26): batch 64 took 21.4 s on
-// ONNX Runtime (batch 8: 2.2-2.3 s), batch 8 took 20.6 s on the pure-Go backend. The plain-resize
-// model takes about 0.55 of that on ONNX Runtime.
+// measured 2026-12-02 on an Intel Xeon VM (docs/BENCHMARKS.md, issue 26): batch 64 took 18.1 s on
+// ONNX Runtime (batch 8: 1.8-1.95 s) and 183 s on the pure-Go backend (batch 8: 14.1 s; it is
+// slower per image at the larger batch). The plain-resize model takes about 0.55 of that on ONNX
+// Runtime (9.9 s at batch 64).
 const (
-	goSecondsPerImage   = 20.6 / 8
-	onnxSecondsPerImage = 21.4 / 64
+	goSecondsPerImage   = 183.0 / 64
+	onnxSecondsPerImage = 18.1 / 64
 )
 
 // warnSlowSteps says, before training starts, when one step is likely to take more than 10 s (the
@@ -142,7 +143,7 @@ func warnSlowSteps(stderr io.Writer, info backend.Info, cfg training.Config) {
 	}
 	hint := ""
 	if info.IsGo() {
-		hint = " Install ONNX Runtime (scripts/install_onnxruntime.sh) for a CPU backend ~15x faster, or use a GPU."
+		hint = " Install ONNX Runtime (scripts/install_onnxruntime.sh) for a CPU backend ~8x faster, or use a GPU."
 	}
 	fmt.Fprintf(stderr, "note: on this backend a training step of %d images at %dx%d will take roughly %s (from measurements on "+
 		"2 cores, scaled to %d), so progress appears slowly and an interrupt waits for the step in progress.%s\n",

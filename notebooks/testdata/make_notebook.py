@@ -246,8 +246,8 @@ and resumes an interrupted run (re-running this cell continues where it stopped)
 
 Before it compiles anything, `Fit` prints what the training step needs at this batch on this backend
 (`Memory: the training step at batch 64 needs about ... GB of memory on ONNX Runtime ...`). On a CPU the
-tutorial's batch 64 needs about 21 GB with ONNX Runtime; where the machine has less available, `Fit`
-recomputes the activations in the backward pass instead of keeping them (about 15 GB, 10% slower) and
+tutorial's batch 64 needs about 18 GB with ONNX Runtime; where the machine has less available, `Fit`
+recomputes the activations in the backward pass instead of keeping them (about 13 GB, 5-15% slower) and
 says so, and where even that does not fit it stops with an error naming the largest batch that fits
 (set `cfg.BatchSize = 32` in `config()` then). When the epoch's last, partial batch needs a second graph
 that does not fit beside the first, `Fit` releases the first and says so.
