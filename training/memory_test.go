@@ -229,12 +229,7 @@ func TestCheckMemoryRecomputesWhenShort(t *testing.T) {
 // the run records it; resuming it without Recompute asked for is allowed (recomputing changes the
 // memory a step uses, not what it computes).
 func TestFitTrainsRecomputingWhenShort(t *testing.T) {
-	be := backendtest.All(t)[0]
-	if be.Name != "go" {
-		t.Fatalf("the first test backend is %s, want go", be.Name)
-	}
-	cfg := tinyConfig()
-	cfg.Epochs = 1
+	be, cfg := tinyOnGo(t)
 	plain, recomputing := estimatesBothWays(t, be, cfg)
 	restore := availableMemory
 	availableMemory = func() (uint64, bool) { return uint64(plain.Process+recomputing.Process) / 2, true }
@@ -256,6 +251,18 @@ func TestFitTrainsRecomputingWhenShort(t *testing.T) {
 	if _, err := Fit(context.Background(), be.Backend, cfg, tinyData(), Options{Dir: dir, Resume: true}); err != nil {
 		t.Errorf("resuming with memory to spare (Recompute off): %v", err)
 	}
+}
+
+// tinyOnGo is the pure-Go backend and the tiny model for one epoch: the memory tests that train.
+func tinyOnGo(t *testing.T) (backendtest.Backend, Config) {
+	t.Helper()
+	be := backendtest.All(t)[0]
+	if be.Name != "go" {
+		t.Fatalf("the first test backend is %s, want go", be.Name)
+	}
+	cfg := tinyConfig()
+	cfg.Epochs = 1
+	return be, cfg
 }
 
 // estimatesBothWays returns cfg's memory estimates on be without and with activations recomputed,
@@ -283,12 +290,7 @@ func estimatesBothWays(t *testing.T, be backendtest.Backend, cfg Config) (plain,
 // nothing is available, as on a machine whose process holds the graphs it compiled: a check made
 // again when each run starts would refuse the next run, or decide it differently.
 func TestCompareDecidesMemoryOncePerModel(t *testing.T) {
-	be := backendtest.All(t)[0]
-	if be.Name != "go" {
-		t.Fatalf("the first test backend is %s, want go", be.Name)
-	}
-	cfg := tinyConfig()
-	cfg.Epochs = 1
+	be, cfg := tinyOnGo(t)
 	cfg.Model.Resizer = true
 	plain, recomputing := estimatesBothWays(t, be, cfg)
 	baseline := cfg
