@@ -142,35 +142,51 @@ func convMatmul(x, kernel *Node, pad int, recompute bool) *Node {
 
 // convMatmulTile is convMatmul with one im2col matrix for all of x.
 func convMatmulTile(x, kernel *Node, pad int, recompute bool) *Node {
-	d := x.Shape().Dimensions
 	k, f := kernel.Shape().Dimensions[0], kernel.Shape().Dimensions[3]
-	n, c := d[0], d[3]
-	h, w := d[1]+2*pad-k+1, d[2]+2*pad-k+1
-	recompute = recompute && k > 1
-	if recompute {
-		x = x.Checkpoint()
-	}
-	cols := x
-	if k > 1 {
-		xp := x
-		if pad > 0 {
-			zero := ScalarZero(x.Graph(), x.DType())
-			xp = Pad(x, zero, PadAxis{}, PadAxis{Start: pad, End: pad}, PadAxis{Start: pad, End: pad}, PadAxis{})
-		}
-		taps := make([]*Node, 0, k*k)
-		for i := range k {
-			for j := range k {
-				taps = append(taps, Slice(xp, AxisRange(), AxisRange(i, i+h), AxisRange(j, j+w), AxisRange()))
+	return checkpointed(x, recompute && k > 1, func(x *Node) *Node {
+		d := x.Shape().Dimensions
+		n, c := d[0], d[3]
+		cols := x
+		h, w := d[1], d[2]
+		if k > 1 {
+			var tap func(i, j int) *Node
+			tap, h, w = inputTaps(x, k, pad)
+			taps := make([]*Node, 0, k*k)
+			for i := range k {
+				for j := range k {
+					taps = append(taps, tap(i, j))
+				}
 			}
+			// Channel order (i, j, c) is the row-major order of the kernel's [k, k, in] axes.
+			cols = Concatenate(taps, -1)
 		}
-		// Channel order (i, j, c) is the row-major order of the kernel's [k, k, in] axes.
-		cols = Concatenate(taps, -1)
+		return Reshape(Dot(Reshape(cols, n*h*w, k*k*c), Reshape(kernel, k*k*c, f)).Product(), n, h, w, f)
+	})
+}
+
+// checkpointed is conv(x), with x the checkpoint and the result the end of a stretch recomputed in
+// the backward pass (GoMLX's gradient checkpointing) when recompute.
+func checkpointed(x *Node, recompute bool, conv func(x *Node) *Node) *Node {
+	if !recompute {
+		return conv(x)
 	}
-	y := Reshape(Dot(Reshape(cols, n*h*w, k*k*c), Reshape(kernel, k*k*c, f)).Product(), n, h, w, f)
-	if recompute {
-		y = y.StopCheckpoint()
+	return conv(x.Checkpoint()).StopCheckpoint()
+}
+
+// inputTaps pads NHWC x with pad zeros on each side of its spatial axes and returns its k x k taps:
+// tap(i, j) is the [n, h, w, c] window at offset (i, j), made when asked for (so that a backend
+// running nodes in creation order holds only the taps in use), with the output's h and w.
+func inputTaps(x *Node, k, pad int) (tap func(i, j int) *Node, h, w int) {
+	d := x.Shape().Dimensions
+	h, w = d[1]+2*pad-k+1, d[2]+2*pad-k+1
+	xp := x
+	if pad > 0 {
+		zero := ScalarZero(x.Graph(), x.DType())
+		xp = Pad(x, zero, PadAxis{}, PadAxis{Start: pad, End: pad}, PadAxis{Start: pad, End: pad}, PadAxis{})
 	}
-	return y
+	return func(i, j int) *Node {
+		return Slice(xp, AxisRange(), AxisRange(i, i+h), AxisRange(j, j+w), AxisRange())
+	}, h, w
 }
 
 // sumsTaps reports whether convMatmul writes a k x k convolution of an input of shape s as a sum
@@ -185,33 +201,21 @@ func sumsTaps(s shapes.Shape, k int) bool {
 // operation's later-numbered input first (internal/memplan's ONNXRuntime order), computes each
 // product after the sum before it and holds two of them at once, not k*k.
 func convTaps(x, kernel *Node, pad int, recompute bool) *Node {
-	d := x.Shape().Dimensions
 	k, f := kernel.Shape().Dimensions[0], kernel.Shape().Dimensions[3]
-	n, c := d[0], d[3]
-	h, w := d[1]+2*pad-k+1, d[2]+2*pad-k+1
-	if recompute {
-		x = x.Checkpoint()
-	}
-	xp := x
-	if pad > 0 {
-		zero := ScalarZero(x.Graph(), x.DType())
-		xp = Pad(x, zero, PadAxis{}, PadAxis{Start: pad, End: pad}, PadAxis{Start: pad, End: pad}, PadAxis{})
-	}
-	var y *Node
-	for i := range k {
-		for j := range k {
-			tap := Reshape(Slice(xp, AxisRange(), AxisRange(i, i+h), AxisRange(j, j+w), AxisRange()), n*h*w, c)
-			p := Dot(tap, Reshape(Slice(kernel, AxisElem(i), AxisElem(j)), c, f)).Product()
-			if y == nil {
-				y = p
-			} else {
-				y = Add(p, y)
+	return checkpointed(x, recompute, func(x *Node) *Node {
+		n, c := x.Shape().Dimensions[0], x.Shape().Dimensions[3]
+		tap, h, w := inputTaps(x, k, pad)
+		var y *Node
+		for i := range k {
+			for j := range k {
+				p := Dot(Reshape(tap(i, j), n*h*w, c), Reshape(Slice(kernel, AxisElem(i), AxisElem(j)), c, f)).Product()
+				if y == nil {
+					y = p
+				} else {
+					y = Add(p, y)
+				}
 			}
 		}
-	}
-	y = Reshape(y, n, h, w, f)
-	if recompute {
-		y = y.StopCheckpoint()
-	}
-	return y
+		return Reshape(y, n, h, w, f)
+	})
 }
