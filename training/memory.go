@@ -297,12 +297,14 @@ func checkVariants(b compute.Backend, variants []Config, data Data, opt Options,
 
 // checkMemory is CheckMemory for cfg as it is.
 func checkMemory(b compute.Backend, cfg Config, numTrain int) (MemoryEstimate, error) {
-	est, err := EstimateMemory(b, cfg)
-	if err != nil || est.Process == 0 {
-		return est, err
+	plan, err := StepMemory(b, cfg.Model, cfg.BatchSize, cfg.LabelSmoothing)
+	if err != nil {
+		return MemoryEstimate{}, err
 	}
-	est = estimateFromPlan(platform.Of(b), cfg.Model.Recompute, cfg.BatchSize, remainderOf(numTrain, cfg.BatchSize),
-		memplan.Plan{Peak: est.Values, Reuse: est.Reused, Nodes: est.Nodes})
+	est := estimateFromPlan(platform.Of(b), cfg.Model.Recompute, cfg.BatchSize, remainderOf(numTrain, cfg.BatchSize), plan)
+	if est.Process == 0 {
+		return est, nil
+	}
 	avail, ok := availableMemory()
 	if !ok || uint64(est.Together) <= avail {
 		return est, nil
