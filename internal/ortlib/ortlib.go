@@ -3,10 +3,14 @@
 package ortlib
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"sync"
+
+	"github.com/gomlx/compute"
 )
 
 // EnvLibrary is compute-onnx's own variable naming the ONNX Runtime shared library to load.
@@ -20,6 +24,44 @@ const EnvLibrary = "ONNXRUNTIME_SHARED_LIBRARY_PATH"
 // without, at the same speed; batch 64 did not fit in 24 GB. Turning the CPU arena off instead
 // saved more memory (9 GB) but made the step 2.3x slower.
 func Config(lib string) string { return "onnx:cpu," + lib + ",mem_pattern=false" }
+
+// LeanConfig is Config run by ONNX Runtime's parallel executor, one thread per operation: the
+// configuration whose allocation planner shares no buffers between values.
+//
+// In its sequential executor (Config's), ONNX Runtime's planner gives a new value the buffer of a
+// dead value of exactly its shape, and a shared buffer is released only after its last value dies
+// (allocation_planner.cc: FindReusableTensor, GenerateDeallocationPlan). In a training graph, a
+// buffer freed in the forward pass then waits, idle, for a gradient of its shape in the backward
+// pass: at the tutorial's batch 64 (activations recomputed), 10.3 GB planned where the values need
+// 3.0 GB at once. The C API has no switch for that reuse (enable_mem_reuse is the Python binding's
+// and the C++ session's), but the planner makes none when the session runs in parallel mode
+// (IsParallelExecutionEnabled), which the C API does set: measured at batch 64, 5.78 GB against
+// 13-18 GB. The price is the executor's: it runs each operation on one thread (two intra-op
+// threads made it slower still on 2 cores, 4.6 s against 3.5 s at batch 8), 1.6 to 2 times the
+// sequential step's time on this project's 2-core machine (docs/BENCHMARKS.md). One inter-op thread would make ONNX Runtime fall back to the
+// sequential executor, so their number is left at its default (the cores).
+func LeanConfig(lib string) string { return Config(lib) + ",parallel,intra_op_num_threads=1" }
+
+var (
+	leanOnce sync.Once
+	leanBE   compute.Backend
+	leanErr  error
+)
+
+// Lean returns the process's backend of LeanConfig, started on first use from the library Find
+// finds. Tensors move between it and the process's other backends as between any two GoMLX
+// backends.
+func Lean() (compute.Backend, error) {
+	leanOnce.Do(func() {
+		lib, _ := Find()
+		if lib == "" {
+			leanErr = errors.New("ONNX Runtime's library was not found for its lean configuration: set " + EnvLibrary)
+			return
+		}
+		leanBE, leanErr = compute.NewWithConfig(LeanConfig(lib))
+	})
+	return leanBE, leanErr
+}
 
 // Find returns the path of ONNX Runtime's shared library and where it was found, or "" when there
 // is none. In order: $ONNXRUNTIME_SHARED_LIBRARY_PATH (when set, only it is considered),
