@@ -56,6 +56,12 @@ type Config struct {
 	// experiment (WarmStart), where a resizer is put in front of a network already fine-tuned for the
 	// task. The resizer, if any, starts from its seeded initialisation. Not with Pretrained.
 	WarmStart string `json:"warm_start,omitempty"`
+	// Lean runs the training on ONNX Runtime without buffer sharing (ortlib.LeanConfig: its
+	// parallel executor, whose planner gives no value a dead value's buffer, one thread per
+	// operation): with Recompute, 5.8 GB instead of 13-18 GB at the tutorial's batch 64, for 1.6
+	// to 2 times the time (docs/BENCHMARKS.md). The same values, computed the same way. CheckMemory turns it on
+	// when nothing faster fits; on other backends it changes nothing.
+	Lean bool `json:"lean,omitempty"`
 }
 
 // Default returns the tutorial's settings, with the learnable resizer.
@@ -177,12 +183,13 @@ func (c Config) Buffer() int {
 }
 
 // compatible reports why a run with config c cannot resume a checkpoint written with config old
-// (nil if it can: only Epochs may grow, and Recompute may differ, since recomputing activations
-// changes how a step uses memory, not what it computes; the memory check may choose it).
+// (nil if it can: only Epochs may grow, and Recompute and Lean may differ, since they change how a
+// step uses memory, not what it computes; the memory check may choose them).
 func (c Config) compatible(old Config) error {
 	a, b := c, old
 	a.Epochs, b.Epochs = 0, 0
 	a.Model.Recompute, b.Model.Recompute = false, false
+	a.Lean, b.Lean = false, false
 	for _, x := range []*Config{&a, &b} {
 		if len(x.Model.Blocks) > 0 {
 			x.Model.Preset = "" // ignored with blocks (runs before 2026-11-26 recorded the default preset)

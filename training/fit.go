@@ -15,6 +15,8 @@ import (
 	"github.com/gomlx/gomlx/ml/train"
 
 	"github.com/learnresize/learnresize/internal/fileutil"
+	"github.com/learnresize/learnresize/internal/ortlib"
+	"github.com/learnresize/learnresize/internal/platform"
 	"github.com/learnresize/learnresize/internal/rundir"
 	"github.com/learnresize/learnresize/models"
 	"github.com/learnresize/learnresize/resizer"
@@ -111,6 +113,14 @@ func fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 	if err != nil {
 		return nil, err
 	}
+	if lb, err := RunsOn(b, cfg); err != nil {
+		return nil, err
+	} else if lb != b {
+		if opt.Log != nil {
+			fmt.Fprintln(opt.Log, "Training on ONNX Runtime without buffer sharing (lean: less memory, more time)")
+		}
+		b = lb
+	}
 	lock, err := lockDir(opt.Dir, "training run", "training")
 	if err != nil {
 		return nil, err
@@ -158,6 +168,19 @@ func fit(ctx context.Context, b compute.Backend, cfg Config, data Data, opt Opti
 		}
 	}
 	return hist, nil
+}
+
+// RunsOn is the backend a run of cfg trains and evaluates on: b, or ONNX Runtime's lean
+// configuration (ortlib.Lean) where cfg.Lean asks for it and b is ONNX Runtime.
+func RunsOn(b compute.Backend, cfg Config) (compute.Backend, error) {
+	if !cfg.Lean || platform.Of(b) != platform.ONNX {
+		return b, nil
+	}
+	lb, err := ortlib.Lean()
+	if err != nil {
+		return nil, fmt.Errorf("training: %w", err)
+	}
+	return lb, nil
 }
 
 // checkFit validates Fit's arguments, fills in the options' defaults and creates the directories.

@@ -46,7 +46,7 @@ func (r *run) makeRoom(n int, bar *progress) {
 	}
 	r.stepValues[n] = plan.Peak
 	r.heap.Raise(r.b, plan.Peak)
-	est := estimateFromPlan(kind, r.cfg.Model.Recompute, n, 0, plan)
+	est := estimateFromPlan(kind, r.cfg.Model.Recompute, r.cfg.Lean, n, 0, plan)
 	if est.Process == 0 || len(held) == 0 {
 		return
 	}

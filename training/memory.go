@@ -89,6 +89,14 @@ const (
 	// above at the others). With the memory to spare the heap grows into it: 20.6 GB at batch 64.
 	goBaseBytes = 0.3e9
 	goFactor    = 1.5
+	// ONNX Runtime without buffer sharing (Config.Lean, ortlib.LeanConfig): base + perNode × the
+	// graph's operations + factor × the values' peak (memplan.Plan.Peak), since no buffer waits for
+	// a later value. Fitted to the tutorial's step with its activations recomputed (33,360
+	// operations), measured at batches 8, 16, 32 and 64: 1.76, 2.29, 3.36 and 5.78 GB for 0.47,
+	// 0.78, 1.54 and 3.05 GB of values (2026-12-02, fourth session): within -3% to +3%.
+	leanBaseBytes    = 0.05e9
+	leanBytesPerNode = 0.31e9 / 1e4
+	leanFactor       = 1.55
 )
 
 // MemoryEstimate is what one training step needs on a backend.
@@ -120,6 +128,10 @@ type MemoryEstimate struct {
 	Alternate bool
 	// Recompute says the step recomputes activations in the backward pass (models.Config.Recompute).
 	Recompute bool
+	// Lean says the step runs on ONNX Runtime without buffer sharing (Config.Lean), and ChoseLean
+	// that CheckMemory turned it on, with Recompute where the model has it, because the step did not
+	// fit otherwise (it would need Without bytes).
+	Lean, ChoseLean bool
 	// ChoseRecompute says that CheckMemory turned Recompute on because the step did not fit
 	// without it, when it would need Without bytes; Apply gives the configuration that fits.
 	ChoseRecompute bool
@@ -128,10 +140,14 @@ type MemoryEstimate struct {
 	Available uint64
 }
 
-// Apply returns cfg as the estimate says it fits: with Recompute on where CheckMemory chose it.
+// Apply returns cfg as the estimate says it fits: with Recompute and Lean on where CheckMemory
+// chose them.
 func (e MemoryEstimate) Apply(cfg Config) Config {
 	if e.ChoseRecompute {
 		cfg.Model.Recompute = true
+	}
+	if e.ChoseLean {
+		cfg.Lean = true
 	}
 	return cfg
 }
@@ -144,7 +160,13 @@ func (e MemoryEstimate) String() string {
 	}
 	s := fmt.Sprintf("the training step at batch %d needs about %s of memory on %s (its values %s at once)",
 		e.Batch, resources.Size(uint64(e.Process)), e.Backend, resources.Size(uint64(e.Values)))
-	if e.ChoseRecompute {
+	switch {
+	case e.ChoseLean:
+		s = fmt.Sprintf("the training step at batch %d would need about %s of memory, more than the %s available, so it runs on %s "+
+			"(as -lean asks; 1.6 to 2 times the time at the tutorial's settings): about %s (its values %s at once)",
+			e.Batch, resources.Size(uint64(e.Without)), resources.Size(e.Available), e.Backend, resources.Size(uint64(e.Process)),
+			resources.Size(uint64(e.Values)))
+	case e.ChoseRecompute:
 		s = fmt.Sprintf("the training step at batch %d would need about %s of memory on %s, more than the %s available, so its "+
 			"activations are recomputed in the backward pass instead of kept (as -recompute asks; 5-15%% slower at the "+
 			"tutorial's settings): about %s (its values %s at once)",
@@ -168,21 +190,25 @@ func EstimateMemory(b compute.Backend, cfg Config) (MemoryEstimate, error) {
 	if err != nil {
 		return MemoryEstimate{}, err
 	}
-	return estimateFromPlan(platform.Of(b), cfg.Model.Recompute, cfg.BatchSize, 0, plan), nil
+	return estimateFromPlan(platform.Of(b), cfg.Model.Recompute, cfg.Lean, cfg.BatchSize, 0, plan), nil
 }
 
 // estimateFromPlan turns a step's plan into the process estimate for a kind of backend and a step
-// that recomputes activations or not, with the epoch's last partial batch of remainder examples (0:
-// none) as a second graph (its own session on ONNX Runtime) whose planned bytes scale with its batch
-// (counted in Together).
-func estimateFromPlan(kind platform.Kind, recompute bool, batch, remainder int, plan memplan.Plan) MemoryEstimate {
+// that recomputes activations or not, run lean (Config.Lean; on ONNX Runtime only) or not, with the
+// epoch's last partial batch of remainder examples (0: none) as a second graph (its own session on
+// ONNX Runtime) whose planned bytes scale with its batch (counted in Together).
+func estimateFromPlan(kind platform.Kind, recompute, lean bool, batch, remainder int, plan memplan.Plan) MemoryEstimate {
 	e := MemoryEstimate{Batch: batch, Values: plan.Peak, Reused: plan.Reuse, Nodes: plan.Nodes, Remainder: remainder, Recompute: recompute}
 	var graph, factor, planned float64 // graph: what does not grow with the batch
-	switch kind {
-	case platform.ONNX:
+	switch {
+	case kind == platform.ONNX && lean:
+		e.Lean = true
+		e.Backend, graph, factor, planned = "ONNX Runtime without buffer sharing", leanBytesPerNode*float64(plan.Nodes), leanFactor, float64(plan.Peak)
+		e.Process = int64(leanBaseBytes + graph + factor*planned)
+	case kind == platform.ONNX:
 		e.Backend, graph, factor, planned = "ONNX Runtime", onnxBytesPerNode*float64(plan.Nodes), onnxFactor, float64(plan.Reuse)
 		e.Process = int64(onnxBaseBytes + graph + factor*planned)
-	case platform.Go:
+	case kind == platform.Go:
 		e.Backend, factor, planned = "the pure-Go backend", goFactor, float64(plan.Peak)
 		e.Process = int64(goBaseBytes + factor*planned)
 	default:
@@ -198,7 +224,7 @@ func estimateFromPlan(kind platform.Kind, recompute bool, batch, remainder int, 
 // scaled is the estimate e at another batch: the planned bytes grow in proportion to the batch
 // (activations; the weights are a few MB), the graph's operations stay.
 func (e MemoryEstimate) scaled(kind platform.Kind, batch int) MemoryEstimate {
-	return estimateFromPlan(kind, e.Recompute, batch, 0, memplan.Plan{Peak: e.Values * int64(batch) / int64(e.Batch),
+	return estimateFromPlan(kind, e.Recompute, e.Lean, batch, 0, memplan.Plan{Peak: e.Values * int64(batch) / int64(e.Batch),
 		Reuse: e.Reused * int64(batch) / int64(e.Batch), Nodes: e.Nodes})
 }
 
@@ -219,8 +245,9 @@ type MemoryError struct {
 	// FitsEstimate is Fits' estimate.
 	FitsEstimate MemoryEstimate
 	// Recomputing is the estimate with activations recomputed (CheckMemory tries it when the step
-	// does not fit without), if it was tried; it did not fit either.
-	Recomputing *MemoryEstimate
+	// does not fit without), if it was tried; it did not fit either. Lean is the estimate without
+	// buffer sharing (Config.Lean), the same.
+	Recomputing, Lean *MemoryEstimate
 }
 
 func (e *MemoryError) Error() string {
@@ -228,12 +255,15 @@ func (e *MemoryError) Error() string {
 	if e.Recomputing != nil {
 		msg += fmt.Sprintf("; recomputing activations in the backward pass it would still need about %s", resources.Size(uint64(e.Recomputing.Process)))
 	}
+	if e.Lean != nil {
+		msg += fmt.Sprintf("; on ONNX Runtime without buffer sharing it would still need about %s", resources.Size(uint64(e.Lean.Process)))
+	}
 	if e.Fits > 0 {
 		msg += fmt.Sprintf(": use -batch %d (about %s)", e.Fits, resources.Size(uint64(e.FitsEstimate.Process)))
 	} else {
 		msg += ": use a smaller -inp"
 	}
-	if e.Recomputing == nil && !e.Estimate.Recompute {
+	if e.Recomputing == nil && !e.Estimate.Recompute && e.Lean == nil {
 		msg += ", -recompute"
 	}
 	return msg + ", or free memory; -memory-check=false runs it anyway"
@@ -241,32 +271,50 @@ func (e *MemoryError) Error() string {
 
 // CheckMemory refuses, before any compilation, a training step that its estimate (EstimateMemory)
 // says cannot fit in the memory this machine has available, with a *MemoryError naming the largest
-// batch that would. A DenseNet's step that does not fit is estimated again with its activations
-// recomputed in the backward pass (models.Config.Recompute; 5-15% slower, 27% less
-// memory at the tutorial's settings on ONNX Runtime): when that fits, the check passes with that
-// estimate (ChoseRecompute), and the caller trains with MemoryEstimate.Apply's configuration, as
-// Fit does. numTrain, the number of training examples (0: unknown), gives the epoch's last partial
-// batch, a second graph: when the two do not fit together but the step alone does, the estimate
-// says so (Alternate) and passes, since Fit then releases one graph before compiling the other. It
-// returns the estimate, and passes where there is none (XLA, whose memory is a GPU's) or the
-// available memory is unknown.
+// batch that would. A step that does not fit is estimated again in leaner ways, the faster first:
+// a DenseNet's with its activations recomputed in the backward pass (models.Config.Recompute; 5-15%
+// slower, 27% less memory at the tutorial's settings on ONNX Runtime), then on ONNX Runtime without
+// buffer sharing (Config.Lean, with Recompute where the model has it; 1.6 to 2 times the time,
+// 5.8 GB at the tutorial's batch 64 where the others need 13-18 GB). When one fits, the check passes
+// with its estimate (ChoseRecompute, ChoseLean), and the caller trains with MemoryEstimate.Apply's
+// configuration, as Fit does. numTrain, the number of training examples (0: unknown), gives the
+// epoch's last partial batch, a second graph: when the two do not fit together but the step alone
+// does, the estimate says so (Alternate) and passes, since Fit then releases one graph before
+// compiling the other. It returns the estimate, and passes where there is none (XLA, whose memory is
+// a GPU's) or the available memory is unknown.
 func CheckMemory(b compute.Backend, cfg Config, numTrain int) (MemoryEstimate, error) {
 	est, err := checkMemory(b, cfg, numTrain)
 	var me *MemoryError
-	if !errors.As(err, &me) || cfg.Model.Recompute || cfg.Model.IsResNet() {
+	if !errors.As(err, &me) {
 		return est, err
 	}
-	rc := cfg
-	rc.Model.Recompute = true
-	rest, rerr := checkMemory(b, rc, numTrain)
-	if rerr != nil {
+	densenet := !cfg.Model.IsResNet()
+	if densenet && !cfg.Model.Recompute {
+		rc := cfg
+		rc.Model.Recompute = true
+		rest, rerr := checkMemory(b, rc, numTrain)
+		if rerr == nil {
+			rest.ChoseRecompute, rest.Without, rest.Available = true, est.Process, me.Available
+			return rest, nil
+		}
 		if rest.Process > 0 {
 			me.Recomputing = &rest
 		}
-		return est, err
 	}
-	rest.ChoseRecompute, rest.Without, rest.Available = true, est.Process, me.Available
-	return rest, nil
+	if platform.Of(b) == platform.ONNX && !cfg.Lean {
+		lc := cfg
+		lc.Lean, lc.Model.Recompute = true, cfg.Model.Recompute || densenet
+		lest, lerr := checkMemory(b, lc, numTrain)
+		if lerr == nil {
+			lest.ChoseLean, lest.ChoseRecompute = true, lc.Model.Recompute && !cfg.Model.Recompute
+			lest.Without, lest.Available = est.Process, me.Available
+			return lest, nil
+		}
+		if lest.Process > 0 {
+			me.Lean = &lest
+		}
+	}
+	return est, err
 }
 
 // checkVariants is CheckMemory for each model an experiment trains (Compare's two, WarmStart's
@@ -301,7 +349,7 @@ func checkMemory(b compute.Backend, cfg Config, numTrain int) (MemoryEstimate, e
 	if err != nil {
 		return MemoryEstimate{}, err
 	}
-	est := estimateFromPlan(platform.Of(b), cfg.Model.Recompute, cfg.BatchSize, remainderOf(numTrain, cfg.BatchSize), plan)
+	est := estimateFromPlan(platform.Of(b), cfg.Model.Recompute, cfg.Lean, cfg.BatchSize, remainderOf(numTrain, cfg.BatchSize), plan)
 	if est.Process == 0 {
 		return est, nil
 	}

@@ -203,10 +203,14 @@ func TestCheckMemoryRecomputesWhenShort(t *testing.T) {
 		cfg := Default()
 		cfg.BatchSize = 16 // on ONNX Runtime recomputing pays from about batch 8 (its estimate's larger base)
 		plain, recomputing := estimatesBothWays(t, be, cfg)
+		leanest := recomputing.Process
+		if be.Name == "onnx" {
+			leanest = min(leanest, leanEstimate(t, be, cfg).Process)
+		}
 		restore := availableMemory
 		availableMemory = func() (uint64, bool) { return uint64(plain.Process+recomputing.Process) / 2, true }
 		est, err := CheckMemory(be.Backend, cfg, 0)
-		availableMemory = func() (uint64, bool) { return uint64(recomputing.Process) / 2, true }
+		availableMemory = func() (uint64, bool) { return uint64(leanest) / 2, true }
 		_, short := CheckMemory(be.Backend, cfg, 0)
 		availableMemory = restore
 		if err != nil || !est.ChoseRecompute || !est.Recompute || est.Process != recomputing.Process || est.Without != plain.Process ||
@@ -218,8 +222,96 @@ func TestCheckMemoryRecomputesWhenShort(t *testing.T) {
 		}
 		var me *MemoryError
 		if !errors.As(short, &me) || me.Recomputing == nil || strings.Contains(short.Error(), "-recompute") ||
-			!strings.Contains(short.Error(), "recomputing activations in the backward pass it would still need") {
-			t.Errorf("%s: with room for neither: %v", be.Name, short)
+			!strings.Contains(short.Error(), "recomputing activations in the backward pass it would still need") ||
+			(be.Name == "onnx") != (me.Lean != nil) || (be.Name == "onnx") != strings.Contains(short.Error(), "without buffer sharing it would still need") {
+			t.Errorf("%s: with room for none: %v", be.Name, short)
+		}
+	}
+}
+
+// leanEstimate is cfg's estimate on ONNX Runtime without buffer sharing, recomputing activations
+// (what CheckMemory tries last).
+func leanEstimate(t *testing.T, be backendtest.Backend, cfg Config) MemoryEstimate {
+	t.Helper()
+	cfg.Lean, cfg.Model.Recompute = true, true
+	est, err := EstimateMemory(be.Backend, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !est.Lean {
+		t.Fatalf("%s: the lean estimate %+v is not lean", be.Name, est)
+	}
+	return est
+}
+
+// TestCheckMemoryRunsLeanWhenShort: on ONNX Runtime, a step that fits neither as it is nor
+// recomputing its activations is estimated without buffer sharing, recomputing, and passes when
+// that fits, with the configuration (Apply) to train; elsewhere there is no such way and it is
+// refused. The tutorial's model at batch 64, only planned.
+func TestCheckMemoryRunsLeanWhenShort(t *testing.T) {
+	for _, be := range backendtest.All(t) {
+		if be.Name == "xla" {
+			continue
+		}
+		cfg := Default()
+		_, recomputing := estimatesBothWays(t, be, cfg)
+		lean := recomputing
+		lean.Process /= 3 // elsewhere: a third of recomputing's memory, the room given below
+		if be.Name == "onnx" {
+			if lean = leanEstimate(t, be, cfg); lean.Process >= recomputing.Process/2 {
+				t.Fatalf("onnx: lean %s, recomputing %s: want under half", lean, recomputing)
+			}
+		}
+		restore := availableMemory
+		availableMemory = func() (uint64, bool) { return uint64(lean.Process+recomputing.Process) / 2, true }
+		est, err := CheckMemory(be.Backend, cfg, 0)
+		availableMemory = restore
+		if be.Name != "onnx" {
+			if err == nil {
+				t.Errorf("%s: passed with less memory than recomputing needs: %+v", be.Name, est)
+			}
+			continue
+		}
+		applied := est.Apply(cfg)
+		if err != nil || !est.ChoseLean || !est.ChoseRecompute || est.Process != lean.Process || !applied.Lean ||
+			!applied.Model.Recompute || !strings.Contains(est.String(), "without buffer sharing (as -lean asks") {
+			t.Errorf("onnx: with room for the lean step only: %+v (%v), %q", est, err, est.String())
+		}
+	}
+}
+
+// TestLeanTrainsTheSame: a run on ONNX Runtime without buffer sharing (Config.Lean) has the same
+// history, loss for loss, as the run with it: the executor changes where values live, not what is
+// computed.
+func TestLeanTrainsTheSame(t *testing.T) {
+	for _, be := range backendtest.All(t) {
+		if be.Name != "onnx" {
+			continue
+		}
+		cfg := tinyConfig()
+		cfg.Epochs = 2
+		plain, err := Fit(context.Background(), be.Backend, cfg, tinyData(), Options{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lb, err := RunsOn(be.Backend, Config{Lean: true})
+		if err != nil || lb == be.Backend {
+			t.Fatalf("the lean backend: %v (the same as the default: %v)", err, lb == be.Backend)
+		}
+		cfg.Lean = true
+		var log strings.Builder
+		lean, err := Fit(context.Background(), be.Backend, cfg, tinyData(), Options{Dir: t.TempDir(), Log: &log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(log.String(), "without buffer sharing") {
+			t.Errorf("the lean run does not say it is lean:\n%s", log.String())
+		}
+		for i := range plain.Epochs {
+			p, l := plain.Epochs[i], lean.Epochs[i]
+			if p.Loss != l.Loss || p.Accuracy != l.Accuracy || p.ValLoss != l.ValLoss || p.ValAccuracy != l.ValAccuracy {
+				t.Errorf("epoch %d: lean %+v, with buffer sharing %+v", i+1, l, p)
+			}
 		}
 	}
 }
