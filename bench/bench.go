@@ -43,6 +43,9 @@ type Config struct {
 	WarmUps  int           // untimed runs after the first (compiling) one
 	Only     []string      // run only benchmarks whose name contains one of these, or whose Kind is one (empty: all)
 	Backend  string        // the backend report line, for the JSON
+	// Lean runs every row on ONNX Runtime without buffer sharing (training.Config.Lean), where the
+	// backend is ONNX Runtime.
+	Lean bool `json:"lean,omitempty"`
 	// Pipeline, if set, reads one batch of Batch images from the input pipeline.
 	Pipeline func() error `json:"-"`
 }
@@ -121,6 +124,14 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 	if err := models.CheckMemory(cfg.Model, cfg.Batch); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
+	lb, err := training.RunsOn(b, training.Config{Lean: cfg.Lean})
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	if lb != b {
+		fmt.Fprintln(w, "-lean: every row runs on ONNX Runtime without buffer sharing (its parallel executor, one thread per operation)")
+		b = lb
+	}
 	rep := &Report{Backend: cfg.Backend, Versions: versions(), GoArch: runtime.GOARCH, CPUs: runtime.NumCPU(), Config: cfg,
 		Date: time.Now().UTC().Format(time.RFC3339)}
 	all := benchList(b, cfg)
@@ -138,7 +149,7 @@ func Run(b compute.Backend, cfg Config, w io.Writer) (*Report, error) {
 		var est training.MemoryEstimate
 		if bn.model != nil {
 			var err error
-			est, err = training.EstimateMemory(b, training.Config{Model: *bn.model, BatchSize: cfg.Batch, LabelSmoothing: benchSmoothing})
+			est, err = training.EstimateMemory(b, training.Config{Model: *bn.model, BatchSize: cfg.Batch, LabelSmoothing: benchSmoothing, Lean: cfg.Lean})
 			if err != nil {
 				return nil, fmt.Errorf("bench %q: %w", bn.name, err)
 			}

@@ -51,7 +51,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return usagef("-duration, -warmups and -channels must be positive")
 	}
 	bc := bench.Config{Model: cfg.Model, Batch: cfg.BatchSize, Channels: *channels, Duration: *duration,
-		WarmUps: *warmups, Backend: info.String()}
+		WarmUps: *warmups, Backend: info.String(), Lean: cfg.Lean}
 	if *only != "" {
 		for _, o := range strings.Split(*only, ",") {
 			if o = strings.TrimSpace(o); o != "" {

@@ -35,8 +35,8 @@ type dataFlags struct {
 // addMemoryCheckFlag adds -memory-check to the commands that train (train, compare, warmstart).
 func (d *dataFlags) addMemoryCheckFlag(fs *flag.FlagSet) {
 	fs.BoolVar(&d.memoryCheck, "memory-check", true,
-		"estimate the training step's memory before compiling; recompute activations where only that fits, refuse a "+
-			"batch that cannot fit even so (false: run as asked)")
+		"estimate the training step's memory before compiling; recompute activations, or train -lean, where only that "+
+			"fits, refuse a batch that cannot fit even so (false: run as asked)")
 }
 
 // addDataFlags adds the flags saying where the images are; with prefetch, -device-prefetch too
