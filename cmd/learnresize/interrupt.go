@@ -114,10 +114,12 @@ func interrupted(ctx context.Context, err error, resume string) error {
 // measured 2026-12-02 on an Intel Xeon VM (docs/BENCHMARKS.md, issue 26): batch 64 took 18.1 s on
 // ONNX Runtime (batch 8: 1.8-1.95 s) and 183 s on the pure-Go backend (batch 8: 14.1 s; it is
 // slower per image at the larger batch). The plain-resize model takes about 0.55 of that on ONNX
-// Runtime (9.9 s at batch 64).
+// Runtime (9.9 s at batch 64). Lean (-lean, recomputing) took 32.9 s at batch 64, each operation on
+// one thread, so more cores do not shorten it.
 const (
-	goSecondsPerImage   = 183.0 / 64
-	onnxSecondsPerImage = 18.1 / 64
+	goSecondsPerImage       = 183.0 / 64
+	onnxSecondsPerImage     = 18.1 / 64
+	onnxLeanSecondsPerImage = 32.9 / 64
 )
 
 // warnSlowSteps says, before training starts, when one step is likely to take more than 10 s (the
@@ -135,6 +137,9 @@ func warnSlowSteps(stderr io.Writer, info backend.Info, cfg training.Config) {
 	}
 	pixels := float64(cfg.Model.InputHeight*cfg.Model.InputWidth) / (300 * 300)
 	est := perImage * float64(cfg.BatchSize) * pixels * 2 / float64(max(1, runtime.NumCPU()))
+	if cfg.Lean && info.IsONNX() {
+		est = onnxLeanSecondsPerImage * float64(cfg.BatchSize) * pixels
+	}
 	if !cfg.Model.Resizer {
 		est *= 0.55
 	}

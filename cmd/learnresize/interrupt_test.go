@@ -142,6 +142,14 @@ func TestWarnSlowSteps(t *testing.T) {
 		!strings.Contains(w.String(), "install_onnxruntime.sh") {
 		t.Errorf("go backend, tutorial shapes: %q", w.String())
 	}
+	// Lean runs each operation on one thread: its estimate does not shrink with more cores.
+	w.Reset()
+	lean := cfg
+	lean.Lean = true
+	warnSlowSteps(&w, backend.Info{Name: "onnx"}, lean)
+	if !strings.Contains(w.String(), "will take roughly 33s") {
+		t.Errorf("onnx, lean, tutorial shapes: %q", w.String())
+	}
 	w.Reset()
 	cfg.Model.InputHeight, cfg.Model.InputWidth, cfg.BatchSize = 40, 40, 8
 	warnSlowSteps(&w, backend.Info{Name: "go"}, cfg)
