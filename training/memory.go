@@ -240,7 +240,8 @@ func remainderOf(n, batch int) int {
 type MemoryError struct {
 	Estimate  MemoryEstimate
 	Available uint64
-	// Fits is the largest batch (a power of two below the one asked for) whose estimate fits, 0 if none.
+	// Fits is the largest batch (a power of two below the one asked for) whose estimate fits, 0 if
+	// none: CheckMemory's, the leaner ways it tried included.
 	Fits int
 	// FitsEstimate is Fits' estimate.
 	FitsEstimate MemoryEstimate
@@ -300,6 +301,7 @@ func CheckMemory(b compute.Backend, cfg Config, numTrain int) (MemoryEstimate, e
 		if rest.Process > 0 {
 			me.Recomputing = &rest
 		}
+		me.fitsAsIn(rerr)
 	}
 	if platform.Of(b) == platform.ONNX && !cfg.Lean {
 		lc := cfg
@@ -313,8 +315,18 @@ func CheckMemory(b compute.Backend, cfg Config, numTrain int) (MemoryEstimate, e
 		if lest.Process > 0 {
 			me.Lean = &lest
 		}
+		me.fitsAsIn(lerr)
 	}
 	return est, err
+}
+
+// fitsAsIn takes the batch a leaner way's refusal (err, from checkMemory) says would fit, when it
+// is larger than the one me names: run at that batch, the check will choose that way.
+func (me *MemoryError) fitsAsIn(err error) {
+	var leaner *MemoryError
+	if errors.As(err, &leaner) && leaner.Fits > me.Fits {
+		me.Fits, me.FitsEstimate = leaner.Fits, leaner.FitsEstimate
+	}
 }
 
 // checkVariants is CheckMemory for each model an experiment trains (Compare's two, WarmStart's

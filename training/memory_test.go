@@ -277,6 +277,17 @@ func TestCheckMemoryRunsLeanWhenShort(t *testing.T) {
 			!applied.Model.Recompute || !strings.Contains(est.String(), "without buffer sharing (as -lean asks") {
 			t.Errorf("onnx: with room for the lean step only: %+v (%v), %q", est, err, est.String())
 		}
+		// Room for the lean step at batch 32, not 64: the batch suggested is the one lean fits.
+		half := cfg
+		half.BatchSize = 32
+		lean32 := leanEstimate(t, be, half)
+		availableMemory = func() (uint64, bool) { return uint64(float64(lean32.Process) * 1.02), true }
+		_, short := CheckMemory(be.Backend, cfg, 0)
+		availableMemory = restore
+		var me *MemoryError
+		if !errors.As(short, &me) || me.Fits != 32 || !me.FitsEstimate.Lean || !strings.Contains(short.Error(), "use -batch 32") {
+			t.Errorf("onnx: with room for the lean step at batch 32: %v (%+v)", short, me)
+		}
 	}
 }
 
