@@ -59,8 +59,8 @@ type Config struct {
 	// Lean runs the training on ONNX Runtime without buffer sharing (ortlib.LeanConfig: its
 	// parallel executor, whose planner gives no value a dead value's buffer, one thread per
 	// operation): with Recompute, 5.8 GB instead of 13-18 GB at the tutorial's batch 64, for 1.6
-	// to 2 times the time (docs/BENCHMARKS.md). The same values, computed the same way. CheckMemory turns it on
-	// when nothing faster fits; on other backends it changes nothing.
+	// to 2 times the time (docs/BENCHMARKS.md). The same values, computed the same way.
+	// CheckMemory turns it on when nothing faster fits; on other backends it changes nothing.
 	Lean bool `json:"lean,omitempty"`
 }
 

@@ -184,7 +184,8 @@ func RunsOn(b compute.Backend, cfg Config) (compute.Backend, error) {
 }
 
 // checkFit validates Fit's arguments, fills in the options' defaults and creates the directories.
-// It returns the configuration to train: cfg, with Recompute on where the memory check chose it.
+// It returns the configuration to train: cfg, with Recompute and Lean on where the memory check
+// chose them.
 func checkFit(b compute.Backend, cfg Config, data Data, opt Options) (Config, Options, error) {
 	if err := cfg.Validate(); err != nil {
 		return cfg, opt, fmt.Errorf("training: %w", err)

@@ -126,20 +126,19 @@ const (
 // tutorial's shapes on a CPU backend), with a rough estimate, so that a silent terminal is not
 // mistaken for a hang and an interrupt's wait is expected.
 func warnSlowSteps(stderr io.Writer, info backend.Info, cfg training.Config) {
-	var perImage float64
+	perImage, cores := 0.0, float64(max(1, runtime.NumCPU()))/2 // measured on 2 cores
 	switch {
 	case info.IsGo():
 		perImage = goSecondsPerImage
+	case info.IsONNX() && cfg.Lean:
+		perImage, cores = onnxLeanSecondsPerImage, 1
 	case info.IsONNX():
 		perImage = onnxSecondsPerImage
 	default:
 		return
 	}
 	pixels := float64(cfg.Model.InputHeight*cfg.Model.InputWidth) / (300 * 300)
-	est := perImage * float64(cfg.BatchSize) * pixels * 2 / float64(max(1, runtime.NumCPU()))
-	if cfg.Lean && info.IsONNX() {
-		est = onnxLeanSecondsPerImage * float64(cfg.BatchSize) * pixels
-	}
+	est := perImage * float64(cfg.BatchSize) * pixels / cores
 	if !cfg.Model.Resizer {
 		est *= 0.55
 	}

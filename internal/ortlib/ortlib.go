@@ -38,8 +38,9 @@ func Config(lib string) string { return "onnx:cpu," + lib + ",mem_pattern=false"
 // (IsParallelExecutionEnabled), which the C API does set: measured at batch 64, 5.78 GB against
 // 13-18 GB. The price is the executor's: it runs each operation on one thread (two intra-op
 // threads made it slower still on 2 cores, 4.6 s against 3.5 s at batch 8), 1.6 to 2 times the
-// sequential step's time on this project's 2-core machine (docs/BENCHMARKS.md). One inter-op thread would make ONNX Runtime fall back to the
-// sequential executor, so their number is left at its default (the cores).
+// sequential step's time on this project's 2-core machine (docs/BENCHMARKS.md). One inter-op
+// thread would make ONNX Runtime fall back to the sequential executor, so their number is left at
+// its default (the cores).
 func LeanConfig(lib string) string { return Config(lib) + ",parallel,intra_op_num_threads=1" }
 
 var (
@@ -49,7 +50,7 @@ var (
 )
 
 // Lean returns the process's backend of LeanConfig, started on first use from the library Find
-// finds. Tensors move between it and the process's other backends as between any two GoMLX
+// finds (not necessarily the one a GOMLX_BACKEND naming its own library loads). Tensors move between it and the process's other backends as between any two GoMLX
 // backends.
 func Lean() (compute.Backend, error) {
 	leanOnce.Do(func() {
